@@ -1,0 +1,5 @@
+//! The `switchyard` command line.
+
+fn main() -> std::process::ExitCode {
+    switchyard::cli::main()
+}

@@ -1,0 +1,342 @@
+//! Mapping specs: one per route (tenant, source → connector). The envelope names the tenant,
+//! the connector, the optional source and lookup tables; `crm_config` holds a tenant's CRM
+//! configuration exactly as seed 003 writes it.
+
+use super::common::{FieldType, SpecVersion};
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A mapping spec (`mapping-specs/<tenant>/<route>.json|toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// Spec format version; must be 1.
+    pub spec_version: SpecVersion,
+    /// Tenant this route belongs to.
+    pub tenant: String,
+    /// Name of the connector spec records are delivered through (e.g. `hubspot`).
+    pub connector: String,
+    /// Name of the inbound source (a connector spec of kind `source`, e.g. `callrail`). When its
+    /// spec declares a field catalog, bare strings that are not fields of it are literals.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What this route is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Named lookup tables used by expressions as `table[key]`. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lookups: IndexMap<String, IndexMap<String, Value>>,
+    /// The tenant's CRM configuration (seed 003 `crm_config`), as written.
+    pub crm_config: CrmConfig,
+}
+
+/// A tenant's CRM configuration, accepting every key of seed 003's `crm_config` blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    /// CRM flavour (`hubspot`, `salesforce`, `pipedrive`, `custom`, …); must agree with the
+    /// envelope's connector (`custom` goes with `custom-rest`).
+    #[serde(rename = "type")]
+    pub crm_type: String,
+
+    /// HubSpot / Pipedrive API token (a `secret:`/`env:`/`file:` reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
+    /// HubSpot portal (hub) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_id: Option<Value>,
+    /// Pipeline deals are created in (HubSpot id string, Pipedrive number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<Value>,
+    /// HubSpot deal stage of new deals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_stage: Option<String>,
+    /// HubSpot contact owner (email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_owner: Option<String>,
+    /// HubSpot: associate contacts with companies by email domain. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_domain_mapping: Option<bool>,
+    /// Salesforce instance URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_url: Option<String>,
+    /// Salesforce connected-app consumer key (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_key: Option<String>,
+    /// Salesforce JWT private key (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// Salesforce API user name (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// API version, e.g. `v54.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Pipedrive company domain, e.g. `company-name.pipedrive.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_domain: Option<String>,
+    /// Pipedrive stage id of new deals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_id: Option<Value>,
+    /// Pipedrive owner (user id) of new records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_owner: Option<Value>,
+    /// Custom REST API base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base_url: Option<String>,
+    /// Custom REST API authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<CustomAuth>,
+    /// Further connector settings by name (e.g. `subdomain`, `base_url` to point at an emulator).
+    /// String values may be secret references. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub settings: IndexMap<String, Value>,
+
+    /// Object that `field_mappings`, `custom_properties` and `custom_fields` target.
+    /// Default: the connector's `default_object` (HubSpot: `contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_object: Option<String>,
+    /// Duplicate detection before create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_detection: Option<DuplicateDetection>,
+    /// Target field → source, for the default object.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub field_mappings: IndexMap<String, FieldSource>,
+    /// Typed custom properties of the default object (HubSpot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_properties: Vec<CustomProperty>,
+    /// Custom field → source, for the default object (Pipedrive).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub custom_fields: IndexMap<String, FieldSource>,
+    /// Object → (target field → source) (Salesforce `lead`, `task`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub object_mappings: IndexMap<String, IndexMap<String, FieldSource>>,
+    /// Object → JSON payload template (custom REST).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub payload_templates: IndexMap<String, Value>,
+    /// Named endpoints of a custom REST API.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub endpoints: IndexMap<String, Endpoint>,
+    /// Named triggers: a condition and the actions it fires (HubSpot).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub workflow_triggers: IndexMap<String, WorkflowTrigger>,
+    /// Named rules: a condition and the actions it fires (Salesforce).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub workflow_rules: IndexMap<String, WorkflowTrigger>,
+    /// Deal creation settings (Pipedrive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_settings: Option<DealSettings>,
+}
+
+/// Authentication of a custom REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomAuth {
+    /// `bearer`, `api_key` or `basic`.
+    #[serde(rename = "type")]
+    pub auth_type: String,
+    /// The token (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Header name for `api_key`. Default: `X-API-Key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// User name for `basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for `basic` (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Where a target field's value comes from.
+///
+/// A bare string is a source path (dotted, or JSONPath when it starts with `$`), a literal when
+/// it names no source field, or `computed:<formula>` (`computed:today+1`). Numbers, booleans
+/// and null are literals. The object forms say exactly what is meant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FieldSource {
+    /// Path, literal or `computed:` shorthand.
+    Bare(String),
+    /// An explicit form.
+    Explicit(ExplicitSource),
+    /// A number, boolean or null literal.
+    Scalar(ScalarLiteral),
+}
+
+/// A non-string literal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScalarLiteral {
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(serde_json::Number),
+}
+
+/// Explicit field sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExplicitSource {
+    /// The first condition that holds gives the value; a condition over a missing field is false.
+    Conditional {
+        /// `{"if": …, "then": …}` entries, optionally ending with `{"default": …}`.
+        conditions: Vec<Condition>,
+    },
+    /// An expression (evalexpr, plus the seed's JS-style syntax).
+    Computed {
+        /// The expression, e.g. `project_value_map[ai_analysis.project_type] || 20000`.
+        formula: String,
+    },
+    /// A fixed value.
+    Literal {
+        /// The value.
+        value: Value,
+    },
+    /// A source path, never a literal.
+    Path {
+        /// Dotted path or JSONPath.
+        path: String,
+        /// Value when the path is missing. Default: the field is omitted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default: Option<Value>,
+    },
+    /// A handlebars template rendering a string.
+    Template {
+        /// The template, e.g. `{{customer_name}} - {{ai_analysis.project_type}}`.
+        template: String,
+    },
+}
+
+/// One branch of a conditional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Condition {
+    /// `{"if": <expression>, "then": <source>}`.
+    When(WhenBranch),
+    /// `{"default": <source>}`: the value when no condition holds.
+    Default(DefaultBranch),
+}
+
+/// `{"if": …, "then": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhenBranch {
+    /// Condition expression.
+    #[serde(rename = "if")]
+    pub condition: String,
+    /// Value when it holds (a source, like a field mapping's).
+    pub then: Box<FieldSource>,
+}
+
+/// `{"default": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultBranch {
+    /// Value when no condition holds.
+    pub default: Box<FieldSource>,
+}
+
+/// A typed custom property.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomProperty {
+    /// Target field name.
+    pub name: String,
+    /// Source of the value.
+    pub value: FieldSource,
+    /// Type the value must take. Default: the catalog's type, else `string`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub property_type: Option<FieldType>,
+    /// Allowed values of an enumeration. Default: the catalog's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// Duplicate detection settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateDetection {
+    /// Whether to look for an existing record before creating. Default: true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Target fields to match on, in order (email is trimmed and case-folded, phone is E.164).
+    pub match_fields: Vec<String>,
+    /// Matching strategy. Default: `exact`.
+    #[serde(default)]
+    pub match_strategy: MatchStrategy,
+    /// What to do with a match. Default: `update_existing`.
+    #[serde(default)]
+    pub action: DuplicateAction,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Matching strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchStrategy {
+    /// Equal after normalisation.
+    #[default]
+    Exact,
+}
+
+/// What to do when a duplicate is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateAction {
+    /// Update the existing record.
+    #[default]
+    UpdateExisting,
+    /// Leave it; report the record as skipped.
+    Skip,
+    /// Create anyway.
+    Create,
+}
+
+/// A named endpoint of a custom REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: super::connector::Method,
+    /// Path relative to `api_base_url` (a template).
+    pub path: String,
+    /// Headers (templates; `{{auth.token}}` is filled when the request is built).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+}
+
+/// A workflow trigger or rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTrigger {
+    /// Condition expression, evaluated per record.
+    pub condition: String,
+    /// Actions to run when it holds (names the connector declares in `actions`).
+    pub actions: Vec<String>,
+}
+
+/// Deal settings (Pipedrive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DealSettings {
+    /// Deal title template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_template: Option<String>,
+    /// Currency code of the deal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Deal value by `ai_analysis.project_type`, with a `default`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub value_estimation: IndexMap<String, Value>,
+    /// Path of the field that selects the value estimate. Default: `ai_analysis.project_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_key: Option<String>,
+}

@@ -1,0 +1,574 @@
+//! Semantic validation across a set of spec files: references between specs (connectors,
+//! sources, operations, plugins, secrets), duplicate names, JSONPaths and templates of
+//! connector specs, and each mapping spec compiled against its connector's field catalog.
+
+use super::connector::{Auth, ConnectorSpec, Pagination};
+use super::{LoadedSpec, Spec, SpecKind};
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean, pointer_join};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// The result of validating a set of paths.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Number of spec files read.
+    pub files: usize,
+    /// Every diagnostic, sorted.
+    pub diagnostics: Diagnostics,
+    /// The loaded specs.
+    pub specs: Vec<LoadedSpec>,
+}
+
+/// Load and validate every spec under `paths`. Only I/O errors are `Err`.
+pub fn validate_paths(paths: &[PathBuf]) -> Result<Report, std::io::Error> {
+    let files = super::collect_files(paths)?;
+    let mut report = Report {
+        files: files.len(),
+        ..Default::default()
+    };
+    for f in &files {
+        let (loaded, d) = super::load_file(f)?;
+        report.diagnostics.extend(d);
+        if let Some(l) = loaded {
+            report.specs.push(l);
+        }
+    }
+    let d = validate_set(&report.specs);
+    report.diagnostics.extend(d);
+    report.diagnostics.sort();
+    Ok(report)
+}
+
+/// The connectors of a set of specs by name.
+pub fn connectors_by_name(specs: &[LoadedSpec]) -> HashMap<&str, &ConnectorSpec> {
+    let mut m = HashMap::new();
+    for l in specs {
+        if let Some(Spec::Connector(c)) = &l.spec {
+            m.entry(c.connector.name.as_str()).or_insert(&**c);
+        }
+    }
+    m
+}
+
+/// Semantic checks over loaded specs (structurally valid ones only).
+pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    // Duplicate names across files.
+    let mut seen: HashMap<(SpecKind, String), &LoadedSpec> = HashMap::new();
+    for l in specs {
+        let name = match &l.spec {
+            Some(Spec::Connector(c)) => Some((
+                SpecKind::Connector,
+                c.connector.name.clone(),
+                "/connector/name",
+            )),
+            Some(Spec::Plugin(p)) => {
+                Some((SpecKind::Plugin, p.plugin.name.clone(), "/plugin/name"))
+            }
+            Some(Spec::Attribution(a)) => Some((
+                SpecKind::Attribution,
+                format!("{}/{}", a.attribution.tenant, a.attribution.name),
+                "/attribution/name",
+            )),
+            _ => None,
+        };
+        if let Some((kind, name, ptr)) = name {
+            if let Some(first) = seen.get(&(kind, name.clone())) {
+                let (l1, c1) = first.source.position(ptr);
+                out.push(
+                    l.source.place(
+                        Diagnostic::error("E209", ptr, format!("duplicate {kind} name `{name}`"))
+                            .with_hint(format!(
+                                "first defined at {}:{l1}:{c1}",
+                                first.source.path.display()
+                            )),
+                    ),
+                );
+            } else {
+                seen.insert((kind, name), l);
+            }
+        }
+    }
+    let connectors = connectors_by_name(specs);
+    for l in specs {
+        match &l.spec {
+            Some(Spec::Connector(c)) => {
+                for d in check_connector(c).0 {
+                    out.push(l.source.place(d));
+                }
+            }
+            Some(Spec::Mapping(m)) => {
+                for d in check_mapping_refs(m, &connectors).0 {
+                    out.push(l.source.place(d));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn check_mapping_refs(
+    m: &super::MappingSpec,
+    connectors: &HashMap<&str, &ConnectorSpec>,
+) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    let names: Vec<&str> = {
+        let mut v: Vec<&str> = connectors.keys().copied().collect();
+        v.sort();
+        v
+    };
+    if !connectors.contains_key(m.connector.as_str()) {
+        let hint = did_you_mean(&m.connector, names.iter().copied()).or_else(|| {
+            Some(if names.is_empty() {
+                "no connector specs were given: validate the connector-specs folder together with the mapping".to_string()
+            } else {
+                format!("known connectors: {}", names.join(", "))
+            })
+        });
+        out.push(
+            Diagnostic::error(
+                "E200",
+                "/connector",
+                format!("unknown connector `{}`", m.connector),
+            )
+            .with_hint_opt(hint),
+        );
+    }
+    if let Some(src) = &m.source {
+        match connectors.get(src.as_str()) {
+            None => {
+                let hint = did_you_mean(src, names.iter().copied());
+                out.push(
+                    Diagnostic::error("E200", "/source", format!("unknown source `{src}`"))
+                        .with_hint_opt(hint),
+                );
+            }
+            Some(c) if c.inbound.is_none() => {
+                out.push(Diagnostic::error(
+                    "E200",
+                    "/source",
+                    format!(
+                        "connector `{src}` is not an inbound source (it has no [inbound] table)"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let expected_type = match m.connector.as_str() {
+        "custom-rest" => "custom",
+        other => other,
+    };
+    if connectors.contains_key(m.connector.as_str()) && m.crm_config.crm_type != expected_type {
+        out.push(
+            Diagnostic::error(
+                "E215",
+                "/crm_config/type",
+                format!(
+                    "crm_config type `{}` does not match connector `{}`",
+                    m.crm_config.crm_type, m.connector
+                ),
+            )
+            .with_hint(format!("set \"type\": \"{expected_type}\"")),
+        );
+    }
+    out
+}
+
+/// Names a template string refers to under `secrets.` and `config.`.
+pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else { break };
+        let inner = after[..j]
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim();
+        for word in inner.split_whitespace() {
+            for (prefix, kind) in [("secrets.", "secrets"), ("config.", "config")] {
+                if let Some(name) = word.strip_prefix(prefix) {
+                    let name: String = name
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                        .collect();
+                    out.push((kind, name));
+                }
+            }
+        }
+        rest = &after[j + 2..];
+    }
+    out
+}
+
+fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
+    if let Err(e) = handlebars::Template::compile(t) {
+        out.push(Diagnostic::error(
+            "E211",
+            ptr,
+            format!("template does not compile: {}", e.reason()),
+        ));
+        return;
+    }
+    for (kind, name) in template_refs(t) {
+        let known: Vec<&str> = if kind == "secrets" {
+            c.secrets.keys().map(String::as_str).collect()
+        } else {
+            c.config.keys().map(String::as_str).collect()
+        };
+        if !known.contains(&name.as_str()) {
+            let code = if kind == "secrets" { "E206" } else { "E216" };
+            let what = if kind == "secrets" {
+                "secret"
+            } else {
+                "config setting"
+            };
+            let hint = did_you_mean(&name, known.iter().copied())
+                .or_else(|| Some(format!("declare it under [{kind}]")));
+            out.push(
+                Diagnostic::error(code, ptr, format!("unknown {what} `{name}`"))
+                    .with_hint_opt(hint),
+            );
+        }
+    }
+}
+
+fn check_template_tree(v: &serde_json::Value, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
+    match v {
+        serde_json::Value::String(s) => check_template_str(s, ptr, c, out),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                check_template_tree(x, &format!("{ptr}/{i}"), c, out);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                check_template_tree(x, &pointer_join(ptr, k), c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_jsonpath(p: &str, ptr: &str, out: &mut Diagnostics) {
+    if let Err(e) = jsonpath_rust::parser::parse_json_path(p) {
+        out.push(Diagnostic::error(
+            "E212",
+            ptr,
+            format!("invalid JSONPath `{p}`: {}", first_line(&e.to_string())),
+        ));
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+/// Semantic checks of one connector spec (unplaced diagnostics).
+pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    let name = &c.connector.name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+    {
+        out.push(
+            Diagnostic::error(
+                "E217",
+                "/connector/name",
+                format!("invalid connector name `{name}`"),
+            )
+            .with_hint("use lowercase letters, digits, `_` and `-`"),
+        );
+    }
+    check_template_str(&c.connector.base_url, "/connector/base_url", c, &mut out);
+    let objects: Vec<&str> = c.objects.keys().map(String::as_str).collect();
+    let ops: Vec<&str> = c.operations.keys().map(String::as_str).collect();
+    let plugins: Vec<&str> = c.plugins.keys().map(String::as_str).collect();
+    let obj_ref = |o: &str, ptr: &str, out: &mut Diagnostics| {
+        if !c.objects.contains_key(o) {
+            out.push(
+                Diagnostic::error("E201", ptr, format!("unknown object `{o}`"))
+                    .with_hint_opt(did_you_mean(o, objects.iter().copied())),
+            );
+        }
+    };
+    if let Some(o) = &c.connector.default_object {
+        obj_ref(o, "/connector/default_object", &mut out);
+    }
+    let op_ref = |o: &str, ptr: &str, out: &mut Diagnostics| {
+        if !c.operations.contains_key(o) {
+            out.push(
+                Diagnostic::error("E207", ptr, format!("unknown operation `{o}`"))
+                    .with_hint_opt(did_you_mean(o, ops.iter().copied())),
+            );
+        }
+    };
+    let plugin_ref = |p: &str, ptr: &str, out: &mut Diagnostics| {
+        if !c.plugins.contains_key(p) {
+            out.push(
+                Diagnostic::error("E208", ptr, format!("unknown plugin `{p}`")).with_hint_opt(
+                    did_you_mean(p, plugins.iter().copied())
+                        .or_else(|| Some("declare it under [plugins]".into())),
+                ),
+            );
+        }
+    };
+    if let Some(t) = &c.connector.test_operation {
+        op_ref(t, "/connector/test_operation", &mut out);
+    }
+    if let Some(auth) = &c.auth {
+        let strings: Vec<(&str, &String)> = match auth {
+            Auth::None => vec![],
+            Auth::Bearer { token, .. } => vec![("token", token)],
+            Auth::ApiKey { value, .. } => vec![("value", value)],
+            Auth::Basic { username, password } => {
+                vec![("username", username), ("password", password)]
+            }
+            Auth::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                ..
+            } => vec![
+                ("token_url", token_url),
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+            ],
+            Auth::Oauth2Refresh {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                ..
+            } => {
+                vec![
+                    ("token_url", token_url),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret),
+                    ("refresh_token", refresh_token),
+                ]
+            }
+            Auth::Oauth2Password {
+                token_url,
+                client_id,
+                client_secret,
+                username,
+                password,
+                ..
+            } => {
+                vec![
+                    ("token_url", token_url),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret),
+                    ("username", username),
+                    ("password", password),
+                ]
+            }
+            Auth::JwtBearer {
+                token_url,
+                issuer,
+                subject,
+                private_key,
+                ..
+            } => vec![
+                ("token_url", token_url),
+                ("issuer", issuer),
+                ("subject", subject),
+                ("private_key", private_key),
+            ],
+            Auth::Plugin { plugin } => {
+                plugin_ref(plugin, "/auth/plugin", &mut out);
+                vec![]
+            }
+        };
+        for (k, s) in strings {
+            check_template_str(s, &format!("/auth/{k}"), c, &mut out);
+        }
+    }
+    if let Some(rl) = &c.rate_limit {
+        if rl.requests == 0 || rl.per_seconds == 0 {
+            out.push(Diagnostic::error(
+                "E218",
+                "/rate_limit",
+                "rate limit must allow at least 1 request per at least 1 second",
+            ));
+        }
+        for (i, s) in rl.throttle_signals.iter().enumerate() {
+            if let Some(p) = &s.path {
+                check_jsonpath(
+                    p,
+                    &format!("/rate_limit/throttle_signals/{i}/path"),
+                    &mut out,
+                );
+            }
+        }
+    }
+    if let Some(e) = &c.errors {
+        for (k, p) in [("message", &e.message), ("code", &e.code)] {
+            if let Some(p) = p {
+                check_jsonpath(p, &format!("/errors/{k}"), &mut out);
+            }
+        }
+    }
+    for (oname, o) in &c.objects {
+        if let Some(p) = &o.custom_field_pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                out.push(Diagnostic::error(
+                    "E219",
+                    pointer_join(&pointer_join("/objects", oname), "custom_field_pattern"),
+                    format!("invalid regex: {}", first_line(&e.to_string())),
+                ));
+            }
+        }
+        for (fname, f) in &o.fields {
+            let fptr = pointer_join(
+                &pointer_join(&pointer_join("/objects", oname), "fields"),
+                fname,
+            );
+            if !f.options().is_empty() && f.field_type() != crate::spec::FieldType::Enumeration {
+                out.push(
+                    Diagnostic::warning(
+                        "W220",
+                        fptr,
+                        format!(
+                            "field `{fname}` declares options but its type is {}",
+                            f.field_type()
+                        ),
+                    )
+                    .with_hint("set type = \"enumeration\""),
+                );
+            }
+        }
+    }
+    for (opname, op) in &c.operations {
+        let base = pointer_join("/operations", opname);
+        if let Some(o) = &op.object {
+            obj_ref(o, &pointer_join(&base, "object"), &mut out);
+        }
+        check_template_str(&op.path, &pointer_join(&base, "path"), c, &mut out);
+        for (k, v) in &op.query {
+            check_template_str(
+                v,
+                &pointer_join(&pointer_join(&base, "query"), k),
+                c,
+                &mut out,
+            );
+        }
+        for (k, v) in &op.headers {
+            check_template_str(
+                v,
+                &pointer_join(&pointer_join(&base, "headers"), k),
+                c,
+                &mut out,
+            );
+        }
+        if let Some(b) = &op.body {
+            check_template_tree(b, &pointer_join(&base, "body"), c, &mut out);
+        }
+        for (k, p) in [("id", &op.id), ("records", &op.records)] {
+            if let Some(p) = p {
+                check_jsonpath(p, &pointer_join(&base, k), &mut out);
+            }
+        }
+        if let Some(p) = &op.pagination {
+            let pp = pointer_join(&base, "pagination");
+            match p {
+                Pagination::Cursor { next, has_more, .. } => {
+                    check_jsonpath(next, &pointer_join(&pp, "next"), &mut out);
+                    if let Some(h) = has_more {
+                        check_jsonpath(h, &pointer_join(&pp, "has_more"), &mut out);
+                    }
+                }
+                Pagination::LastId { has_more, .. } => {
+                    check_jsonpath(has_more, &pointer_join(&pp, "has_more"), &mut out)
+                }
+                Pagination::Offset { next, .. } | Pagination::NextUrl { next } => {
+                    check_jsonpath(next, &pointer_join(&pp, "next"), &mut out)
+                }
+                Pagination::Page { total_pages, .. } => {
+                    check_jsonpath(total_pages, &pointer_join(&pp, "total_pages"), &mut out)
+                }
+                Pagination::LinkHeader => {}
+            }
+        }
+        if let Some(b) = &op.batch {
+            let bp = pointer_join(&base, "batch");
+            if b.max == 0 {
+                out.push(Diagnostic::error(
+                    "E218",
+                    pointer_join(&bp, "max"),
+                    "batch max must be at least 1",
+                ));
+            }
+            check_jsonpath(&b.results, &pointer_join(&bp, "results"), &mut out);
+            for (k, p) in [("success", &b.success), ("errors", &b.errors)] {
+                if let Some(p) = p {
+                    check_jsonpath(p, &pointer_join(&bp, k), &mut out);
+                }
+            }
+            if let Some(item) = &b.item {
+                check_template_tree(item, &pointer_join(&bp, "item"), c, &mut out);
+            }
+        }
+        if let Some(p) = &op.plugin {
+            plugin_ref(p, &pointer_join(&base, "plugin"), &mut out);
+        }
+    }
+    for (aname, a) in &c.actions {
+        let base = pointer_join("/actions", aname);
+        match (&a.operation, &a.webhook) {
+            (Some(o), None) => op_ref(o, &pointer_join(&base, "operation"), &mut out),
+            (None, Some(w)) => check_template_str(w, &pointer_join(&base, "webhook"), c, &mut out),
+            _ => out.push(Diagnostic::error(
+                "E221",
+                base,
+                format!("action `{aname}` must name exactly one of `operation` and `webhook`"),
+            )),
+        }
+        if let Some(p) = &a.payload {
+            check_template_tree(
+                p,
+                &pointer_join(&pointer_join("/actions", aname), "payload"),
+                c,
+                &mut out,
+            );
+        }
+    }
+    if let Some(i) = &c.inbound {
+        obj_ref(&i.object, "/inbound/object", &mut out);
+        if let Some(p) = &i.idempotency_key {
+            check_jsonpath(p, "/inbound/idempotency_key", &mut out);
+        }
+        if let Some(w) = &i.webhook {
+            use super::connector::WebhookVerify as W;
+            let secret = match w {
+                W::HmacBody { secret, .. }
+                | W::Stripe { secret, .. }
+                | W::HubspotV3 { secret, .. }
+                | W::Zendesk { secret } => Some(secret),
+                W::Plugin { plugin } => {
+                    plugin_ref(plugin, "/inbound/webhook/plugin", &mut out);
+                    None
+                }
+            };
+            if let Some(s) = secret {
+                if !c.secrets.contains_key(s) {
+                    out.push(
+                        Diagnostic::error(
+                            "E206",
+                            "/inbound/webhook/secret",
+                            format!("unknown secret `{s}`"),
+                        )
+                        .with_hint("declare it under [secrets]"),
+                    );
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,1 @@
+//! Guest-side SDK for Switchyard WebAssembly plugins (see `sdk/README.md`).
