@@ -17,4 +17,5 @@
 
 pub mod cli;
 pub mod diag;
+pub mod record;
 pub mod spec;
