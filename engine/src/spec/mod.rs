@@ -147,6 +147,14 @@ pub fn load_source(source: SourceFile) -> (LoadedSpec, Diagnostics) {
             diags,
         );
     };
+    for dup in &source.duplicate_keys {
+        let key = dup.rsplit('/').next().unwrap_or_default();
+        diags.push(source.place(
+            Diagnostic::error("E209", dup.clone(), format!("duplicate key `{key}`")).with_hint(
+                "JSON keeps only the last value of a repeated key; remove or rename one",
+            ),
+        ));
+    }
     let schema_diags = schema::validate_value(kind, &source);
     let structurally_valid = !schema_diags.has_errors();
     diags.extend(schema_diags);

@@ -66,7 +66,7 @@ pub fn validate_value(kind: SpecKind, source: &SourceFile) -> Diagnostics {
     let c = compiled(kind);
     let mut out = Diagnostics::default();
     for err in c.validator.iter_errors(&source.value) {
-        convert(&c.schema, &source.value, &err, source, &mut out);
+        convert(&c.schema, &err, source, &mut out);
     }
     out
 }
@@ -134,13 +134,7 @@ fn allowed_properties(root: &Value, schema_path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn convert(
-    root: &Value,
-    doc: &Value,
-    err: &ValidationError<'_>,
-    src: &SourceFile,
-    out: &mut Diagnostics,
-) {
+fn convert(root: &Value, err: &ValidationError<'_>, src: &SourceFile, out: &mut Diagnostics) {
     let ptr = err.instance_path().as_str().to_string();
     let schema_path = err.schema_path().as_str().to_string();
     let instance = err.instance();
@@ -212,6 +206,18 @@ fn convert(
                 ),
             );
         }
+        ValidationErrorKind::Constant { .. } if ptr == "/spec_version" => {
+            out.push(
+                src.place_value(
+                    Diagnostic::error(
+                        "E105",
+                        ptr.clone(),
+                        format!("unsupported spec_version {}", short(instance)),
+                    )
+                    .with_hint("this engine reads spec_version 1"),
+                ),
+            );
+        }
         ValidationErrorKind::Constant { expected_value } => {
             out.push(
                 src.place_value(
@@ -225,18 +231,26 @@ fn convert(
             );
         }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            if let Some(d) = not_among_constants(root, &schema_path, &ptr, instance, context) {
+                out.push(src.place_value(d));
+                return;
+            }
+            if let Some(d) = unknown_discriminator(root, &schema_path, &ptr, instance) {
+                out.push(src.place_value(d));
+                return;
+            }
             match pick_branch(&ptr, instance, context) {
                 Some(branch) => {
                     for e in branch {
-                        convert(root, doc, e, src, out);
+                        convert(root, e, src, out);
                     }
                 }
                 None => {
                     let types = branch_types(root, &schema_path);
-                    let expected = if types.is_empty() {
-                        "a different shape".to_string()
-                    } else {
-                        types.join(", ")
+                    let expected = match types.len() {
+                        0 => "a different shape".to_string(),
+                        1 => types[0].clone(),
+                        n => format!("{} or {}", types[..n - 1].join(", "), types[n - 1]),
                     };
                     out.push(src.place_value(Diagnostic::error(
                         "E101",
@@ -262,10 +276,7 @@ fn pick_branch<'a>(
 ) -> Option<&'a [ValidationError<'static>]> {
     let mut best: Option<(usize, &'a [ValidationError<'static>])> = None;
     for branch in context {
-        let wrong_type = branch.iter().any(|e| {
-            e.instance_path().as_str() == ptr
-                && matches!(e.kind(), ValidationErrorKind::Type { .. })
-        });
+        let wrong_type = branch.iter().any(|e| is_wrong_type(e, ptr));
         if wrong_type {
             continue;
         }
@@ -295,6 +306,23 @@ fn pick_branch<'a>(
     best.map(|(_, b)| b)
 }
 
+/// Whether an error says the value at `ptr` has the wrong JSON type (directly, or in every
+/// branch of a nested `oneOf`/`anyOf`).
+fn is_wrong_type(e: &ValidationError<'_>, ptr: &str) -> bool {
+    if e.instance_path().as_str() != ptr {
+        return false;
+    }
+    match e.kind() {
+        ValidationErrorKind::Type { .. } => true,
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            context
+                .iter()
+                .all(|b| b.iter().any(|x| is_wrong_type(x, ptr)))
+        }
+        _ => false,
+    }
+}
+
 fn branch_types(root: &Value, schema_path: &str) -> Vec<String> {
     let Some(node) = resolve_schema(root, schema_path) else {
         return vec![];
@@ -318,12 +346,128 @@ fn branch_types(root: &Value, schema_path: &str) -> Vec<String> {
                 .filter_map(|x| x.as_str())
                 .collect::<Vec<_>>()
                 .join(" or "),
-            _ if b.get("oneOf").is_some() || b.get("anyOf").is_some() => "object".into(),
-            _ => continue,
+            _ => {
+                // A nested oneOf/anyOf: list its branches' types.
+                let nested = b.get("oneOf").or_else(|| b.get("anyOf"));
+                if let Some(n) = nested.and_then(|n| n.as_array()) {
+                    for nb in n {
+                        let t = nb
+                            .get("type")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or("object")
+                            .to_string();
+                        if !out.contains(&t) {
+                            out.push(t);
+                        }
+                    }
+                }
+                continue;
+            }
         };
         if !out.contains(&t) {
             out.push(t);
         }
     }
     out
+}
+
+/// A `oneOf` of documented enum variants (each a `const`): say the value is not allowed and
+/// list (or suggest) the allowed ones.
+fn not_among_constants(
+    root: &Value,
+    schema_path: &str,
+    ptr: &str,
+    instance: &Value,
+    context: &[Vec<ValidationError<'static>>],
+) -> Option<Diagnostic> {
+    let all_const = context.iter().all(|b| {
+        b.iter().all(|e| {
+            e.instance_path().as_str() == ptr
+                && matches!(
+                    e.kind(),
+                    ValidationErrorKind::Constant { .. }
+                        | ValidationErrorKind::Enum { .. }
+                        | ValidationErrorKind::Type { .. }
+                )
+        })
+    });
+    if !all_const {
+        return None;
+    }
+    let branches = resolve_schema(root, schema_path)?.as_array()?;
+    let mut allowed = Vec::new();
+    for b in branches {
+        if let Some(c) = b.get("const") {
+            allowed.push(
+                c.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| c.to_string()),
+            );
+        } else if let Some(e) = b.get("enum").and_then(|e| e.as_array()) {
+            allowed.extend(e.iter().map(|c| {
+                c.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| c.to_string())
+            }));
+        } else {
+            return None;
+        }
+    }
+    let hint = instance
+        .as_str()
+        .and_then(|s| did_you_mean(s, allowed.iter().map(String::as_str)))
+        .unwrap_or_else(|| format!("expected one of: {}", allowed.join(", ")));
+    Some(
+        Diagnostic::error(
+            "E103",
+            ptr,
+            format!("{} is not an allowed value", short(instance)),
+        )
+        .with_hint(hint),
+    )
+}
+
+/// When an object names its variant by a discriminator (`type`, `style`, `scheme`) that no
+/// branch accepts, say so directly instead of reporting every branch's mismatch.
+fn unknown_discriminator(
+    root: &Value,
+    schema_path: &str,
+    ptr: &str,
+    instance: &Value,
+) -> Option<Diagnostic> {
+    let obj = instance.as_object()?;
+    let branches = resolve_schema(root, schema_path)?.as_array()?;
+    for key in ["type", "style", "scheme"] {
+        let Some(given) = obj.get(key).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let mut allowed = Vec::new();
+        for b in branches {
+            let mut b = b;
+            while let Some(r) = b.get("$ref").and_then(|r| r.as_str()) {
+                b = root.pointer(r.strip_prefix('#')?)?;
+            }
+            let prop = b.get("properties").and_then(|p| p.get(key));
+            if let Some(c) = prop.and_then(|p| p.get("const")).and_then(|c| c.as_str()) {
+                allowed.push(c.to_string());
+            }
+            if let Some(e) = prop.and_then(|p| p.get("enum")).and_then(|e| e.as_array()) {
+                allowed.extend(e.iter().filter_map(|x| x.as_str()).map(str::to_string));
+            }
+        }
+        if allowed.is_empty() || allowed.iter().any(|a| a == given) {
+            return None;
+        }
+        let hint = did_you_mean(given, allowed.iter().map(String::as_str))
+            .unwrap_or_else(|| format!("expected one of: {}", allowed.join(", ")));
+        return Some(
+            Diagnostic::error(
+                "E103",
+                pointer_join(ptr, key),
+                format!("unknown {key} `{given}`"),
+            )
+            .with_hint(hint),
+        );
+    }
+    None
 }

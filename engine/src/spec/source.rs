@@ -46,6 +46,8 @@ pub struct SourceFile {
     pub value: Value,
     line_starts: Vec<usize>,
     spans: HashMap<String, Spans>,
+    /// Pointers of keys that appear more than once in their object (JSON only; TOML refuses them).
+    pub duplicate_keys: Vec<String>,
 }
 
 impl SourceFile {
@@ -58,10 +60,11 @@ impl SourceFile {
         let path = path.into();
         let line_starts = line_starts(&text);
         let mut spans = HashMap::new();
+        let mut duplicate_keys = Vec::new();
         let value = match format {
             SyntaxFormat::Json => match serde_json::from_str::<Value>(&text) {
                 Ok(v) => {
-                    index_json(&text, &mut spans);
+                    duplicate_keys = index_json(&text, &mut spans);
                     v
                 }
                 Err(e) => {
@@ -112,6 +115,7 @@ impl SourceFile {
             value,
             line_starts,
             spans,
+            duplicate_keys,
         })
     }
 
@@ -137,10 +141,10 @@ impl SourceFile {
     pub fn position(&self, pointer: &str) -> (usize, usize) {
         let mut p = pointer.to_string();
         loop {
-            if let Some(s) = self.spans.get(&p) {
-                if let Some(r) = s.key.as_ref().or(s.value.as_ref()) {
-                    return line_col(&self.line_starts, &self.text, r.start);
-                }
+            if let Some(s) = self.spans.get(&p)
+                && let Some(r) = s.key.as_ref().or(s.value.as_ref())
+            {
+                return line_col(&self.line_starts, &self.text, r.start);
             }
             match p.rfind('/') {
                 Some(i) => p.truncate(i),
@@ -275,15 +279,17 @@ fn toml_to_json(
 }
 
 /// Index a JSON text that is known to be valid.
-fn index_json(text: &str, spans: &mut HashMap<String, Spans>) {
+fn index_json(text: &str, spans: &mut HashMap<String, Spans>) -> Vec<String> {
     let mut ix = JsonIndexer {
         b: text.as_bytes(),
         text,
         i: 0,
         spans,
+        duplicates: Vec::new(),
     };
     ix.ws();
     ix.value(String::new(), None);
+    ix.duplicates
 }
 
 struct JsonIndexer<'a, 'm> {
@@ -291,6 +297,7 @@ struct JsonIndexer<'a, 'm> {
     text: &'a str,
     i: usize,
     spans: &'m mut HashMap<String, Spans>,
+    duplicates: Vec<String>,
 }
 
 impl JsonIndexer<'_, '_> {
@@ -330,6 +337,9 @@ impl JsonIndexer<'_, '_> {
                         self.i += 1; // ':'
                         self.ws();
                         let child = format!("{ptr}/{}", escape_pointer_token(&k));
+                        if self.spans.contains_key(&child) {
+                            self.duplicates.push(child.clone());
+                        }
                         self.value(child, Some(ks..ke));
                         self.ws();
                         match self.b.get(self.i) {

@@ -209,7 +209,7 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
         out.push(Diagnostic::error(
             "E211",
             ptr,
-            format!("template does not compile: {}", e.reason()),
+            format!("template does not compile: {}", template_error_text(&e)),
         ));
         return;
     }
@@ -236,6 +236,21 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
     }
 }
 
+/// A short, single-line reason for a handlebars compile error, with its position in the template.
+pub fn template_error_text(e: &handlebars::TemplateError) -> String {
+    let reason = e.reason().to_string();
+    let reason = reason
+        .split(": expected")
+        .next()
+        .unwrap_or(&reason)
+        .trim()
+        .to_string();
+    match e.pos() {
+        Some((line, col)) => format!("{reason} at line {line}, column {col} of the template"),
+        None => reason,
+    }
+}
+
 fn check_template_tree(v: &serde_json::Value, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
     match v {
         serde_json::Value::String(s) => check_template_str(s, ptr, c, out),
@@ -258,8 +273,24 @@ fn check_jsonpath(p: &str, ptr: &str, out: &mut Diagnostics) {
         out.push(Diagnostic::error(
             "E212",
             ptr,
-            format!("invalid JSONPath `{p}`: {}", first_line(&e.to_string())),
+            format!(
+                "invalid JSONPath `{p}`: {}",
+                jsonpath_error_text(&e.to_string())
+            ),
         ));
+    }
+}
+
+/// A short reason for a JSONPath parse error, with its column.
+pub fn jsonpath_error_text(text: &str) -> String {
+    let col = text
+        .split("-->")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|lc| lc.split(':').nth(1));
+    match col {
+        Some(c) => format!("syntax error at column {c}"),
+        None => first_line(text),
     }
 }
 
@@ -416,14 +447,14 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
     }
     for (oname, o) in &c.objects {
-        if let Some(p) = &o.custom_field_pattern {
-            if let Err(e) = regex::Regex::new(p) {
-                out.push(Diagnostic::error(
-                    "E219",
-                    pointer_join(&pointer_join("/objects", oname), "custom_field_pattern"),
-                    format!("invalid regex: {}", first_line(&e.to_string())),
-                ));
-            }
+        if let Some(p) = &o.custom_field_pattern
+            && let Err(e) = regex::Regex::new(p)
+        {
+            out.push(Diagnostic::error(
+                "E219",
+                pointer_join(&pointer_join("/objects", oname), "custom_field_pattern"),
+                format!("invalid regex: {}", first_line(&e.to_string())),
+            ));
         }
         for (fname, f) in &o.fields {
             let fptr = pointer_join(
@@ -556,17 +587,17 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                     None
                 }
             };
-            if let Some(s) = secret {
-                if !c.secrets.contains_key(s) {
-                    out.push(
-                        Diagnostic::error(
-                            "E206",
-                            "/inbound/webhook/secret",
-                            format!("unknown secret `{s}`"),
-                        )
-                        .with_hint("declare it under [secrets]"),
-                    );
-                }
+            if let Some(s) = secret
+                && !c.secrets.contains_key(s)
+            {
+                out.push(
+                    Diagnostic::error(
+                        "E206",
+                        "/inbound/webhook/secret",
+                        format!("unknown secret `{s}`"),
+                    )
+                    .with_hint("declare it under [secrets]"),
+                );
             }
         }
     }
