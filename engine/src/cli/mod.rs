@@ -15,12 +15,27 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: some records were rejected.
 pub const EXIT_REJECTED: u8 = 3;
 
+const EXAMPLES: &str = "\
+Examples:
+  switchyard validate connector-specs mapping-specs      check every spec (CI)
+  switchyard validate --format github specs/             GitHub Actions annotations
+  switchyard schema mapping > mapping.schema.json        JSON Schema for editors
+
+Docs: README.md, ARCHITECTURE.md, docs/diagnostics.md";
+
 /// Switchyard: a declarative integration engine for CRM and payment data.
 ///
 /// Connector specs describe external systems, mapping specs describe how a tenant's records
 /// become CRM payloads, attribution specs declare how conversions are credited to channels.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Switchyard: a declarative integration engine for CRM and payment data",
+    long_about = None,
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
