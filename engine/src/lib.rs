@@ -17,5 +17,9 @@
 
 pub mod cli;
 pub mod diag;
+pub mod expr;
+pub mod mapping;
 pub mod record;
+pub mod secrets;
 pub mod spec;
+pub mod template;

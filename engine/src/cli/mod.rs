@@ -1,5 +1,6 @@
 //! The `switchyard` command line: one file per subcommand.
 
+pub mod map;
 mod schema;
 mod validate;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema (draft 2020-12) of a spec kind.
     Schema(schema::Args),
+    /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
+    Map(map::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -68,5 +71,6 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Map(a) => map::run(a),
     }
 }
