@@ -181,18 +181,17 @@ impl<'a> Compiler<'a> {
                 Some(self.exprs.len() - 1)
             }
             Err(e) => {
+                // Unknown names already say what they are; syntax errors get a lead-in.
                 let what = match e.kind {
-                    crate::expr::ExprErrorKind::Syntax => "expression does not parse",
-                    crate::expr::ExprErrorKind::UnknownFunction => "unknown function in expression",
-                    crate::expr::ExprErrorKind::UnknownLookup => {
-                        "unknown lookup table in expression"
-                    }
+                    crate::expr::ExprErrorKind::Syntax => "expression does not parse: ",
+                    crate::expr::ExprErrorKind::UnknownFunction
+                    | crate::expr::ExprErrorKind::UnknownLookup => "",
                 };
                 self.diags.push(
                     Diagnostic::error(
                         e.kind.code(),
                         ptr,
-                        format!("{what}: {} (at offset {} of `{src}`)", e.message, e.offset),
+                        format!("{what}{} (at offset {} of `{src}`)", e.message, e.offset),
                     )
                     .with_hint_opt(e.hint.clone()),
                 );
@@ -238,7 +237,10 @@ impl<'a> Compiler<'a> {
                 self.diags.push(Diagnostic::error(
                     "E211",
                     ptr,
-                    format!("template does not compile: {}", e.reason()),
+                    format!(
+                        "template does not compile: {}",
+                        crate::spec::validate::template_error_text(&e)
+                    ),
                 ));
                 return None;
             }
@@ -336,7 +338,7 @@ impl<'a> Compiler<'a> {
                         ptr,
                         format!(
                             "invalid JSONPath `{p}`: {}",
-                            e.to_string().lines().next().unwrap_or_default()
+                            crate::spec::validate::jsonpath_error_text(&e.to_string())
                         ),
                     ));
                     None

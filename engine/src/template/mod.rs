@@ -74,7 +74,7 @@ pub fn check(src: &str) -> Result<(), TemplateError> {
     handlebars::Template::compile(src)
         .map(|_| ())
         .map_err(|e| TemplateError {
-            reason: e.reason().to_string(),
+            reason: crate::spec::validate::template_error_text(&e),
         })
 }
 
