@@ -7,7 +7,9 @@
 //! `amount / 100` divides exactly and `lead_score == 85` matches `85.0`. A missing field is
 //! absent (evalexpr's empty value): a condition over it that cannot be evaluated is false and a
 //! value is `None`. Extra functions: `number(x)` (numeric strings → numbers, absent otherwise),
-//! `exists(x)` (present and not an empty string), `lower(x)`, `upper(x)`.
+//! `exists(x)` (present and not an empty string), `lower(x)`, `upper(x)`, `starts_with(s, p)`,
+//! `strip_prefix(s, p)` (absent when `s` does not start with `p`). evalexpr's `str::regex_*`
+//! functions are not available (its `regex` feature is off).
 
 use evalexpr::{
     Context, DefaultNumericTypes, EvalexprError, EvalexprResult, Node, Value,
@@ -204,6 +206,24 @@ impl Context for Ctx<'_> {
                 V::String(s) => V::String(s.to_lowercase()),
                 other => other.clone(),
             }),
+            "starts_with" | "strip_prefix" => {
+                let (subject, prefix) = match argument {
+                    V::Tuple(t) if t.len() == 2 => (&t[0], &t[1]),
+                    _ => return Ok(V::Empty),
+                };
+                let (V::String(subject), V::String(prefix)) = (subject, prefix) else {
+                    return Ok(if identifier == "starts_with" {
+                        V::Boolean(false)
+                    } else {
+                        V::Empty
+                    });
+                };
+                Ok(match (identifier, subject.strip_prefix(prefix.as_str())) {
+                    ("starts_with", rest) => V::Boolean(rest.is_some()),
+                    (_, Some(rest)) => V::String(rest.to_string()),
+                    (_, None) => V::Empty,
+                })
+            }
             "upper" => Ok(match argument {
                 V::String(s) => V::String(s.to_uppercase()),
                 other => other.clone(),
@@ -284,6 +304,14 @@ mod tests {
             true,
         );
         check_bool("str::to_lowercase(s) == 'abc'", json!({"s": "AbC"}), true);
+        check_bool("starts_with(c, 'utm:')", json!({"c": "utm:google"}), true);
+        check_bool("starts_with(c, 'utm:')", json!({}), false);
+        let e = CompiledExpr::compile("strip_prefix(c, 'utm:')").expect("compiles");
+        assert_eq!(
+            e.eval_value(&json!({"c": "utm:google"})),
+            Some(json!("google"))
+        );
+        assert_eq!(e.eval_value(&json!({"c": "google"})), None);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //!    directly or through other records, are one person ([`identity`]).
 //! 2. **Conversions and touches.** Conversion rules (condition, value, currency, time) and
 //!    touchpoint rules (channel, campaign, time) are evaluated on every matching record.
-//!    Channels are trimmed, lowercased and mapped through `channel_map`. Identical touches of
-//!    one person (same channel, campaign and time) count once.
+//!    Channels are trimmed, lowercased and mapped through `channel_map`. Touches of one person
+//!    in the same channel at the same instant are one touch (the first read keeps its campaign):
+//!    HubSpot's original and latest source are the same visit when a contact came once.
 //! 3. **Journeys.** A conversion's journey is its person's touches with
 //!    `conversion_time − lookback ≤ touch_time ≤ conversion_time`, oldest first; ties in time
 //!    keep input order. Touches after the conversion never count. A conversion without an
@@ -27,9 +28,9 @@
 //!    `first_campaign`, `last_campaign`, `prior_conversions` of the same person,
 //!    `days_from_first_touch`): the first matching treatment rule, the confounders, and the
 //!    data-quality checks (score = weighted share passed, with a reason per failure).
-//! 6. **Anomalies** ([`anomaly`]): conversion values, and daily conversion counts (every UTC day
-//!    from the first to the last conversion, zeros included), per conversion type, by median
-//!    absolute deviation.
+//! 6. **Anomalies** ([`anomaly`]): conversion values, and daily conversion counts (over the UTC
+//!    days that have a conversion of the type: sparse data would otherwise make every active day
+//!    an outlier against a median of zero), per conversion type, by median absolute deviation.
 //!
 //! Values of different currencies are summed as given in the channel tables: convert in the
 //! value expression when a tenant mixes currencies.
@@ -674,7 +675,7 @@ impl Plan {
         for ts in touches_of.values_mut() {
             ts.sort_by_key(|t| (t.time, t.record, t.rule));
             let mut seen = HashSet::new();
-            ts.retain(|t| seen.insert((t.time, t.channel.clone(), t.campaign.clone())));
+            ts.retain(|t| seen.insert((t.time, t.channel.clone())));
         }
         let mut conv_times_of: HashMap<usize, Vec<i64>> = HashMap::new();
         for c in &convs {
@@ -792,19 +793,19 @@ impl Plan {
                     .iter()
                     .map(|&i| convs[i].time.div_euclid(DAY_MS as i64))
                     .collect();
-                let (Some(&lo), Some(&hi)) = (days.iter().min(), days.iter().max()) else {
-                    continue;
-                };
-                if hi - lo > 100_000 {
-                    continue;
-                }
-                let mut counts = vec![0.0; (hi - lo + 1) as usize];
+                let mut per_day: BTreeMap<i64, f64> = BTreeMap::new();
                 for d in &days {
-                    counts[(d - lo) as usize] += 1.0;
+                    *per_day.entry(*d).or_default() += 1.0;
                 }
+                let counts: Vec<f64> = per_day.values().copied().collect();
                 let out = anomaly::mad_outliers(&counts, threshold, min_samples);
+                let flagged: HashSet<i64> = per_day
+                    .keys()
+                    .zip(out)
+                    .filter_map(|(d, o)| o.then_some(*d))
+                    .collect();
                 for (&i, d) in idx.iter().zip(&days) {
-                    if out[(d - lo) as usize] {
+                    if flagged.contains(d) {
                         flags[i].push("daily_volume_outlier".into());
                     }
                 }
@@ -854,7 +855,9 @@ impl Plan {
                 models::heuristic_weights(m, &journeys.paths[n], &self.heuristic, &mut weights);
                 let mut shares: IndexMap<String, f64> = IndexMap::new();
                 for (t, w) in eligible.iter().zip(&weights) {
-                    *shares.entry(t.channel.clone()).or_default() += w;
+                    if *w > 0.0 {
+                        *shares.entry(t.channel.clone()).or_default() += w;
+                    }
                 }
                 attribution.insert(m.as_str().to_string(), shares);
             }
@@ -983,7 +986,8 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Read a time: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or epoch seconds /
+/// Read a time: RFC 3339 (also with a `+0000` offset, as Salesforce writes it),
+/// `YYYY-MM-DD[ T]HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or epoch seconds /
 /// milliseconds (numbers above 10^11 are milliseconds). Returns epoch milliseconds.
 pub fn parse_time(v: &Value) -> Option<i64> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -1005,6 +1009,10 @@ pub fn parse_time(v: &Value) -> Option<i64> {
                 return from_number(f);
             }
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.timestamp_millis());
+            }
+            // Salesforce writes offsets without a colon: 2024-03-01T12:00:00.000+0000.
+            if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
                 return Some(t.timestamp_millis());
             }
             for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
@@ -1048,6 +1056,7 @@ mod tests {
         assert_eq!(parse_time(&json!("2024-01-15T10:30:00Z")), Some(t));
         assert_eq!(parse_time(&json!("2024-01-15T11:30:00+01:00")), Some(t));
         assert_eq!(parse_time(&json!("2024-01-15 10:30:00")), Some(t));
+        assert_eq!(parse_time(&json!("2024-01-15T10:30:00.000+0000")), Some(t));
         assert_eq!(parse_time(&json!(1_705_314_600)), Some(t));
         assert_eq!(parse_time(&json!("1705314600000")), Some(t));
         assert_eq!(parse_time(&json!("2024-01-15")), Some(t - 37_800_000));
