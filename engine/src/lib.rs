@@ -15,6 +15,7 @@
 //! assert!(!diags.has_errors());
 //! ```
 
+pub mod attribution;
 pub mod cli;
 pub mod diag;
 pub mod expr;

@@ -1,5 +1,6 @@
 //! The one integration-test binary: each area is a module (wasmtime/ripgrep style).
 
+mod attribution;
 mod cli;
 mod mapping;
 mod spec;

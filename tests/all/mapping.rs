@@ -19,6 +19,13 @@ fn examples() -> Vec<PathBuf> {
         .expect("examples folder")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "toml"))
+        // Only mapping specs: the folder also holds attribution specs.
+        .filter(|p| {
+            switchyard::spec::SourceFile::read(p).is_ok_and(|s| {
+                switchyard::spec::SpecKind::detect(&s.value)
+                    == Some(switchyard::spec::SpecKind::Mapping)
+            })
+        })
         .collect();
     v.sort();
     v

@@ -1,6 +1,7 @@
 //! The `switchyard` command line: one file per subcommand.
 
 pub mod map;
+mod attribute;
 mod schema;
 mod validate;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
     Map(map::Args),
+    /// Run an attribution spec over NDJSON records: CausalMarketingData and channel tables.
+    Attribute(attribute::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -72,5 +75,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Map(a) => map::run(a),
+        Command::Attribute(a) => attribute::run(a),
     }
 }

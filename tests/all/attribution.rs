@@ -1,0 +1,560 @@
+//! Attribution: every model on hand-checkable journeys, agreement with an independent
+//! implementation (`channelattribution`, output committed in tests/attribution/reference.json),
+//! and `switchyard attribute` end to end on the example specs.
+
+use crate::cli::{repo_root, switchyard};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use switchyard::attribution::markov::markov;
+use switchyard::attribution::models::{HeuristicParams, Journey, Journeys, heuristic_table};
+use switchyard::attribution::shapley::shapley;
+use switchyard::attribution::{Outcome, Plan, Report};
+use switchyard::spec::AttributionSpec;
+use switchyard::spec::attribution::ModelKind;
+
+/// A spec over `web` touches and `shop` orders joined by email; 30-day lookback.
+const SPEC: &str = r#"
+spec_version = 1
+[attribution]
+name = "hand"
+tenant = "t"
+lookback_days = 30
+
+[[attribution.identity]]
+source = "web"
+email = "email"
+[[attribution.identity]]
+source = "shop"
+email = "customer.email"
+
+[[attribution.conversions]]
+name = "order"
+source = "shop"
+condition = "status == 'paid'"
+value = "total"
+time = "at"
+
+[[attribution.touchpoints]]
+name = "visit"
+source = "web"
+channel = "channel"
+time = "at"
+"#;
+
+const DAY: i64 = 86_400;
+const T0: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+fn touch(email: &str, channel: &str, day: f64) -> Value {
+    json!({"source": "web", "email": email, "channel": channel, "at": T0 + (day * DAY as f64) as i64})
+}
+
+fn order(email: &str, total: f64, day: f64) -> Value {
+    json!({"source": "shop", "id": format!("o{day}"), "status": "paid", "total": total,
+           "customer": {"email": email}, "at": T0 + (day * DAY as f64) as i64})
+}
+
+fn run(records: &[Value]) -> Outcome {
+    let spec: AttributionSpec = toml::from_str(SPEC).expect("spec parses");
+    let plan = Plan::compile(&spec).expect("spec compiles");
+    plan.run(records).expect("runs")
+}
+
+/// Assert a model's table: channel → (conversions, value), exactly (1e-9); unlisted channels 0.
+fn check(report: &Report, model: &str, expected: &[(&str, f64, f64)]) {
+    let table = &report.models[model];
+    for (channel, cell) in table {
+        let (c, v) = expected
+            .iter()
+            .find(|(n, ..)| n == channel)
+            .map_or((0.0, 0.0), |&(_, c, v)| (c, v));
+        assert!(
+            (cell.conversions - c).abs() < 1e-9 && (cell.value - v).abs() < 1e-6,
+            "{model}/{channel}: got {cell:?}, expected ({c}, {v})"
+        );
+    }
+    for (channel, ..) in expected {
+        assert!(table.contains_key(*channel), "{model}: no {channel}");
+    }
+}
+
+#[test]
+fn single_touch_gets_everything_in_every_model() {
+    let out = run(&[touch("a@x.io", "search", 0.0), order("A@X.io ", 100.0, 2.0)]);
+    for model in ModelKind::ALL {
+        check(&out.report, model.as_str(), &[("search", 1.0, 100.0)]);
+    }
+    assert_eq!(out.report.unattributed.conversions, 0.0);
+    assert!(out.records[0].attributed);
+}
+
+#[test]
+fn repeated_channels() {
+    // email d0, search d1, email d2; order at d2 (same instant as the last touch: it counts).
+    let out = run(&[
+        touch("a@x.io", "email", 0.0),
+        touch("a@x.io", "search", 1.0),
+        touch("a@x.io", "email", 2.0),
+        order("a@x.io", 90.0, 2.0),
+    ]);
+    let r = &out.report;
+    check(r, "first_touch", &[("email", 1.0, 90.0)]);
+    check(r, "last_touch", &[("email", 1.0, 90.0)]);
+    check(
+        r,
+        "linear",
+        &[("email", 2.0 / 3.0, 60.0), ("search", 1.0 / 3.0, 30.0)],
+    );
+    // Ages 2, 1, 0 days, half-life 7: weights 2^(-2/7), 2^(-1/7), 1.
+    let (w0, w1, w2) = (2f64.powf(-2.0 / 7.0), 2f64.powf(-1.0 / 7.0), 1.0);
+    let s = w0 + w1 + w2;
+    let email = (w0 + w2) / s;
+    check(
+        r,
+        "time_decay",
+        &[
+            ("email", email, 90.0 * email),
+            ("search", 1.0 - email, 90.0 * (1.0 - email)),
+        ],
+    );
+    check(
+        r,
+        "position_based",
+        &[("email", 0.8, 72.0), ("search", 0.2, 18.0)],
+    );
+    // start→email; email→search ½, email→conv ½; search→email. P = 1.
+    // Without email P = 0 (RE 1); without search P = ½ (RE ½): credits 2/3 and 1/3.
+    check(
+        r,
+        "markov",
+        &[("email", 2.0 / 3.0, 60.0), ("search", 1.0 / 3.0, 30.0)],
+    );
+    // One journey over {email, search}: v is a unanimity game, half each.
+    check(r, "shapley", &[("email", 0.5, 45.0), ("search", 0.5, 45.0)]);
+}
+
+#[test]
+fn ties_in_time_keep_input_order() {
+    let out = run(&[
+        touch("a@x.io", "display", 0.0),
+        touch("a@x.io", "social", 0.0),
+        order("a@x.io", 10.0, 1.0),
+    ]);
+    let r = &out.report;
+    check(r, "first_touch", &[("display", 1.0, 10.0)]);
+    check(r, "last_touch", &[("social", 1.0, 10.0)]);
+    for m in ["linear", "time_decay", "position_based", "shapley"] {
+        check(r, m, &[("display", 0.5, 5.0), ("social", 0.5, 5.0)]);
+    }
+    // display→social→conv: removing either kills the only path; RE 1 each.
+    check(r, "markov", &[("display", 0.5, 5.0), ("social", 0.5, 5.0)]);
+}
+
+#[test]
+fn touches_outside_the_lookback_or_after_the_conversion_never_count() {
+    let out = run(&[
+        touch("a@x.io", "display", -40.0),
+        touch("a@x.io", "email", -5.0),
+        touch("a@x.io", "social", 1.0),
+        order("a@x.io", 50.0, 0.0),
+    ]);
+    for model in ModelKind::ALL {
+        let m = model.as_str();
+        check(&out.report, m, &[("email", 1.0, 50.0)]);
+        assert_eq!(
+            out.report.models[m].get("display").map(|c| c.conversions),
+            None,
+            "{m}"
+        );
+    }
+    let touches: Vec<_> = out.records[0]
+        .touchpoints
+        .iter()
+        .map(|t| t.channel.as_str())
+        .collect();
+    assert_eq!(touches, ["email"]);
+}
+
+#[test]
+fn zero_conversions_and_unattributed_conversions() {
+    // Only touches: every table is all zeros and nothing is unattributed.
+    let out = run(&[
+        touch("a@x.io", "search", 0.0),
+        touch("b@x.io", "email", 1.0),
+    ]);
+    assert!(out.records.is_empty());
+    for model in ModelKind::ALL {
+        check(
+            &out.report,
+            model.as_str(),
+            &[("search", 0.0, 0.0), ("email", 0.0, 0.0)],
+        );
+    }
+    assert_eq!(out.report.unattributed.conversions, 0.0);
+
+    // A conversion without touches is reported, not dropped.
+    let out = run(&[touch("a@x.io", "search", 0.0), order("z@x.io", 70.0, 3.0)]);
+    assert_eq!(out.records.len(), 1);
+    assert!(!out.records[0].attributed);
+    assert_eq!(
+        out.records[0].treatment_assignment.treatment_group,
+        "unassigned"
+    );
+    assert_eq!(out.report.unattributed.conversions, 1.0);
+    assert_eq!(out.report.unattributed.value, 70.0);
+    for model in ModelKind::ALL {
+        check(&out.report, model.as_str(), &[("search", 0.0, 0.0)]);
+    }
+}
+
+#[test]
+fn markov_counts_non_converting_paths() {
+    // a: search → order. b: search, display, never orders.
+    // start→search 1; search→conv ½, search→display ½; display→null.
+    // P = ½; without search 0 (RE 1); without display still ½ (RE 0).
+    let out = run(&[
+        touch("a@x.io", "search", 0.0),
+        order("a@x.io", 20.0, 1.0),
+        touch("b@x.io", "search", 0.0),
+        touch("b@x.io", "display", 1.0),
+    ]);
+    check(
+        &out.report,
+        "markov",
+        &[("search", 1.0, 20.0), ("display", 0.0, 0.0)],
+    );
+}
+
+// ---- agreement with channelattribution -------------------------------------------------------
+
+fn reference_journeys() -> Journeys {
+    let text = std::fs::read_to_string(repo_root().join("tests/attribution/journeys.csv"))
+        .expect("journeys.csv");
+    let mut js = Journeys::default();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 4, "{line}");
+        let channels = f[0]
+            .split('>')
+            .map(|c| js.channel_id(c))
+            .collect::<Vec<_>>();
+        let n = channels.len();
+        js.paths.push(Journey {
+            channels,
+            ages_days: vec![0.0; n],
+            conversions: f[1].parse().expect("conversions"),
+            value: f[2].parse().expect("value"),
+            nulls: f[3].parse().expect("nulls"),
+        });
+    }
+    js
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/attribution/reference.json"))
+        .expect("reference.json");
+    serde_json::from_str(&text).expect("reference parses")
+}
+
+#[test]
+fn heuristic_models_match_channelattribution_exactly() {
+    let js = reference_journeys();
+    let reference = reference();
+    for (ours, theirs) in [
+        (ModelKind::FirstTouch, "first_touch"),
+        (ModelKind::LastTouch, "last_touch"),
+        (ModelKind::Linear, "linear"),
+    ] {
+        let table = heuristic_table(ours, &js, &HeuristicParams::default());
+        let expected = &reference["models"][theirs];
+        assert_eq!(
+            expected.as_object().map(|o| o.len()),
+            Some(js.channels.len())
+        );
+        for (name, cell) in js.channels.iter().zip(&table) {
+            let c = expected[name]["conversions"].as_f64().expect("number");
+            let v = expected[name]["value"].as_f64().expect("number");
+            assert!(
+                (cell.conversions - c).abs() < 1e-6,
+                "{theirs}/{name}: {} vs {c}",
+                cell.conversions
+            );
+            assert!(
+                (cell.value - v).abs() < 1e-6,
+                "{theirs}/{name}: {} vs {v}",
+                cell.value
+            );
+        }
+    }
+}
+
+#[test]
+fn markov_matches_channelattribution_within_its_simulation_error() {
+    let js = reference_journeys();
+    let reference = reference();
+    let total: f64 = js.paths.iter().map(|j| j.conversions).sum();
+    for order in [1usize, 2] {
+        let ours = markov(&js, order);
+        let re = &reference["models"][format!("markov_order_{order}_removal_effects")];
+        let credits = &reference["models"][format!("markov_order_{order}")];
+        // channelattribution estimates by simulating 10^6 paths: removal effects carry a
+        // Monte-Carlo error of about ±0.005 here, credits about ±1 % of the total.
+        for (k, name) in js.channels.iter().enumerate() {
+            let theirs = re[name].as_f64().expect("number");
+            assert!(
+                (ours.removal_effects[k] - theirs).abs() < 0.01,
+                "order {order} RE {name}: {} vs {theirs}",
+                ours.removal_effects[k]
+            );
+            let c = credits[name]["conversions"].as_f64().expect("number");
+            assert!(
+                (ours.credits[k].conversions - c).abs() < 0.01 * total,
+                "order {order} credit {name}: {} vs {c}",
+                ours.credits[k].conversions
+            );
+        }
+        let sum: f64 = ours.credits.iter().map(|c| c.conversions).sum();
+        assert!((sum - total).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn shapley_on_the_reference_journeys_is_efficient_and_equals_the_equal_split() {
+    let js = reference_journeys();
+    let ours = shapley(&js, 15).expect("5 channels");
+    let mut split = vec![0.0; js.channels.len()];
+    for j in js.paths.iter().filter(|j| j.conversions > 0.0) {
+        let mut set: Vec<u32> = j.channels.clone();
+        set.sort_unstable();
+        set.dedup();
+        for c in &set {
+            split[*c as usize] += j.conversions / set.len() as f64;
+        }
+    }
+    for (a, b) in ours.iter().zip(&split) {
+        assert!((a.conversions - b).abs() < 1e-9, "{} vs {b}", a.conversions);
+    }
+}
+
+// ---- the CLI on the example specs -----------------------------------------------------------
+
+fn attribute(spec: &str, data: &str) -> (Vec<Value>, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("out.ndjson");
+    let report_path = dir.path().join("report.json");
+    let out = switchyard()
+        .args(["attribute", "--spec", spec, "--input", data, "--output"])
+        .arg(&out_path)
+        .arg("--report")
+        .arg(&report_path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = std::fs::read_to_string(&out_path)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record json"))
+        .collect();
+    let report = serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
+        .expect("report json");
+    (records, report)
+}
+
+fn by_id<'a>(records: &'a [Value], id: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["record_id"] == id)
+        .unwrap_or_else(|| panic!("no record {id}"))
+}
+
+#[test]
+fn hubspot_and_stripe_example_end_to_end() {
+    let (records, report) = attribute(
+        "mapping-specs/examples/attribution-hubspot-stripe.toml",
+        "mapping-specs/examples/data/attribution-hubspot-stripe.ndjson",
+    );
+    // Report shape: exactly models + unattributed; seven models.
+    let keys: Vec<&String> = report.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["models", "unattributed"]);
+    let models = report["models"].as_object().expect("models");
+    assert_eq!(models.len(), 7);
+    // Dual processing on both systems: 4 conversion types.
+    let mut types: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        *types
+            .entry(r["conversion_type"].as_str().unwrap_or("").into())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        types,
+        BTreeMap::from([
+            ("deal_closed_won".into(), 4),
+            ("mql".into(), 5),
+            ("payment_succeeded".into(), 8),
+            ("subscription_created".into(), 2),
+        ])
+    );
+    // Every model credits all attributed conversions.
+    let unattributed = report["unattributed"]["conversions"]
+        .as_f64()
+        .expect("number");
+    for (name, table) in models {
+        let sum: f64 = table
+            .as_object()
+            .expect("table")
+            .values()
+            .map(|c| c["conversions"].as_f64().unwrap_or(0.0))
+            .sum();
+        assert!(
+            (sum + unattributed - records.len() as f64).abs() < 1e-9,
+            "{name}: {sum}"
+        );
+    }
+    // The seed's record shape.
+    let deal = by_id(&records, "hubspot_deal_9001");
+    assert_eq!(deal["data_source"], "hubspot");
+    assert_eq!(deal["event_type"], "conversion");
+    assert_eq!(deal["conversion_value"], 5000.0);
+    assert_eq!(deal["conversion_date"], "2024-01-26T09:00:00Z");
+    assert_eq!(
+        deal["treatment_assignment"],
+        json!({"treatment_group": "paid_ads_google", "assignment_method": "source_based", "confidence_score": 0.9})
+    );
+    assert_eq!(deal["confounders"]["company_size"], "mid_market");
+    assert_eq!(deal["confounders"]["deal_stage_probability"], 1.0);
+    assert_eq!(deal["data_quality_score"], 1.0);
+    // Missing company size: one of five checks fails.
+    let deal4 = by_id(&records, "hubspot_deal_9004");
+    assert_eq!(deal4["data_quality_score"], 0.8);
+    assert_eq!(
+        deal4["data_quality_reasons"],
+        json!(["missing properties.company_size"])
+    );
+    // Identity join: Stripe customer → HubSpot contact (stripe_customer_id) → web visits by a
+    // differently-cased email; utm rule first for the Stripe payment.
+    let pay = by_id(&records, "stripe_payment_intent_pi_1");
+    assert_eq!(pay["conversion_value"], 499.0);
+    assert_eq!(pay["currency"], "USD");
+    assert_eq!(
+        pay["treatment_assignment"]["assignment_method"],
+        "utm_based"
+    );
+    assert_eq!(pay["confounders"]["customer_history"], 2.0);
+    let sources: Vec<&str> = pay["touchpoints"]
+        .as_array()
+        .expect("touches")
+        .iter()
+        .filter_map(|t| t["source"].as_str())
+        .collect();
+    assert!(
+        sources.contains(&"hubspot") && sources.contains(&"web") && sources.contains(&"stripe")
+    );
+    // A 29,000 payment among ~50–1,000 ones is an outlier; it has no touch: unattributed.
+    let big = by_id(&records, "stripe_payment_intent_pi_7");
+    assert_eq!(big["anomaly_flags"], json!(["conversion_value_outlier"]));
+    assert_eq!(big["attributed"], false);
+    assert_eq!(big["treatment_assignment"]["treatment_group"], "control");
+    // Payments not succeeded and closed-lost deals are not conversions.
+    assert!(
+        records
+            .iter()
+            .all(|r| r["record_id"] != "stripe_payment_intent_pi_8")
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["record_id"] != "hubspot_deal_9003")
+    );
+}
+
+#[test]
+fn salesforce_and_paypal_example_end_to_end() {
+    let (records, report) = attribute(
+        "mapping-specs/examples/attribution-salesforce-paypal.toml",
+        "mapping-specs/examples/data/attribution-salesforce-paypal.ndjson",
+    );
+    assert_eq!(records.len(), 11);
+    assert_eq!(report["unattributed"]["conversions"], 0.0);
+    let opp = by_id(&records, "salesforce_Opportunity_006A");
+    assert_eq!(
+        opp["treatment_assignment"]["treatment_group"],
+        "field_events"
+    );
+    assert_eq!(opp["confounders"]["opportunity_probability"], 1.0);
+    let cap = by_id(&records, "paypal_capture_CAP2");
+    assert_eq!(
+        cap["treatment_assignment"]["assignment_method"],
+        "utm_based"
+    );
+    assert_eq!(cap["touchpoints"][0]["channel"], "email");
+}
+
+#[test]
+fn ndjson_from_stdin_prints_the_report() {
+    use std::io::Write;
+    let data = std::fs::read(
+        repo_root().join("mapping-specs/examples/data/attribution-hubspot-stripe.ndjson"),
+    )
+    .expect("data");
+    let mut child = switchyard()
+        .args([
+            "attribute",
+            "--spec",
+            "mapping-specs/examples/attribution-hubspot-stripe.toml",
+            "--input",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&data)
+        .expect("writes");
+    let out = child.wait_with_output().expect("runs");
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report on stdout");
+    assert_eq!(report["unattributed"]["conversions"], 2.0);
+}
+
+#[test]
+fn bad_input_line_and_bad_expression_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("bad.ndjson");
+    std::fs::write(&data, "{\"source\": \"web\"}\n\n{not json\n").expect("write");
+    let out = switchyard()
+        .args([
+            "attribute",
+            "--spec",
+            "mapping-specs/examples/attribution-hubspot-stripe.toml",
+            "--input",
+        ])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.ndjson:3: invalid JSON"), "{err}");
+
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, SPEC.replace("status == 'paid'", "status == 'paid")).expect("write");
+    let out = switchyard()
+        .args(["attribute", "--spec"])
+        .arg(&spec)
+        .args(["--input", "-"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/attribution/conversions/0/condition"),
+        "{err}"
+    );
+    assert!(err.contains("spec.toml:"), "{err}");
+}
