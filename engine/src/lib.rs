@@ -18,4 +18,5 @@
 pub mod cli;
 pub mod diag;
 pub mod record;
+pub mod sandbox;
 pub mod spec;
