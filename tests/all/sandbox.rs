@@ -560,3 +560,450 @@ fn sandbox_command_rejects_unknown_vendor() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vendor"));
 }
+
+// ---------------------------------------------------------------------------- Salesforce
+
+async fn sf_token(e: &Emulator, c: &Client, form: &[(&str, String)]) -> (u16, Value) {
+    let r = c
+        .post(format!("{}/services/oauth2/token", e.base_url()))
+        .form(form)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn sf_password_token(e: &Emulator, c: &Client) -> String {
+    let form = [
+        ("grant_type", "password".to_string()),
+        ("client_id", cred(e, "client_id")),
+        ("client_secret", cred(e, "client_secret")),
+        ("username", cred(e, "username")),
+        (
+            "password",
+            format!("{}{}", cred(e, "password"), cred(e, "security_token")),
+        ),
+    ];
+    let (s, body) = sf_token(e, c, &form).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["instance_url"], e.base_url());
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+struct Sf<'a> {
+    e: &'a Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Sf<'_> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        batch: Option<usize>,
+    ) -> (u16, Value) {
+        let url = format!("{}/services/data/v62.0{path}", self.e.base_url());
+        let mut r = self.c.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(n) = batch {
+            r = r.header("Sforce-Query-Options", format!("batchSize={n}"));
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn query_all(&self, soql: &str, batch: usize) -> (Vec<Value>, usize) {
+        let (s, mut page) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/query?q={}", url_encode(soql)),
+                None,
+                Some(batch),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        let mut rows = Vec::new();
+        let mut pages = 1;
+        loop {
+            rows.extend(page["records"].as_array().cloned().unwrap_or_default());
+            if page["done"] == true {
+                break;
+            }
+            let next = page["nextRecordsUrl"]
+                .as_str()
+                .expect("next url")
+                .to_string();
+            let r = self
+                .c
+                .get(format!("{}{next}", self.e.base_url()))
+                .bearer_auth(&self.token)
+                .header("Sforce-Query-Options", format!("batchSize={batch}"))
+                .send()
+                .await
+                .expect("request");
+            page = r.json().await.expect("json");
+            pages += 1;
+        }
+        (rows, pages)
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn salesforce_sobjects_soql_paging_and_collections() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let sf = Sf { e: &e, c, token };
+
+    let (s, created) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(
+                json!({"FirstName": "Ada", "LastName": "Lovelace", "Company": "AE",
+                          "Email": "ada@example.com", "LeadSource": "Web"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["success"], true);
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(id.len(), 18);
+    assert!(id.starts_with("00Q"));
+
+    let (s, missing) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(missing[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(missing[0]["fields"], json!(["Company"]));
+    let (s, bad) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x", "Company": "y", "Bogus": 1})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    let (s, _) = sf
+        .send(
+            M::PATCH,
+            &format!("/sobjects/Lead/{id}"),
+            Some(json!({"Title": "Countess"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, read) = sf
+        .send(
+            M::GET,
+            &format!("/sobjects/Lead/{id}?fields=Name,Title"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(read["attributes"]["type"], "Lead");
+    assert_eq!(read["Name"], "Ada Lovelace");
+    assert_eq!(read["Title"], "Countess");
+
+    // Collections: per-record results in input order, HTTP 200 with a failure inside.
+    let mut records: Vec<Value> = (0..7)
+        .map(|i| {
+            json!({"attributes": {"type": "Lead"}, "LastName": format!("L{i}"),
+                        "Company": "C", "LeadSource": "Web"})
+        })
+        .collect();
+    records[3] = json!({"attributes": {"type": "Lead"}, "LastName": "NoCompany"});
+    let (s, results) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": false, "records": records.clone()})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let oks: Vec<bool> = results
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["success"] == true)
+        .collect();
+    assert_eq!(oks, vec![true, true, true, false, true, true, true]);
+    assert_eq!(
+        results[3]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    let before = e.records("Lead").len();
+    let (s, rolled) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": true, "records": records})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        rolled[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(e.records("Lead").len(), before, "allOrNone kept nothing");
+    let too_many: Vec<Value> = (0..201)
+        .map(|_| json!({"attributes": {"type": "Lead"}, "LastName": "x", "Company": "y"}))
+        .collect();
+    let (s, _) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"records": too_many})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // SOQL with a small batch size: 7 Web leads over 3 pages.
+    let (rows, pages) = sf
+        .query_all(
+            "SELECT Id, LastName, Email FROM Lead WHERE LeadSource = 'Web' ORDER BY LastName",
+            3,
+        )
+        .await;
+    assert_eq!((rows.len(), pages), (7, 3));
+    assert_eq!(rows[0]["attributes"]["type"], "Lead");
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id FROM Lead WHERE Email = 'ADA@example.com' AND LastName = 'Lovelace'",
+            2000,
+        )
+        .await;
+    assert_eq!(rows.len(), 1);
+    let (s, bad) = sf
+        .send(
+            M::GET,
+            &format!("/query?q={}", url_encode("SELECT Nope FROM Lead")),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    // Upsert by external id: created, then updated.
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"LastName": "Hopper"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (201, Some(true)));
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"FirstName": "Grace"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (200, Some(false)));
+    assert_eq!(e.records("Contact").len(), 1);
+
+    let (s, _) = sf
+        .send(M::DELETE, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, gone) = sf
+        .send(M::GET, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!((s, gone[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    e.shutdown().await;
+}
+
+fn sign_jwt(pem: &str, claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der_b64)
+        .expect("pem");
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("pkcs8");
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .expect("sign");
+    format!("{signing_input}.{}", b64.encode(sig))
+}
+
+#[tokio::test]
+async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let claims = json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+                        "aud": "https://login.salesforce.com",
+                        "exp": chrono::Utc::now().timestamp() + 120});
+    let jwt = sign_jwt(&cred(&e, "private_key_pem"), &claims);
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string();
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[("grant_type", grant.clone()), ("assertion", jwt.clone())],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    assert!(body.get("refresh_token").is_none());
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["sforce-limit-info"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("api-usage=")
+    );
+
+    // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
+    let mut tampered = jwt.clone();
+    tampered.pop();
+    tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+    for bad in [
+        tampered,
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": "someone@else",
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() + 120}),
+        ),
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() - 10}),
+        ),
+    ] {
+        let (s, body) =
+            sf_token(&e, &c, &[("grant_type", grant.clone()), ("assertion", bad)]).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "refresh_token".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("refresh_token", cred(&e, "refresh_token")),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "password".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("client_secret", cred(&e, "client_secret")),
+            ("username", cred(&e, "username")),
+            ("password", "wrong".into()),
+        ],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    let r = c
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Lead/00Q000000000001EAA",
+            e.base_url()
+        ))
+        .bearer_auth("expired")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_over_quota_is_403_request_limit_exceeded() {
+    let e = emu_with(
+        Vendor::Salesforce,
+        SandboxOptions {
+            rate_limit: Some("2/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let url = format!(
+        "{}/services/data/v62.0/query?q=SELECT+Id+FROM+Lead",
+        e.base_url()
+    );
+    for used in 1..=2 {
+        let r = c
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["sforce-limit-info"],
+            format!("api-usage={used}/2").as_str()
+        );
+    }
+    let r = c
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    e.shutdown().await;
+}
