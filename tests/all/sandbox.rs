@@ -1007,3 +1007,295 @@ async fn salesforce_over_quota_is_403_request_limit_exceeded() {
     assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
     e.shutdown().await;
 }
+
+// -------------------------------------------------------------------------------- Stripe
+
+struct St {
+    e: Emulator,
+    c: Client,
+    key: String,
+}
+
+impl St {
+    async fn new(opts: SandboxOptions) -> Self {
+        let e = emu_with(Vendor::Stripe, opts).await;
+        let key = cred(&e, "secret_key");
+        assert!(key.starts_with("sk_test_"));
+        St {
+            e,
+            c: client(),
+            key,
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        idem: Option<&str>,
+    ) -> reqwest::Response {
+        let mut r = self
+            .c
+            .post(format!("{}{path}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .form(form);
+        if let Some(k) = idem {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send().await.expect("request")
+    }
+
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(format!("{}{path_and_query}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn stripe_customers_create_read_search_and_list_pages() {
+    let st = St::new(SandboxOptions::default()).await;
+    let r = st
+        .post(
+            "/v1/customers",
+            &[
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("metadata[tenant]", "acme"),
+                ("metadata[src]", "web"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key("request-id"));
+    let cus: Value = r.json().await.expect("json");
+    let id = cus["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("cus_"));
+    assert_eq!(cus["metadata"], json!({"tenant": "acme", "src": "web"}));
+
+    let r = st
+        .post(
+            &format!("/v1/customers/{id}"),
+            &[("metadata[src]", ""), ("phone", "+15551234567")],
+            None,
+        )
+        .await;
+    let upd: Value = r.json().await.expect("json");
+    assert_eq!(upd["metadata"], json!({"tenant": "acme"}));
+    let (s, read) = st.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!((s, read["phone"].as_str()), (200, Some("+15551234567")));
+
+    for i in 0..7 {
+        let email = format!("c{i}@example.com");
+        let r = st
+            .post("/v1/customers", &[("email", email.as_str())], None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (s, found) = st
+        .get(&format!(
+            "/v1/customers/search?query={}",
+            url_encode("email:'ada@example.com' AND metadata['tenant']:'acme'")
+        ))
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["object"], "search_result");
+    assert_eq!(found["data"][0]["id"], id.as_str());
+
+    // Newest first, 3 per page: 8 customers over 3 pages.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &after {
+            Some(a) => format!("/v1/customers?limit=3&starting_after={a}"),
+            None => "/v1/customers?limit=3".to_string(),
+        };
+        let (s, page) = st.get(&q).await;
+        assert_eq!(s, 200);
+        assert_eq!(page["object"], "list");
+        pages += 1;
+        let data = page["data"].as_array().expect("data");
+        seen.extend(
+            data.iter()
+                .map(|c| c["id"].as_str().unwrap_or_default().to_string()),
+        );
+        if page["has_more"] == false {
+            break;
+        }
+        after = data.last().and_then(|c| c["id"].as_str()).map(String::from);
+    }
+    assert_eq!((pages, seen.len()), (3, 8));
+    assert_eq!(seen.last(), Some(&id), "oldest last");
+
+    let (s, gone) = st.get("/v1/customers/cus_nope").await;
+    assert_eq!(
+        (s, gone["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_idempotency_key_replays_and_rejects_different_params() {
+    let st = St::new(SandboxOptions::default()).await;
+    let cus: Value = st
+        .post("/v1/customers", &[("email", "p@example.com")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = cus["id"].as_str().expect("id");
+    let form = [
+        ("amount", "2000"),
+        ("currency", "usd"),
+        ("customer", cid),
+        ("metadata[order]", "6735"),
+    ];
+    let first = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["status"], "requires_payment_method");
+    assert_eq!(first["amount"], 2000);
+
+    let again = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first);
+
+    let other = st
+        .post(
+            "/v1/payment_intents",
+            &[("amount", "999"), ("currency", "usd")],
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let other: Value = other.json().await.expect("json");
+    assert_eq!(other["error"]["type"], "idempotency_error");
+    assert_eq!(st.e.records("payment_intents").len(), 1);
+
+    let missing: Value = st
+        .post("/v1/payment_intents", &[("currency", "usd")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(missing["error"]["code"], "parameter_missing");
+    assert_eq!(missing["error"]["param"], "amount");
+    let unknown: Value = st
+        .post("/v1/customers", &[("emial", "x@y.z")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unknown["error"]["code"], "parameter_unknown");
+
+    let (s, by_customer) = st
+        .get(&format!(
+            "/v1/payment_intents?customer={cid}&expand[]=data.customer"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(by_customer["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        by_customer["data"][0]["customer"]["email"], "p@example.com",
+        "expanded"
+    );
+    let (s, found) = st
+        .get(&format!(
+            "/v1/payment_intents/search?query={}",
+            url_encode("amount>1000 AND currency:'usd'")
+        ))
+        .await;
+    assert_eq!((s, found["data"].as_array().map(Vec::len)), (200, Some(1)));
+
+    let sub: Value = st
+        .post(
+            "/v1/subscriptions",
+            &[("customer", cid), ("items[0][price]", "price_123")],
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["items"]["data"][0]["price"]["id"], "price_123");
+    let sid = sub["id"].as_str().expect("id");
+    let r =
+        st.c.delete(format!("{}/v1/subscriptions/{sid}", st.e.base_url()))
+            .bearer_auth(&st.key)
+            .send()
+            .await
+            .expect("request");
+    let canceled: Value = r.json().await.expect("json");
+    assert_eq!(canceled["status"], "canceled");
+    let (_, active) = st.get("/v1/subscriptions").await;
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0));
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_auth_errors_and_rate_limit() {
+    let e = emu_with(
+        Vendor::Stripe,
+        SandboxOptions {
+            rate_limit: Some("3/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/v1/customers", e.base_url());
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not provide an API key")
+    );
+    let r = c
+        .get(&url)
+        .bearer_auth("sk_test_wrong1234")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("1234")
+    );
+    // Basic auth with the key as user name works too.
+    let r = c
+        .get(&url)
+        .basic_auth(cred(&e, "secret_key"), Some(""))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(&url)
+        .bearer_auth(cred(&e, "secret_key"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limit");
+    e.shutdown().await;
+}
