@@ -21,6 +21,7 @@ pub mod diag;
 pub mod expr;
 pub mod mapping;
 pub mod record;
+pub mod sandbox;
 pub mod secrets;
 pub mod spec;
 pub mod template;

@@ -3,5 +3,6 @@
 mod attribution;
 mod cli;
 mod mapping;
+mod sandbox;
 mod spec;
 mod ui;

@@ -1,7 +1,8 @@
 //! The `switchyard` command line: one file per subcommand.
 
-pub mod map;
 mod attribute;
+pub mod map;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -55,6 +56,8 @@ pub enum Command {
     Map(map::Args),
     /// Run an attribution spec over NDJSON records: CausalMarketingData and channel tables.
     Attribute(attribute::Args),
+    /// Serve local emulators of vendor APIs (HubSpot, Salesforce, Pipedrive, Zendesk, Stripe).
+    Sandbox(sandbox::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Schema(a) => schema::run(a),
         Command::Map(a) => map::run(a),
         Command::Attribute(a) => attribute::run(a),
+        Command::Sandbox(a) => sandbox::run(a),
     }
 }

@@ -1,0 +1,1301 @@
+//! The vendor emulators over real HTTP: state, pagination, auth, throttling and faults.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchyard::sandbox::{
+    self, Emulator, FaultConfig, FaultKind, RateLimitOverride, SandboxOptions, ScriptedFault,
+    Vendor,
+};
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+async fn emu(vendor: Vendor) -> Emulator {
+    sandbox::start(vendor, SandboxOptions::default())
+        .await
+        .expect("emulator starts")
+}
+
+async fn emu_with(vendor: Vendor, opts: SandboxOptions) -> Emulator {
+    sandbox::start(vendor, opts).await.expect("emulator starts")
+}
+
+fn script(faults: &[(u64, FaultKind)]) -> SandboxOptions {
+    SandboxOptions {
+        faults: FaultConfig {
+            script: faults
+                .iter()
+                .map(|(n, f)| ScriptedFault {
+                    request: *n,
+                    fault: *f,
+                })
+                .collect(),
+            ..FaultConfig::default()
+        },
+        ..SandboxOptions::default()
+    }
+}
+
+fn cred(e: &Emulator, k: &str) -> String {
+    e.credentials().get(k).expect("credential").to_string()
+}
+
+// ------------------------------------------------------------------------------- HubSpot
+
+struct Hs {
+    e: Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Hs {
+    async fn new(opts: SandboxOptions) -> Self {
+        let e = emu_with(Vendor::Hubspot, opts).await;
+        let token = cred(&e, "access_token");
+        Hs {
+            e,
+            c: client(),
+            token,
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn hubspot_contacts_create_read_search_list_update() {
+    let hs = Hs::new(SandboxOptions::default()).await;
+    use reqwest::Method as M;
+    let (s, created) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(
+                json!({"properties": {"email": "Ada@Example.com", "firstname": "Ada",
+                                       "lead_score": 91}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        created["properties"]["lead_score"], "91",
+        "values become strings"
+    );
+
+    let (s, read) = hs
+        .send(
+            M::GET,
+            &format!("/crm/v3/objects/contacts/{id}?properties=lead_score"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(read["properties"]["firstname"], "Ada");
+    assert_eq!(read["properties"]["lead_score"], "91");
+    let (s, by_email) = hs
+        .send(
+            M::GET,
+            "/crm/v3/objects/contacts/ada@example.com?idProperty=email",
+            None,
+        )
+        .await;
+    assert_eq!((s, by_email["id"].as_str()), (200, Some(id.as_str())));
+
+    // Duplicate e-mail: 409 CONFLICT naming the existing id.
+    let (s, dup) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(dup["category"], "CONFLICT");
+    assert!(dup["message"].as_str().unwrap_or_default().contains(&id));
+
+    // Invalid e-mail: 400 VALIDATION_ERROR.
+    let (s, bad) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "not-an-email"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+
+    let (s, upd) = hs
+        .send(
+            M::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"lastname": "Lovelace"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, upd["properties"]["lastname"].as_str()),
+        (200, Some("Lovelace"))
+    );
+
+    // 24 more contacts, then list 10 per page: 3 pages, every id once.
+    for i in 0..24 {
+        let (s, _) = hs
+            .send(M::POST, "/crm/v3/objects/contacts",
+                  Some(json!({"properties": {"email": format!("p{i}@example.com"),
+                                             "lifecyclestage": if i % 2 == 0 { "lead" } else { "customer" }}})))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/crm/v3/objects/contacts?limit=10&after={a}"),
+            None => "/crm/v3/objects/contacts?limit=10".to_string(),
+        };
+        let (s, page) = hs.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        pages += 1;
+        for r in page["results"].as_array().expect("results") {
+            seen.push(r["id"].as_str().expect("id").to_string());
+        }
+        match page["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 25);
+    seen.dedup();
+    assert_eq!(seen.len(), 25);
+
+    // Search: EQ on email (case-insensitive), IN, paging with `after` in the body.
+    let (s, found) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(json!({"filterGroups": [{"filters": [
+                  {"propertyName": "email", "operator": "EQ", "value": "ADA@example.com"}]}],
+                  "properties": ["email", "lastname"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["results"][0]["properties"]["lastname"], "Lovelace");
+    let mut total_seen = 0;
+    let mut after = Value::Null;
+    let mut search_pages = 0;
+    loop {
+        let (s, page) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts/search",
+                Some(json!({"filterGroups": [{"filters": [
+                      {"propertyName": "lifecyclestage", "operator": "IN", "values": ["lead"]}]}],
+                      "limit": 5, "after": after})),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        assert_eq!(page["total"], 12);
+        search_pages += 1;
+        total_seen += page["results"].as_array().map_or(0, Vec::len);
+        match page["paging"]["next"]["after"].as_str() {
+            Some(a) => after = json!(a),
+            None => break,
+        }
+    }
+    assert_eq!((search_pages, total_seen), (3, 12));
+
+    let (s, _) = hs
+        .send(M::DELETE, &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, gone) = hs
+        .send(M::GET, &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!(
+        (s, gone["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
+    assert_eq!(hs.e.records("contacts").len(), 24);
+    assert_eq!(hs.e.stats().created.get("contacts"), Some(&25));
+    hs.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_batch_create_reports_duplicates_per_item_and_upsert_is_idempotent() {
+    let hs = Hs::new(SandboxOptions::default()).await;
+    use reqwest::Method as M;
+    let inputs: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"properties": {"email": format!("b{i}@example.com")}, "associations": [],
+                        "objectWriteTraceId": format!("t{i}")})
+        })
+        .collect();
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/create",
+            Some(json!({"inputs": inputs})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(3));
+
+    let again = vec![
+        json!({"properties": {"email": "b1@example.com"}, "associations": [], "objectWriteTraceId": "x1"}),
+        json!({"properties": {"email": "new@example.com"}, "associations": []}),
+    ];
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/create",
+            Some(json!({"inputs": again})),
+        )
+        .await;
+    assert_eq!(s, 207, "{body}");
+    assert_eq!(body["numErrors"], 1);
+    assert_eq!(body["errors"][0]["category"], "CONFLICT");
+    assert_eq!(body["errors"][0]["context"]["objectWriteTraceId"][0], "x1");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
+
+    let too_many: Vec<Value> = (0..101).map(|_| json!({"properties": {}})).collect();
+    let (s, _) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/create",
+            Some(json!({"inputs": too_many})),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    let up = json!({"inputs": [
+        {"id": "b0@example.com", "idProperty": "email", "properties": {"firstname": "B"}},
+        {"id": "fresh@example.com", "idProperty": "email", "properties": {"firstname": "F"}}]});
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/upsert",
+            Some(up.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let news: Vec<bool> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["new"].as_bool().expect("new"))
+        .collect();
+    assert_eq!(news, vec![false, true]);
+    let (s, body) = hs
+        .send(M::POST, "/crm/v3/objects/contacts/batch/upsert", Some(up))
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["new"] == false)
+    );
+    assert_eq!(hs.e.records("contacts").len(), 5);
+
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/update",
+            Some(json!({"inputs": [{"id": "999999", "properties": {"firstname": "x"}}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["errors"][0]["category"].as_str()),
+        (207, Some("OBJECT_NOT_FOUND"))
+    );
+    hs.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
+    let e = emu(Vendor::Hubspot).await;
+    let c = client();
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["category"], "INVALID_AUTHENTICATION");
+    assert_eq!(body["status"], "error");
+
+    let form = [
+        ("grant_type", "refresh_token"),
+        (
+            "client_id",
+            e.credentials().get("client_id").unwrap_or_default(),
+        ),
+        (
+            "client_secret",
+            e.credentials().get("client_secret").unwrap_or_default(),
+        ),
+        (
+            "refresh_token",
+            e.credentials().get("refresh_token").unwrap_or_default(),
+        ),
+    ];
+    let tok: Value = c
+        .post(format!("{}/oauth/v1/token", e.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let access = tok["access_token"].as_str().expect("access token");
+    assert_eq!(tok["expires_in"], 1800);
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let bad = c
+        .post(format!("{}/oauth/v1/token", e.base_url()))
+        .form(&[("grant_type", "refresh_token"), ("client_id", "x")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_throttles_with_its_429_body_and_headers() {
+    let e = emu_with(
+        Vendor::Hubspot,
+        SandboxOptions {
+            rate_limit: Some(RateLimitOverride {
+                requests: 3,
+                per: Duration::from_secs(10),
+            }),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let token = cred(&e, "access_token");
+    let get = || {
+        c.get(format!("{}/crm/v3/objects/companies", e.base_url()))
+            .bearer_auth(&token)
+            .send()
+    };
+    for left in (0..3).rev() {
+        let r = get().await.expect("request");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-hubspot-ratelimit-max"], "3");
+        assert_eq!(
+            r.headers()["x-hubspot-ratelimit-remaining"],
+            left.to_string().as_str()
+        );
+        assert_eq!(
+            r.headers()["x-hubspot-ratelimit-interval-milliseconds"],
+            "10000"
+        );
+    }
+    let r = get().await.expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["x-hubspot-ratelimit-remaining"], "0");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["errorType"], "RATE_LIMIT");
+    assert_eq!(body["policyName"], "TEN_SECONDLY_ROLLING");
+    assert_eq!(e.stats().throttled, 1);
+    assert_eq!(e.stats().by_status.get(&429), Some(&1));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_faults_by_script_5xx_drop_malformed_timeout_slow() {
+    let e = emu_with(
+        Vendor::Hubspot,
+        script(&[
+            (1, FaultKind::ServerError { status: 502 }),
+            (2, FaultKind::Drop),
+            (3, FaultKind::Malformed),
+            (4, FaultKind::Timeout),
+            (5, FaultKind::Slow { ms: 300 }),
+            (6, FaultKind::RateLimit),
+        ]),
+    )
+    .await;
+    let c = Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .expect("client");
+    let token = cred(&e, "access_token");
+    let create = |n: u32| {
+        c.post(format!("{}/crm/v3/objects/contacts", e.base_url()))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"email": format!("f{n}@example.com")}}))
+            .send()
+    };
+    let r = create(1).await.expect("5xx is an answer");
+    assert_eq!(r.status().as_u16(), 502);
+    let dropped = create(2).await;
+    assert!(dropped.is_err(), "dropped connection gives no response");
+    let r = create(3).await.expect("malformed still answers");
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap_or_default();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    let t = create(4).await;
+    assert!(t.is_err_and(|e| e.is_timeout()));
+    let started = std::time::Instant::now();
+    let r = create(5).await.expect("slow answers");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = create(6).await.expect("throttled answers");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // 5xx, drop and timeout struck before the write; malformed after it.
+    let emails: Vec<String> = e
+        .records("contacts")
+        .iter()
+        .filter_map(|r| r["properties"]["email"].as_str().map(String::from))
+        .collect();
+    assert_eq!(emails, vec!["f3@example.com", "f5@example.com"]);
+    let s = e.stats();
+    for k in ["5xx", "drop", "malformed", "timeout", "slow", "rate_limit"] {
+        assert_eq!(s.faults.get(k), Some(&1), "{k}: {s:?}");
+    }
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_rates_are_deterministic_for_a_seed() {
+    let opts = || SandboxOptions {
+        faults: FaultConfig {
+            error_5xx_rate: 0.3,
+            ..FaultConfig::default()
+        },
+        seed: 42,
+        ..SandboxOptions::default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let e = emu_with(Vendor::Hubspot, opts()).await;
+        let c = client();
+        let token = cred(&e, "access_token");
+        let mut statuses = Vec::new();
+        for _ in 0..30 {
+            let r = c
+                .get(format!("{}/crm/v3/objects/tickets", e.base_url()))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request");
+            statuses.push(r.status().as_u16());
+        }
+        assert!(statuses.iter().any(|s| *s >= 500) && statuses.contains(&200));
+        runs.push(statuses);
+        e.shutdown().await;
+    }
+    assert_eq!(runs[0], runs[1]);
+}
+
+// ---------------------------------------------------------------------------------- CLI
+
+#[test]
+fn sandbox_command_prints_base_urls_and_credentials() {
+    use std::io::{BufRead, BufReader};
+    let mut child = super::cli::switchyard()
+        .args(["sandbox", "hubspot", "--json", "--seed", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["vendor"], "hubspot");
+    assert!(
+        v["base_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:"))
+    );
+    assert!(v["credentials"]["access_token"].is_string());
+}
+
+#[test]
+fn sandbox_command_rejects_unknown_vendor() {
+    let out = super::cli::switchyard()
+        .args(["sandbox", "hubspt"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vendor"));
+}
+
+// ---------------------------------------------------------------------------- Salesforce
+
+async fn sf_token(e: &Emulator, c: &Client, form: &[(&str, String)]) -> (u16, Value) {
+    let r = c
+        .post(format!("{}/services/oauth2/token", e.base_url()))
+        .form(form)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn sf_password_token(e: &Emulator, c: &Client) -> String {
+    let form = [
+        ("grant_type", "password".to_string()),
+        ("client_id", cred(e, "client_id")),
+        ("client_secret", cred(e, "client_secret")),
+        ("username", cred(e, "username")),
+        (
+            "password",
+            format!("{}{}", cred(e, "password"), cred(e, "security_token")),
+        ),
+    ];
+    let (s, body) = sf_token(e, c, &form).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["instance_url"], e.base_url());
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+struct Sf<'a> {
+    e: &'a Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Sf<'_> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        batch: Option<usize>,
+    ) -> (u16, Value) {
+        let url = format!("{}/services/data/v62.0{path}", self.e.base_url());
+        let mut r = self.c.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(n) = batch {
+            r = r.header("Sforce-Query-Options", format!("batchSize={n}"));
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn query_all(&self, soql: &str, batch: usize) -> (Vec<Value>, usize) {
+        let (s, mut page) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/query?q={}", url_encode(soql)),
+                None,
+                Some(batch),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        let mut rows = Vec::new();
+        let mut pages = 1;
+        loop {
+            rows.extend(page["records"].as_array().cloned().unwrap_or_default());
+            if page["done"] == true {
+                break;
+            }
+            let next = page["nextRecordsUrl"]
+                .as_str()
+                .expect("next url")
+                .to_string();
+            let r = self
+                .c
+                .get(format!("{}{next}", self.e.base_url()))
+                .bearer_auth(&self.token)
+                .header("Sforce-Query-Options", format!("batchSize={batch}"))
+                .send()
+                .await
+                .expect("request");
+            page = r.json().await.expect("json");
+            pages += 1;
+        }
+        (rows, pages)
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn salesforce_sobjects_soql_paging_and_collections() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let sf = Sf { e: &e, c, token };
+
+    let (s, created) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(
+                json!({"FirstName": "Ada", "LastName": "Lovelace", "Company": "AE",
+                          "Email": "ada@example.com", "LeadSource": "Web"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["success"], true);
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(id.len(), 18);
+    assert!(id.starts_with("00Q"));
+
+    let (s, missing) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(missing[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(missing[0]["fields"], json!(["Company"]));
+    let (s, bad) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x", "Company": "y", "Bogus": 1})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    let (s, _) = sf
+        .send(
+            M::PATCH,
+            &format!("/sobjects/Lead/{id}"),
+            Some(json!({"Title": "Countess"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, read) = sf
+        .send(
+            M::GET,
+            &format!("/sobjects/Lead/{id}?fields=Name,Title"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(read["attributes"]["type"], "Lead");
+    assert_eq!(read["Name"], "Ada Lovelace");
+    assert_eq!(read["Title"], "Countess");
+
+    // Collections: per-record results in input order, HTTP 200 with a failure inside.
+    let mut records: Vec<Value> = (0..7)
+        .map(|i| {
+            json!({"attributes": {"type": "Lead"}, "LastName": format!("L{i}"),
+                        "Company": "C", "LeadSource": "Web"})
+        })
+        .collect();
+    records[3] = json!({"attributes": {"type": "Lead"}, "LastName": "NoCompany"});
+    let (s, results) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": false, "records": records.clone()})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let oks: Vec<bool> = results
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["success"] == true)
+        .collect();
+    assert_eq!(oks, vec![true, true, true, false, true, true, true]);
+    assert_eq!(
+        results[3]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    let before = e.records("Lead").len();
+    let (s, rolled) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": true, "records": records})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        rolled[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(e.records("Lead").len(), before, "allOrNone kept nothing");
+    let too_many: Vec<Value> = (0..201)
+        .map(|_| json!({"attributes": {"type": "Lead"}, "LastName": "x", "Company": "y"}))
+        .collect();
+    let (s, _) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"records": too_many})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // SOQL with a small batch size: 7 Web leads over 3 pages.
+    let (rows, pages) = sf
+        .query_all(
+            "SELECT Id, LastName, Email FROM Lead WHERE LeadSource = 'Web' ORDER BY LastName",
+            3,
+        )
+        .await;
+    assert_eq!((rows.len(), pages), (7, 3));
+    assert_eq!(rows[0]["attributes"]["type"], "Lead");
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id FROM Lead WHERE Email = 'ADA@example.com' AND LastName = 'Lovelace'",
+            2000,
+        )
+        .await;
+    assert_eq!(rows.len(), 1);
+    let (s, bad) = sf
+        .send(
+            M::GET,
+            &format!("/query?q={}", url_encode("SELECT Nope FROM Lead")),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    // Upsert by external id: created, then updated.
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"LastName": "Hopper"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (201, Some(true)));
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"FirstName": "Grace"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (200, Some(false)));
+    assert_eq!(e.records("Contact").len(), 1);
+
+    let (s, _) = sf
+        .send(M::DELETE, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, gone) = sf
+        .send(M::GET, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!((s, gone[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    e.shutdown().await;
+}
+
+fn sign_jwt(pem: &str, claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der_b64)
+        .expect("pem");
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("pkcs8");
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .expect("sign");
+    format!("{signing_input}.{}", b64.encode(sig))
+}
+
+#[tokio::test]
+async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let claims = json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+                        "aud": "https://login.salesforce.com",
+                        "exp": chrono::Utc::now().timestamp() + 120});
+    let jwt = sign_jwt(&cred(&e, "private_key_pem"), &claims);
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string();
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[("grant_type", grant.clone()), ("assertion", jwt.clone())],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    assert!(body.get("refresh_token").is_none());
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["sforce-limit-info"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("api-usage=")
+    );
+
+    // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
+    let mut tampered = jwt.clone();
+    tampered.pop();
+    tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+    for bad in [
+        tampered,
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": "someone@else",
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() + 120}),
+        ),
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() - 10}),
+        ),
+    ] {
+        let (s, body) =
+            sf_token(&e, &c, &[("grant_type", grant.clone()), ("assertion", bad)]).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "refresh_token".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("refresh_token", cred(&e, "refresh_token")),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "password".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("client_secret", cred(&e, "client_secret")),
+            ("username", cred(&e, "username")),
+            ("password", "wrong".into()),
+        ],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    let r = c
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Lead/00Q000000000001EAA",
+            e.base_url()
+        ))
+        .bearer_auth("expired")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_over_quota_is_403_request_limit_exceeded() {
+    let e = emu_with(
+        Vendor::Salesforce,
+        SandboxOptions {
+            rate_limit: Some("2/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let url = format!(
+        "{}/services/data/v62.0/query?q=SELECT+Id+FROM+Lead",
+        e.base_url()
+    );
+    for used in 1..=2 {
+        let r = c
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["sforce-limit-info"],
+            format!("api-usage={used}/2").as_str()
+        );
+    }
+    let r = c
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    e.shutdown().await;
+}
+
+// -------------------------------------------------------------------------------- Stripe
+
+struct St {
+    e: Emulator,
+    c: Client,
+    key: String,
+}
+
+impl St {
+    async fn new(opts: SandboxOptions) -> Self {
+        let e = emu_with(Vendor::Stripe, opts).await;
+        let key = cred(&e, "secret_key");
+        assert!(key.starts_with("sk_test_"));
+        St {
+            e,
+            c: client(),
+            key,
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        idem: Option<&str>,
+    ) -> reqwest::Response {
+        let mut r = self
+            .c
+            .post(format!("{}{path}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .form(form);
+        if let Some(k) = idem {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send().await.expect("request")
+    }
+
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(format!("{}{path_and_query}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn stripe_customers_create_read_search_and_list_pages() {
+    let st = St::new(SandboxOptions::default()).await;
+    let r = st
+        .post(
+            "/v1/customers",
+            &[
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("metadata[tenant]", "acme"),
+                ("metadata[src]", "web"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key("request-id"));
+    let cus: Value = r.json().await.expect("json");
+    let id = cus["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("cus_"));
+    assert_eq!(cus["metadata"], json!({"tenant": "acme", "src": "web"}));
+
+    let r = st
+        .post(
+            &format!("/v1/customers/{id}"),
+            &[("metadata[src]", ""), ("phone", "+15551234567")],
+            None,
+        )
+        .await;
+    let upd: Value = r.json().await.expect("json");
+    assert_eq!(upd["metadata"], json!({"tenant": "acme"}));
+    let (s, read) = st.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!((s, read["phone"].as_str()), (200, Some("+15551234567")));
+
+    for i in 0..7 {
+        let email = format!("c{i}@example.com");
+        let r = st
+            .post("/v1/customers", &[("email", email.as_str())], None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (s, found) = st
+        .get(&format!(
+            "/v1/customers/search?query={}",
+            url_encode("email:'ada@example.com' AND metadata['tenant']:'acme'")
+        ))
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["object"], "search_result");
+    assert_eq!(found["data"][0]["id"], id.as_str());
+
+    // Newest first, 3 per page: 8 customers over 3 pages.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &after {
+            Some(a) => format!("/v1/customers?limit=3&starting_after={a}"),
+            None => "/v1/customers?limit=3".to_string(),
+        };
+        let (s, page) = st.get(&q).await;
+        assert_eq!(s, 200);
+        assert_eq!(page["object"], "list");
+        pages += 1;
+        let data = page["data"].as_array().expect("data");
+        seen.extend(
+            data.iter()
+                .map(|c| c["id"].as_str().unwrap_or_default().to_string()),
+        );
+        if page["has_more"] == false {
+            break;
+        }
+        after = data.last().and_then(|c| c["id"].as_str()).map(String::from);
+    }
+    assert_eq!((pages, seen.len()), (3, 8));
+    assert_eq!(seen.last(), Some(&id), "oldest last");
+
+    let (s, gone) = st.get("/v1/customers/cus_nope").await;
+    assert_eq!(
+        (s, gone["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_idempotency_key_replays_and_rejects_different_params() {
+    let st = St::new(SandboxOptions::default()).await;
+    let cus: Value = st
+        .post("/v1/customers", &[("email", "p@example.com")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = cus["id"].as_str().expect("id");
+    let form = [
+        ("amount", "2000"),
+        ("currency", "usd"),
+        ("customer", cid),
+        ("metadata[order]", "6735"),
+    ];
+    let first = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["status"], "requires_payment_method");
+    assert_eq!(first["amount"], 2000);
+
+    let again = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first);
+
+    let other = st
+        .post(
+            "/v1/payment_intents",
+            &[("amount", "999"), ("currency", "usd")],
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let other: Value = other.json().await.expect("json");
+    assert_eq!(other["error"]["type"], "idempotency_error");
+    assert_eq!(st.e.records("payment_intents").len(), 1);
+
+    let missing: Value = st
+        .post("/v1/payment_intents", &[("currency", "usd")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(missing["error"]["code"], "parameter_missing");
+    assert_eq!(missing["error"]["param"], "amount");
+    let unknown: Value = st
+        .post("/v1/customers", &[("emial", "x@y.z")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unknown["error"]["code"], "parameter_unknown");
+
+    let (s, by_customer) = st
+        .get(&format!(
+            "/v1/payment_intents?customer={cid}&expand[]=data.customer"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(by_customer["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        by_customer["data"][0]["customer"]["email"], "p@example.com",
+        "expanded"
+    );
+    let (s, found) = st
+        .get(&format!(
+            "/v1/payment_intents/search?query={}",
+            url_encode("amount>1000 AND currency:'usd'")
+        ))
+        .await;
+    assert_eq!((s, found["data"].as_array().map(Vec::len)), (200, Some(1)));
+
+    let sub: Value = st
+        .post(
+            "/v1/subscriptions",
+            &[("customer", cid), ("items[0][price]", "price_123")],
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["items"]["data"][0]["price"]["id"], "price_123");
+    let sid = sub["id"].as_str().expect("id");
+    let r =
+        st.c.delete(format!("{}/v1/subscriptions/{sid}", st.e.base_url()))
+            .bearer_auth(&st.key)
+            .send()
+            .await
+            .expect("request");
+    let canceled: Value = r.json().await.expect("json");
+    assert_eq!(canceled["status"], "canceled");
+    let (_, active) = st.get("/v1/subscriptions").await;
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0));
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_auth_errors_and_rate_limit() {
+    let e = emu_with(
+        Vendor::Stripe,
+        SandboxOptions {
+            rate_limit: Some("3/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/v1/customers", e.base_url());
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not provide an API key")
+    );
+    let r = c
+        .get(&url)
+        .bearer_auth("sk_test_wrong1234")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("1234")
+    );
+    // Basic auth with the key as user name works too.
+    let r = c
+        .get(&url)
+        .basic_auth(cred(&e, "secret_key"), Some(""))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(&url)
+        .bearer_auth(cred(&e, "secret_key"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limit");
+    e.shutdown().await;
+}
