@@ -9,7 +9,7 @@
 //! Design choice: evalexpr's own tree cannot express JS truthiness (`x || 20000` yields a
 //! number, not a bool), single-quoted strings, "absent" values or `table[key]`, and walking it
 //! per record means its `HashMapContext` clones every variable. So the dialect has its own
-//! parser ([`parse`]) producing a typed tree whose variables are resolved to slots at compile
+//! parser (`expr/parse.rs`) producing a typed tree whose variables are resolved to slots at compile
 //! time; evalexpr-only expressions (`a ^ 2`, `!b`, `"x" == y`) parse to the same tree.
 //! Missing fields are [`Val::Absent`]: falsy, and any comparison with them is false.
 
