@@ -522,3 +522,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn helper_templates_jsonpaths_defaults_and_runtime_errors() {
+    let target = connector("hubspot");
+    let source = connector("callrail");
+    let m = mapping(hubspot(json!({
+        "field_mappings": {
+            "company": {"type": "template", "template": "{{upper customer_name}}{{#if (gt ai_analysis.lead_score 80)}} (hot){{/if}}"},
+            "website": "$.ai_analysis.tags[1]",
+            "zip": {"type": "path", "path": "customer_zip", "default": "00000"},
+            "jobtitle": "computed:concat(firstName(customer_name), ' / ', lastName(customer_name))",
+            "hs_lead_score": {"type": "computed", "formula": "ai_analysis.lead_score / call_details.duration"},
+            "mobilephone": {"type": "computed", "formula": "normalizePhone(customer_phone)"}
+        }
+    })));
+    let plan = CompiledMapping::compile(
+        &m,
+        &CompileEnv {
+            target: &target,
+            source: Some(&source),
+        },
+    )
+    .expect("compiles");
+    let secrets = MemoryProvider::new();
+    let c = ctx(&secrets);
+    let rec = json!({"customer_name": "Zoë \"Z\" Núñez", "customer_phone": "(202) 555-0143",
+                     "ai_analysis": {"lead_score": 90, "tags": ["a", "b\nc"]}, "call_details": {"duration": 4}});
+    let line = serde_json::to_string(&rec).expect("json");
+    let out = line_output(&plan, &line, &c).expect("maps");
+    assert_eq!(out, value_output(&plan, &rec, &c).expect("maps"));
+    assert_eq!(
+        out["objects"]["contact"],
+        json!({"company": "ZOË \"Z\" NÚÑEZ (hot)", "website": "b\nc", "zip": "00000",
+               "jobtitle": "Zoë / \"Z\" Núñez", "hs_lead_score": 22.5, "mobilephone": "+12025550143"})
+    );
+    let zero = json!({"ai_analysis": {"lead_score": 90}, "call_details": {"duration": 0}});
+    let e = plan.apply(&zero, &c).expect_err("division by zero rejects");
+    assert_eq!(e.field.as_deref(), Some("contact.hs_lead_score"));
+    assert_eq!(
+        e.pointer,
+        "/crm_config/field_mappings/hs_lead_score/formula"
+    );
+    assert!(e.reason.contains("division by zero"), "{}", e.reason);
+}

@@ -9,7 +9,7 @@
 //! Design choice: evalexpr's own tree cannot express JS truthiness (`x || 20000` yields a
 //! number, not a bool), single-quoted strings, "absent" values or `table[key]`, and walking it
 //! per record means its `HashMapContext` clones every variable. So the dialect has its own
-//! parser ([`parse`]) producing a typed tree whose variables are resolved to slots at compile
+//! parser (`expr/parse.rs`) producing a typed tree whose variables are resolved to slots at compile
 //! time; evalexpr-only expressions (`a ^ 2`, `!b`, `"x" == y`) parse to the same tree.
 //! Missing fields are [`Val::Absent`]: falsy, and any comparison with them is false.
 
@@ -261,6 +261,19 @@ pub struct ExprEnv<'a> {
     pub is_field: Option<&'a dyn Fn(&str) -> bool>,
 }
 
+static NO_LOOKUPS: std::sync::LazyLock<IndexMap<String, IndexMap<String, Value>>> =
+    std::sync::LazyLock::new(IndexMap::new);
+
+impl ExprEnv<'static> {
+    /// An environment without lookup tables or source catalog (attribution, workflow rules).
+    pub fn empty() -> Self {
+        ExprEnv {
+            lookups: &NO_LOOKUPS,
+            is_field: None,
+        }
+    }
+}
+
 impl<'a> ExprEnv<'a> {
     /// An environment with lookups and no source catalog.
     pub fn new(lookups: &'a IndexMap<String, IndexMap<String, Value>>) -> Self {
@@ -454,6 +467,15 @@ mod tests {
         check("null == null", json!({}), Some(json!(true)));
         check("'it''s'", json!({}), Some(json!("it's")));
         check(r"'a\'b\n'", json!({}), Some(json!("a'b\n")));
+    }
+
+    #[test]
+    fn empty_env_compiles_plain_expressions() {
+        let e = Expr::compile("lower(channel) == 'paid'", &ExprEnv::empty()).expect("compiles");
+        let rec = json!({"channel": "PAID"});
+        let v = e.eval(&rec, &ctx()).expect("evaluates");
+        assert_eq!(v, Val::Bool(true));
+        assert!(Expr::compile("t[x]", &ExprEnv::empty()).is_err());
     }
 
     #[test]

@@ -552,8 +552,7 @@ impl<'a> Compiler<'a> {
                 }
             }
             Src::Cond(branches, default) => {
-                for (i, (_, ip, s)) in branches.iter().enumerate() {
-                    let _ = i;
+                for (_, ip, s) in branches {
                     let tp = ip
                         .strip_suffix("/if")
                         .map(|b| format!("{b}/then"))
