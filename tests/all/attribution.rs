@@ -23,9 +23,16 @@ lookback_days = 30
 [[attribution.identity]]
 source = "web"
 email = "email"
+phone = "phone"
+customer_id = "crm_id"
 [[attribution.identity]]
 source = "shop"
 email = "customer.email"
+phone = "customer.phone"
+[[attribution.identity]]
+source = "crm"
+email = "email"
+customer_id = "id"
 
 [[attribution.conversions]]
 name = "order"
@@ -222,6 +229,81 @@ fn markov_counts_non_converting_paths() {
         "markov",
         &[("search", 1.0, 20.0), ("display", 0.0, 0.0)],
     );
+}
+
+#[test]
+fn identity_joins_by_email_phone_and_customer_id() {
+    let out = run(&[
+        // Joined by phone in two spellings.
+        json!({"source": "web", "phone": "(415) 555-0123", "channel": "search", "at": T0}),
+        // Joined through a CRM record: its id is the web touch's crm_id, its email the order's.
+        json!({"source": "web", "crm_id": "c-9", "channel": "email", "at": T0 + DAY}),
+        json!({"source": "crm", "id": "c-9", "email": "ana@x.io"}),
+        json!({"source": "shop", "status": "paid", "total": 10, "at": T0 + 2 * DAY,
+               "customer": {"email": " ANA@x.io", "phone": "+1 415-555-0123"}}),
+        // Someone else.
+        touch("bob@x.io", "social", 1.0),
+    ]);
+    let channels: Vec<_> = out.records[0]
+        .touchpoints
+        .iter()
+        .map(|t| t.channel.as_str())
+        .collect();
+    assert_eq!(channels, ["search", "email"]);
+}
+
+#[test]
+fn daily_volume_and_value_outliers_are_flagged() {
+    let mut records = Vec::new();
+    for d in 0..6 {
+        records.push(order(&format!("p{d}@x.io"), 100.0, f64::from(d)));
+    }
+    for k in 0..10 {
+        records.push(order(
+            &format!("q{k}@x.io"),
+            100.0,
+            6.0 + f64::from(k) / 100.0,
+        ));
+    }
+    records.push(order("r@x.io", 100_000.0, 7.0));
+    let out = run(&records);
+    let flags: Vec<&Vec<String>> = out.records.iter().map(|r| &r.anomaly_flags).collect();
+    for f in &flags[..6] {
+        assert!(f.is_empty(), "{f:?}");
+    }
+    for f in &flags[6..16] {
+        assert_eq!(*f, &vec!["daily_volume_outlier".to_string()]);
+    }
+    assert_eq!(flags[16], &vec!["conversion_value_outlier".to_string()]);
+}
+
+#[test]
+fn invalid_settings_name_their_place() {
+    let bad = SPEC.replace(
+        "lookback_days = 30",
+        "lookback_days = 30\nposition_based = { first = 0.7, last = 0.5 }",
+    );
+    let spec: AttributionSpec = toml::from_str(&bad).expect("parses");
+    let err = Plan::compile(&spec).expect_err("shares above 1");
+    assert_eq!(err.kind(), switchyard::attribution::ErrorKind::InvalidSpec);
+    assert!(
+        err.to_string().starts_with("/attribution/position_based:"),
+        "{err}"
+    );
+    let bad = SPEC.replace(
+        "lookback_days = 30",
+        "lookback_days = 30\nshapley = { max_channels = 1 }",
+    );
+    let spec: AttributionSpec = toml::from_str(&bad).expect("parses");
+    let plan = Plan::compile(&spec).expect("compiles");
+    let err = plan
+        .run(&[
+            touch("a@x.io", "a", 0.0),
+            touch("a@x.io", "b", 0.5),
+            order("a@x.io", 1.0, 1.0),
+        ])
+        .expect_err("two channels");
+    assert_eq!(err.kind(), switchyard::attribution::ErrorKind::Model);
 }
 
 // ---- agreement with channelattribution -------------------------------------------------------

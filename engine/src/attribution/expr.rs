@@ -21,6 +21,8 @@ type V = Value<DefaultNumericTypes>;
 /// An expression compiled once at spec load.
 #[derive(Debug, Clone)]
 pub struct CompiledExpr {
+    /// Set when the whole expression is one field path: read directly, no evaluator.
+    bare_path: Option<Vec<String>>,
     tree: Node<DefaultNumericTypes>,
     /// The identifiers the expression reads, each split into path segments.
     vars: Vec<(String, Vec<String>)>,
@@ -40,7 +42,11 @@ impl CompiledExpr {
                 vars.push((id.to_string(), id.split('.').map(str::to_string).collect()));
             }
         }
+        let trimmed = text.trim();
+        let bare_path = (vars.len() == 1 && vars[0].0 == trimmed && tree.iter().count() <= 2)
+            .then(|| vars[0].1.clone());
         Ok(CompiledExpr {
+            bare_path,
             tree,
             vars,
             text: text.to_string(),
@@ -63,6 +69,13 @@ impl CompiledExpr {
     }
 
     fn eval(&self, record: &serde_json::Value) -> Option<V> {
+        if let Some(path) = &self.bare_path {
+            // Same result as the evaluator's, without building a context.
+            return match lookup(record, path).map(from_json) {
+                None | Some(V::Empty) => None,
+                v => v,
+            };
+        }
         let ctx = Ctx {
             vars: self
                 .vars
@@ -312,6 +325,26 @@ mod tests {
             Some(json!("google"))
         );
         assert_eq!(e.eval_value(&json!({"c": "google"})), None);
+    }
+
+    #[test]
+    fn bare_paths_read_like_the_evaluator() {
+        let record = json!({"a": {"b": 85, "c": "x", "d": true, "e": [1, {"f": 2}], "o": {}}});
+        for path in ["a.b", "a.c", "a.d", "a.e", "a.o", "a.missing", "a.e.1.f"] {
+            let fast = CompiledExpr::compile(path).expect("compiles");
+            assert!(fast.bare_path.is_some(), "{path}");
+            // `(path)` goes through evalexpr.
+            let slow = CompiledExpr::compile(&format!("({path})")).expect("compiles");
+            assert!(slow.bare_path.is_none(), "{path}");
+            assert_eq!(fast.eval_value(&record), slow.eval_value(&record), "{path}");
+            assert_eq!(fast.eval_bool(&record), slow.eval_bool(&record), "{path}");
+        }
+        assert!(
+            CompiledExpr::compile("true")
+                .expect("compiles")
+                .bare_path
+                .is_none()
+        );
     }
 
     #[test]

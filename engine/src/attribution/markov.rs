@@ -34,10 +34,17 @@ pub struct MarkovResult {
     pub conversion_probability: f64,
 }
 
-/// Fit the chain of the given order (1 to 4) and compute credits.
+/// Fit the chain of the given order (1 to 4; with 65,535 channels or more, 1) and compute
+/// credits.
 pub fn markov(journeys: &Journeys, order: usize) -> MarkovResult {
-    let order = order.clamp(1, 4);
     let n_channels = journeys.channels.len();
+    // States pack up to four channel ids into 16 bits each; beyond 65,534 channels only the
+    // first-order chain (one id per key) is representable.
+    let order = if n_channels >= 0xFFFF {
+        1
+    } else {
+        order.clamp(1, 4)
+    };
     // State 0 = start; others are keys of up to `order` channels, 16 bits each (id + 1).
     let mut index: HashMap<u64, u32> = HashMap::new();
     let mut keys: Vec<u64> = vec![0];
@@ -63,7 +70,11 @@ pub fn markov(journeys: &Journeys, order: usize) -> MarkovResult {
         let mut key: u64 = 0;
         let mut from: u32 = 0;
         for &c in &j.channels {
-            key = ((key << 16) | (u64::from(c) + 1)) & mask;
+            key = if order == 1 {
+                u64::from(c) + 1
+            } else {
+                ((key << 16) | (u64::from(c) + 1)) & mask
+            };
             let next = len_u32(keys.len());
             let to = *index.entry(key).or_insert_with(|| {
                 keys.push(key);
@@ -100,6 +111,9 @@ pub fn markov(journeys: &Journeys, order: usize) -> MarkovResult {
         .collect();
     let contains = |key: u64, c: usize| -> bool {
         let want = c as u64 + 1;
+        if order == 1 {
+            return key == want;
+        }
         let mut k = key;
         while k != 0 {
             if k & 0xFFFF == want {
