@@ -1299,3 +1299,190 @@ async fn stripe_auth_errors_and_rate_limit() {
     assert_eq!(body["error"]["code"], "rate_limit");
     e.shutdown().await;
 }
+
+// ----------------------------------------------------------------------------- Pipedrive
+
+struct Pd {
+    e: Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Pd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .header("x-api-token", &self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn pipedrive_persons_deals_leads_with_both_paging_styles() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, created) = pd
+        .send(M::POST, "/api/v2/persons",
+              Some(json!({"name": "Ada Lovelace",
+                          "emails": [{"value": "ada@example.com", "primary": true, "label": "work"}],
+                          "phones": [{"value": "+15551234567", "primary": true, "label": "mobile"}]})))
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(created["success"], true);
+    let pid = created["data"]["id"].as_u64().expect("id");
+    let (s, read) = pd
+        .send(M::GET, &format!("/api/v2/persons/{pid}"), None)
+        .await;
+    assert_eq!(
+        (s, read["data"]["emails"][0]["value"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+    let (s, bad) = pd
+        .send(M::POST, "/api/v2/persons", Some(json!({"emails": []})))
+        .await;
+    assert_eq!((s, bad["success"].as_bool()), (400, Some(false)));
+
+    let (s, found) = pd
+        .send(
+            M::GET,
+            "/api/v2/persons/search?term=ADA@example.com&fields=email&exact_match=true",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["data"]["items"][0]["item"]["id"].as_u64(), Some(pid));
+
+    for i in 0..6 {
+        let (s, _) = pd
+            .send(
+                M::POST,
+                "/api/v2/persons",
+                Some(json!({"name": format!("P{i}")})),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut cursor: Option<String> = None;
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v2/persons?limit=3&cursor={c}"),
+            None => "/api/v2/persons?limit=3".to_string(),
+        };
+        let (s, page) = pd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        match page["additional_data"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((pages, total), (3, 7));
+
+    let (s, deal) = pd
+        .send(
+            M::POST,
+            "/api/v2/deals",
+            Some(json!({"title": "Big deal", "value": 5000, "person_id": pid})),
+        )
+        .await;
+    assert_eq!(s, 200, "{deal}");
+    let did = deal["data"]["id"].as_u64().expect("id");
+    let (s, upd) = pd
+        .send(
+            M::PATCH,
+            &format!("/api/v2/deals/{did}"),
+            Some(json!({"status": "won"})),
+        )
+        .await;
+    assert_eq!((s, upd["data"]["status"].as_str()), (200, Some("won")));
+    let (s, _) = pd.send(M::GET, "/api/v2/deals/99999", None).await;
+    assert_eq!(s, 404);
+
+    // v1 leads: start/limit paging with additional_data.pagination.
+    for i in 0..5 {
+        let (s, lead) = pd
+            .send(
+                M::POST,
+                "/v1/leads",
+                Some(json!({"title": format!("Lead {i}"), "person_id": pid,
+                              "value": {"amount": 100, "currency": "USD"}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{lead}");
+    }
+    let (s, _) = pd
+        .send(M::POST, "/v1/leads", Some(json!({"title": "orphan"})))
+        .await;
+    assert_eq!(s, 400);
+    let mut start = Some(0);
+    let (mut pages, mut total) = (0, 0);
+    while let Some(st) = start {
+        let (s, page) = pd
+            .send(M::GET, &format!("/v1/leads?start={st}&limit=2"), None)
+            .await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        let p = &page["additional_data"]["pagination"];
+        start =
+            (p["more_items_in_collection"] == true).then(|| p["next_start"].as_u64().unwrap_or(0));
+    }
+    assert_eq!((pages, total), (3, 5));
+    let (s, found) = pd.send(M::GET, "/v1/leads/search?term=Lead 3", None).await;
+    assert_eq!(
+        (s, found["data"]["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    assert_eq!(pd.e.records("leads").len(), 5);
+    pd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipedrive_auth_by_query_token_and_burst_limit() {
+    let e = emu_with(
+        Vendor::Pipedrive,
+        SandboxOptions {
+            rate_limit: Some("2/2".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let r = c
+        .get(format!("{}/api/v2/persons", e.base_url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized access");
+    let url = format!(
+        "{}/api/v2/persons?api_token={}",
+        e.base_url(),
+        cred(&e, "api_token")
+    );
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["success"], false);
+    e.shutdown().await;
+}
