@@ -1486,3 +1486,249 @@ async fn pipedrive_auth_by_query_token_and_burst_limit() {
     assert_eq!(body["success"], false);
     e.shutdown().await;
 }
+
+// ------------------------------------------------------------------------------- Zendesk
+
+struct Zd {
+    e: Emulator,
+    c: Client,
+}
+
+impl Zd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let user = format!("{}/token", cred(&self.e, "email"));
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .basic_auth(user, Some(cred(&self.e, "api_token")));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn zendesk_users_tickets_cursor_paging_and_bulk_jobs() {
+    use reqwest::Method as M;
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, u) = zd
+        .send(M::POST, "/api/v2/users.json",
+              Some(json!({"user": {"name": "Ada", "email": "Ada@Example.com", "external_id": "crm-1"}})))
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let uid = u["user"]["id"].as_u64().expect("id");
+    let (s, dup) = zd
+        .send(
+            M::POST,
+            "/api/v2/users",
+            Some(json!({"user": {"name": "Ada 2", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(dup["error"], "RecordInvalid");
+    assert_eq!(dup["details"]["email"][0]["error"], "DuplicateValue");
+    let (s, found) = zd
+        .send(
+            M::GET,
+            "/api/v2/users/search.json?query=email:ada@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["users"][0]["id"].as_u64(), Some(uid));
+    let (s, upd) = zd
+        .send(
+            M::POST,
+            "/api/v2/users/create_or_update",
+            Some(json!({"user": {"name": "Ada L", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!((s, upd["user"]["id"].as_u64()), (200, Some(uid)));
+
+    let (s, t) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(
+                json!({"ticket": {"subject": "Help", "comment": {"body": "It broke"},
+                                     "requester": {"name": "Bob", "email": "bob@example.com"},
+                                     "priority": "high", "tags": ["vip"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["ticket"]["status"], "new");
+    assert_eq!(t["ticket"]["description"], "It broke");
+    assert!(t["audit"].is_object());
+    let tid = t["ticket"]["id"].as_u64().expect("id");
+    let (s, bad) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "priority": "asap"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["details"]["priority"][0]["error"].as_str()),
+        (422, Some("InvalidValue"))
+    );
+    let (s, _) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "no body"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, upd) = zd
+        .send(
+            M::PUT,
+            &format!("/api/v2/tickets/{tid}.json"),
+            Some(json!({"ticket": {"status": "solved"}})),
+        )
+        .await;
+    assert_eq!((s, upd["ticket"]["status"].as_str()), (200, Some("solved")));
+    let (s, read) = zd
+        .send(M::GET, &format!("/api/v2/tickets/{tid}"), None)
+        .await;
+    assert_eq!((s, read["ticket"]["tags"][0].as_str()), (200, Some("vip")));
+    let (s, missing) = zd.send(M::GET, "/api/v2/tickets/999999.json", None).await;
+    assert_eq!(
+        (s, missing["error"].as_str()),
+        (404, Some("RecordNotFound"))
+    );
+
+    // Bulk create: a queued job, completed when polled, per-item results.
+    let tickets: Vec<Value> = (0..4)
+        .map(|i| json!({"subject": format!("Bulk {i}"), "comment": {"body": "b"}}))
+        .collect();
+    let (s, job) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets/create_many.json",
+            Some(json!({"tickets": tickets})),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["job_status"]["status"], "queued");
+    let job_url = job["job_status"]["url"].as_str().expect("url");
+    let path = job_url.trim_start_matches(zd.e.base_url());
+    let (s, polled) = zd.send(M::GET, path, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(polled["job_status"]["status"], "completed");
+    assert_eq!(
+        polled["job_status"]["results"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(zd.e.records("tickets").len(), 5);
+
+    // Cursor paging: 5 tickets, 2 per page → 3 pages via links.next.
+    let mut path = "/api/v2/tickets.json?page[size]=2".to_string();
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200, "{page}");
+        pages += 1;
+        total += page["tickets"].as_array().map_or(0, Vec::len);
+        if page["meta"]["has_more"] == false {
+            assert!(page["links"]["next"].is_null());
+            break;
+        }
+        let next = page["links"]["next"].as_str().expect("next link");
+        path = next.trim_start_matches(zd.e.base_url()).to_string();
+    }
+    assert_eq!((pages, total), (3, 5));
+    let (s, offset) = zd
+        .send(M::GET, "/api/v2/tickets.json?per_page=2&page=3", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(offset["count"], 5);
+    assert!(offset["next_page"].is_null());
+    assert!(offset["previous_page"].is_string());
+    zd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn zendesk_auth_and_rate_limit_retry_after() {
+    let e = emu_with(
+        Vendor::Zendesk,
+        SandboxOptions {
+            rate_limit: Some("1/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/api/v2/users.json", e.base_url());
+    let r = c
+        .get(&url)
+        .basic_auth(format!("{}/token", cred(&e, "email")), Some("wrong"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-rate-limit"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "Couldn't authenticate you");
+    let r = c
+        .get(&url)
+        .basic_auth(
+            format!("{}/token", cred(&e, "email")),
+            Some(cred(&e, "api_token")),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.headers()["x-rate-limit-remaining"], "0");
+    e.shutdown().await;
+}
+
+// --------------------------------------------------------------------- every vendor
+
+#[tokio::test]
+async fn every_vendor_injects_vendor_shaped_5xx_drops_and_malformed_bodies() {
+    for vendor in Vendor::ALL {
+        let e = emu_with(
+            vendor,
+            script(&[
+                (1, FaultKind::ServerError { status: 503 }),
+                (2, FaultKind::Drop),
+                (3, FaultKind::Malformed),
+            ]),
+        )
+        .await;
+        let c = client();
+        let url = format!("{}/anything", e.base_url());
+        let r = c.get(&url).send().await.expect("5xx answers");
+        assert_eq!(r.status().as_u16(), 503, "{vendor}");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            body.is_object() || body.is_array(),
+            "{vendor}: 5xx body is vendor JSON"
+        );
+        assert!(c.get(&url).send().await.is_err(), "{vendor}: dropped");
+        let r = c.get(&url).send().await.expect("malformed answers");
+        assert_eq!(r.status(), StatusCode::OK, "{vendor}");
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{vendor}: {text}"
+        );
+        assert_eq!(e.stats().faults_total(), 3, "{vendor}");
+        assert_eq!(format!("{vendor}").parse::<Vendor>().ok(), Some(vendor));
+        e.shutdown().await;
+    }
+}

@@ -32,7 +32,6 @@ pub(crate) struct Shared {
 
 /// Records and per-vendor bookkeeping.
 #[derive(Default)]
-#[allow(dead_code)] // idempotency, cursors and jobs serve the emulators still to come
 pub(crate) struct Db {
     /// object name → id → record in the vendor's shape, in creation order.
     pub tables: BTreeMap<String, IndexMap<String, Value>>,

@@ -41,7 +41,6 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The (user, password) of `Authorization: Basic …`.
-#[allow(dead_code)]
 pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = v.split_once(' ')?;
@@ -62,7 +61,6 @@ pub fn now_iso() -> String {
 }
 
 /// Now as Unix seconds.
-#[allow(dead_code)]
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
