@@ -695,6 +695,7 @@ async fn search(
     };
     let after = match req.get("after") {
         None | Some(Value::Null) => 0,
+        Some(v) if scalar_text(v).is_empty() => 0,
         Some(v) => match scalar_text(v).parse::<usize>() {
             Ok(n) => n,
             Err(_) => return bad_request(&shared, "after must be a numeric paging offset"),
