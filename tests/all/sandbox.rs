@@ -383,6 +383,34 @@ async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
         .expect("request");
     assert_eq!(r.status(), StatusCode::OK);
 
+    // Expired tokens get HubSpot's EXPIRED_AUTHENTICATION 401; a refresh fixes it.
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["category"], "EXPIRED_AUTHENTICATION");
+    let tok: Value = c
+        .post(format!("{}/oauth/v1/token", e.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(tok["access_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
     let bad = c
         .post(format!("{}/oauth/v1/token", e.base_url()))
         .form(&[("grant_type", "refresh_token"), ("client_id", "x")])
@@ -559,6 +587,45 @@ fn sandbox_command_rejects_unknown_vendor() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vendor"));
+}
+
+/// The request shapes checked against HubSpot's official description (tests/prism) are
+/// accepted by the emulator too: it never answers them with a validation error.
+#[tokio::test]
+async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
+    let text = std::fs::read_to_string(&path).expect("request lines");
+    let mut sent = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("json line");
+        let url = url::Url::parse(v["url"].as_str().expect("url")).expect("url");
+        if url.path().starts_with("/oauth/") {
+            continue; // redacted client credentials
+        }
+        let target = match url.query() {
+            Some(q) => format!("{}{}?{q}", hs.e.base_url(), url.path()),
+            None => format!("{}{}", hs.e.base_url(), url.path()),
+        };
+        let method = reqwest::Method::from_bytes(v["method"].as_str().expect("method").as_bytes())
+            .expect("method");
+        let mut r = hs.c.request(method, target).bearer_auth(&hs.token);
+        if !v["body"].is_null() {
+            r = r.json(&v["body"]);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status < 300 || status == 404,
+            "{} {}: {status} {body}",
+            v["method"],
+            url.path()
+        );
+        sent += 1;
+    }
+    assert!(sent >= 10, "{sent}");
+    hs.e.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------- Salesforce
