@@ -967,6 +967,14 @@ async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
             .unwrap_or_default()
             .starts_with("api-usage=")
     );
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired session");
 
     // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
     let mut tampered = jwt.clone();
@@ -1508,6 +1516,19 @@ async fn pipedrive_persons_deals_leads_with_both_paging_styles() {
             (p["more_items_in_collection"] == true).then(|| p["next_start"].as_u64().unwrap_or(0));
     }
     assert_eq!((pages, total), (3, 5));
+    let (s, act) = pd
+        .send(M::POST, "/v1/activities",
+              Some(json!({"subject": "Call back", "type": "call", "due_date": "2026-12-01", "person_id": pid})))
+        .await;
+    assert_eq!((s, act["success"].as_bool()), (201, Some(true)), "{act}");
+    let (s, _) = pd
+        .send(
+            M::POST,
+            "/v1/activities",
+            Some(json!({"subject": "x", "due_date": "tomorrow"})),
+        )
+        .await;
+    assert_eq!(s, 400);
     let (s, found) = pd.send(M::GET, "/v1/leads/search?term=Lead 3", None).await;
     assert_eq!(
         (s, found["data"]["items"].as_array().map(Vec::len)),
@@ -1671,6 +1692,48 @@ async fn zendesk_users_tickets_cursor_paging_and_bulk_jobs() {
         (404, Some("RecordNotFound"))
     );
 
+    // Search API: type, field terms (quoted), requester e-mail, updated>, offset paging.
+    let (s, me) = zd.send(M::GET, "/api/v2/users/me.json", None).await;
+    assert_eq!(
+        (s, me["user"]["email"].as_str()),
+        (200, Some("agent@switchyard.sandbox"))
+    );
+    let (s, found) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket requester:bob@example.com tags:\"vip\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["results"][0]["result_type"], "ticket");
+    let (s, changed) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}&sort_by=updated_at&sort_order=asc",
+                url_encode("type:ticket updated>2000-01-01T00:00:00Z")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((s, changed["count"].as_u64()), (200, Some(1)));
+    let (_, none) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket external_id:\"nope\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(none["count"], 0);
+
     // Bulk create: a queued job, completed when polled, per-item results.
     let tickets: Vec<Value> = (0..4)
         .map(|i| json!({"subject": format!("Bulk {i}"), "comment": {"body": "b"}}))
@@ -1711,6 +1774,20 @@ async fn zendesk_users_tickets_cursor_paging_and_bulk_jobs() {
         path = next.trim_start_matches(zd.e.base_url()).to_string();
     }
     assert_eq!((pages, total), (3, 5));
+    let mut next = Some(format!(
+        "/api/v2/search.json?per_page=2&query={}",
+        url_encode("type:ticket")
+    ));
+    let mut search_pages = 0;
+    while let Some(path) = next {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        search_pages += 1;
+        next = page["next_page"]
+            .as_str()
+            .map(|u| u.trim_start_matches(zd.e.base_url()).to_string());
+    }
+    assert_eq!(search_pages, 3);
     let (s, offset) = zd
         .send(M::GET, "/api/v2/tickets.json?per_page=2&page=3", None)
         .await;

@@ -39,6 +39,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
         .route("/leads", get(leads_list).post(leads_create))
         .route("/leads/search", get(leads_search))
+        .route("/activities", get(activities_list).post(activities_create))
+        .route("/activities/{id}", get(activities_read))
         .route(
             "/leads/{id}",
             get(leads_read).patch(leads_update).delete(leads_delete),
@@ -907,6 +909,116 @@ async fn leads_search(
         .unwrap_or_default();
     match offset_page(&q, hits) {
         Ok((items, additional)) => ok(200, json!({"items": items}), additional),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// v1 activities (tasks, calls): what workflow actions create.
+
+const ACTIVITY_FIELDS: &[&str] = &[
+    "subject",
+    "type",
+    "due_date",
+    "due_time",
+    "duration",
+    "user_id",
+    "deal_id",
+    "lead_id",
+    "person_id",
+    "org_id",
+    "project_id",
+    "note",
+    "public_description",
+    "done",
+    "busy_flag",
+    "location",
+    "participants",
+    "attendees",
+];
+
+async fn activities_create(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers, &q) {
+        return r;
+    }
+    let input = match body_object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Some(k) = input
+        .keys()
+        .find(|k| !ACTIVITY_FIELDS.contains(&k.as_str()))
+    {
+        return failure(400, &format!("Unknown field: {k}"));
+    }
+    if let Some(d) = input.get("due_date").and_then(Value::as_str)
+        && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err()
+    {
+        return failure(400, "due_date must be in YYYY-MM-DD format");
+    }
+    let mut db = shared.db();
+    if let Some(pid) = input.get("person_id").filter(|v| !v.is_null())
+        && db.get("persons", &scalar_text(pid)).is_none()
+    {
+        drop(db);
+        return failure(
+            400,
+            &format!("Person with id {} not found", scalar_text(pid)),
+        );
+    }
+    let mut rec = input;
+    let id = db.next_id();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    rec.insert("id".into(), json!(id));
+    rec.entry("subject").or_insert(json!("Call"));
+    rec.entry("type").or_insert(json!("call"));
+    rec.entry("done").or_insert(json!(false));
+    rec.entry("user_id").or_insert(json!(1));
+    rec.insert("add_time".into(), json!(now));
+    rec.insert("update_time".into(), json!(now));
+    let value = Value::Object(rec);
+    db.insert("activities", &id.to_string(), value.clone());
+    drop(db);
+    ok(201, value, Value::Null)
+}
+
+async fn activities_read(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers, &q) {
+        return r;
+    }
+    let rec = shared.db().get("activities", &id).cloned();
+    match rec {
+        Some(r) => ok(200, r, Value::Null),
+        None => failure(404, "Activity not found"),
+    }
+}
+
+async fn activities_list(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers, &q) {
+        return r;
+    }
+    let all: Vec<Value> = shared
+        .db()
+        .tables
+        .get("activities")
+        .map(|t| t.values().cloned().collect())
+        .unwrap_or_default();
+    match offset_page(&q, all) {
+        Ok((data, additional)) => ok(200, Value::Array(data), additional),
         Err(r) => r,
     }
 }
