@@ -1955,3 +1955,57 @@ async fn every_vendor_injects_vendor_shaped_5xx_drops_and_malformed_bodies() {
         e.shutdown().await;
     }
 }
+
+/// Regression: huge paging numbers from a client overflowed offset arithmetic.
+#[tokio::test]
+async fn huge_paging_values_are_rejected_or_empty_not_a_crash() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, _) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(json!({"filterGroups": [], "after": "18446744073709551615", "limit": 200})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    hs.e.shutdown().await;
+
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/tickets.json?page=18446744073709551615&per_page=100",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/search.json?query=type:ticket&page=18446744073709551615",
+            None,
+        )
+        .await;
+    assert_eq!(s, 422);
+    zd.e.shutdown().await;
+
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, page) = pd
+        .send(
+            M::GET,
+            "/v1/leads?start=18446744073709551615&limit=10",
+            None,
+        )
+        .await;
+    assert_eq!((s, page["data"].as_array().map(Vec::len)), (200, Some(0)));
+    pd.e.shutdown().await;
+}

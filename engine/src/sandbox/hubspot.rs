@@ -805,7 +805,7 @@ async fn search(
             Err(_) => return bad_request(&shared, "after must be a numeric paging offset"),
         },
     };
-    if after + limit > SEARCH_RESULTS_MAX {
+    if after.saturating_add(limit) > SEARCH_RESULTS_MAX {
         return bad_request(
             &shared,
             "Search results are limited to 10000: paging beyond is not allowed",
