@@ -3,6 +3,7 @@
 mod attribution;
 mod cli;
 mod mapping;
+mod prism;
 mod sandbox;
 mod spec;
 mod ui;

@@ -335,6 +335,46 @@ async fn hubspot_batch_create_reports_duplicates_per_item_and_upsert_is_idempote
 }
 
 #[tokio::test]
+async fn hubspot_tasks_need_a_timestamp_and_valid_options() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, bad) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/tasks",
+            Some(json!({"properties": {"hs_task_subject": "Call"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let (s, bad) = hs
+        .send(M::POST, "/crm/v3/objects/tasks",
+              Some(json!({"properties": {"hs_task_subject": "Call", "hs_timestamp": "2026-12-01T09:00:00Z",
+                                         "hs_task_priority": "URGENT"}})))
+        .await;
+    assert_eq!(s, 400, "{bad}");
+    let (s, task) = hs
+        .send(M::POST, "/crm/v3/objects/tasks",
+              Some(json!({"properties": {"hs_task_subject": "Call back Ada", "hs_timestamp": "2026-12-01T09:00:00Z",
+                                         "hs_task_priority": "HIGH", "hs_task_status": "NOT_STARTED"}})))
+        .await;
+    assert_eq!(s, 201, "{task}");
+    let (s, found) = hs
+        .send(M::POST, "/crm/v3/objects/tasks/search",
+              Some(json!({"filterGroups": [{"filters": [{"propertyName": "hs_task_subject", "operator": "EQ", "value": "Call back Ada"}]}],
+                          "properties": ["hs_task_subject", "hs_timestamp"]})))
+        .await;
+    assert_eq!((s, found["total"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        found["results"][0]["properties"]["hs_timestamp"],
+        "2026-12-01T09:00:00Z"
+    );
+    hs.e.shutdown().await;
+}
+
+#[tokio::test]
 async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
     let e = emu(Vendor::Hubspot).await;
     let c = client();
@@ -378,6 +418,34 @@ async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
     let r = c
         .get(format!("{}/crm/v3/objects/deals", e.base_url()))
         .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Expired tokens get HubSpot's EXPIRED_AUTHENTICATION 401; a refresh fixes it.
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["category"], "EXPIRED_AUTHENTICATION");
+    let tok: Value = c
+        .post(format!("{}/oauth/v1/token", e.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(tok["access_token"].as_str().expect("token"))
         .send()
         .await
         .expect("request");
@@ -552,6 +620,45 @@ fn sandbox_command_prints_base_urls_and_credentials() {
 }
 
 #[test]
+fn sandbox_command_serves_several_vendors_on_consecutive_ports_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let port = {
+        // Two free neighbours are likely above a just-freed ephemeral port.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut child = super::cli::switchyard()
+        .args(["sandbox", "stripe", "zendesk", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut text = Vec::new();
+    for _ in 0..5 {
+        text.push(lines.next().expect("a line").expect("utf-8"));
+    }
+    let text = text.join("\n");
+    assert!(
+        text.contains(&format!("stripe      http://127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("zendesk     http://127.0.0.1:{}", port + 1)),
+        "{text}"
+    );
+    assert!(text.contains("secret_key = sk_test_"), "{text}");
+    assert!(text.contains("api_token = "), "{text}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stripe: 0 requests"));
+}
+
+#[test]
 fn sandbox_command_rejects_unknown_vendor() {
     let out = super::cli::switchyard()
         .args(["sandbox", "hubspt"])
@@ -559,6 +666,45 @@ fn sandbox_command_rejects_unknown_vendor() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vendor"));
+}
+
+/// The request shapes checked against HubSpot's official description (tests/prism) are
+/// accepted by the emulator too: it never answers them with a validation error.
+#[tokio::test]
+async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
+    let text = std::fs::read_to_string(&path).expect("request lines");
+    let mut sent = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("json line");
+        let url = url::Url::parse(v["url"].as_str().expect("url")).expect("url");
+        if url.path().starts_with("/oauth/") {
+            continue; // redacted client credentials
+        }
+        let target = match url.query() {
+            Some(q) => format!("{}{}?{q}", hs.e.base_url(), url.path()),
+            None => format!("{}{}", hs.e.base_url(), url.path()),
+        };
+        let method = reqwest::Method::from_bytes(v["method"].as_str().expect("method").as_bytes())
+            .expect("method");
+        let mut r = hs.c.request(method, target).bearer_auth(&hs.token);
+        if !v["body"].is_null() {
+            r = r.json(&v["body"]);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status < 300 || status == 404,
+            "{} {}: {status} {body}",
+            v["method"],
+            url.path()
+        );
+        sent += 1;
+    }
+    assert!(sent >= 10, "{sent}");
+    hs.e.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------- Salesforce
@@ -900,6 +1046,14 @@ async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
             .unwrap_or_default()
             .starts_with("api-usage=")
     );
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired session");
 
     // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
     let mut tampered = jwt.clone();
@@ -1298,4 +1452,560 @@ async fn stripe_auth_errors_and_rate_limit() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "rate_limit");
     e.shutdown().await;
+}
+
+// ----------------------------------------------------------------------------- Pipedrive
+
+struct Pd {
+    e: Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Pd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .header("x-api-token", &self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn pipedrive_persons_deals_leads_with_both_paging_styles() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, created) = pd
+        .send(M::POST, "/api/v2/persons",
+              Some(json!({"name": "Ada Lovelace",
+                          "emails": [{"value": "ada@example.com", "primary": true, "label": "work"}],
+                          "phones": [{"value": "+15551234567", "primary": true, "label": "mobile"}]})))
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(created["success"], true);
+    let pid = created["data"]["id"].as_u64().expect("id");
+    let (s, read) = pd
+        .send(M::GET, &format!("/api/v2/persons/{pid}"), None)
+        .await;
+    assert_eq!(
+        (s, read["data"]["emails"][0]["value"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+    let (s, bad) = pd
+        .send(M::POST, "/api/v2/persons", Some(json!({"emails": []})))
+        .await;
+    assert_eq!((s, bad["success"].as_bool()), (400, Some(false)));
+
+    let (s, found) = pd
+        .send(
+            M::GET,
+            "/api/v2/persons/search?term=ADA@example.com&fields=email&exact_match=true",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["data"]["items"][0]["item"]["id"].as_u64(), Some(pid));
+
+    for i in 0..6 {
+        let (s, _) = pd
+            .send(
+                M::POST,
+                "/api/v2/persons",
+                Some(json!({"name": format!("P{i}")})),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut cursor: Option<String> = None;
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v2/persons?limit=3&cursor={c}"),
+            None => "/api/v2/persons?limit=3".to_string(),
+        };
+        let (s, page) = pd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        match page["additional_data"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((pages, total), (3, 7));
+
+    let (s, deal) = pd
+        .send(
+            M::POST,
+            "/api/v2/deals",
+            Some(json!({"title": "Big deal", "value": 5000, "person_id": pid})),
+        )
+        .await;
+    assert_eq!(s, 200, "{deal}");
+    let did = deal["data"]["id"].as_u64().expect("id");
+    let (s, upd) = pd
+        .send(
+            M::PATCH,
+            &format!("/api/v2/deals/{did}"),
+            Some(json!({"status": "won"})),
+        )
+        .await;
+    assert_eq!((s, upd["data"]["status"].as_str()), (200, Some("won")));
+    let (s, _) = pd.send(M::GET, "/api/v2/deals/99999", None).await;
+    assert_eq!(s, 404);
+
+    // v1 leads: start/limit paging with additional_data.pagination.
+    for i in 0..5 {
+        let (s, lead) = pd
+            .send(
+                M::POST,
+                "/v1/leads",
+                Some(json!({"title": format!("Lead {i}"), "person_id": pid,
+                              "value": {"amount": 100, "currency": "USD"}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{lead}");
+    }
+    let (s, _) = pd
+        .send(M::POST, "/v1/leads", Some(json!({"title": "orphan"})))
+        .await;
+    assert_eq!(s, 400);
+    let mut start = Some(0);
+    let (mut pages, mut total) = (0, 0);
+    while let Some(st) = start {
+        let (s, page) = pd
+            .send(M::GET, &format!("/v1/leads?start={st}&limit=2"), None)
+            .await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        let p = &page["additional_data"]["pagination"];
+        start =
+            (p["more_items_in_collection"] == true).then(|| p["next_start"].as_u64().unwrap_or(0));
+    }
+    assert_eq!((pages, total), (3, 5));
+    let (s, act) = pd
+        .send(M::POST, "/v1/activities",
+              Some(json!({"subject": "Call back", "type": "call", "due_date": "2026-12-01", "person_id": pid})))
+        .await;
+    assert_eq!((s, act["success"].as_bool()), (201, Some(true)), "{act}");
+    let (s, _) = pd
+        .send(
+            M::POST,
+            "/v1/activities",
+            Some(json!({"subject": "x", "due_date": "tomorrow"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, found) = pd.send(M::GET, "/v1/leads/search?term=Lead 3", None).await;
+    assert_eq!(
+        (s, found["data"]["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    assert_eq!(pd.e.records("leads").len(), 5);
+    pd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipedrive_auth_by_query_token_and_burst_limit() {
+    let e = emu_with(
+        Vendor::Pipedrive,
+        SandboxOptions {
+            rate_limit: Some("2/2".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let r = c
+        .get(format!("{}/api/v2/persons", e.base_url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized access");
+    let url = format!(
+        "{}/api/v2/persons?api_token={}",
+        e.base_url(),
+        cred(&e, "api_token")
+    );
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["success"], false);
+    e.shutdown().await;
+}
+
+// ------------------------------------------------------------------------------- Zendesk
+
+struct Zd {
+    e: Emulator,
+    c: Client,
+}
+
+impl Zd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let user = format!("{}/token", cred(&self.e, "email"));
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .basic_auth(user, Some(cred(&self.e, "api_token")));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn zendesk_users_tickets_cursor_paging_and_bulk_jobs() {
+    use reqwest::Method as M;
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, u) = zd
+        .send(M::POST, "/api/v2/users.json",
+              Some(json!({"user": {"name": "Ada", "email": "Ada@Example.com", "external_id": "crm-1"}})))
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let uid = u["user"]["id"].as_u64().expect("id");
+    let (s, dup) = zd
+        .send(
+            M::POST,
+            "/api/v2/users",
+            Some(json!({"user": {"name": "Ada 2", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(dup["error"], "RecordInvalid");
+    assert_eq!(dup["details"]["email"][0]["error"], "DuplicateValue");
+    let (s, found) = zd
+        .send(
+            M::GET,
+            "/api/v2/users/search.json?query=email:ada@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["users"][0]["id"].as_u64(), Some(uid));
+    let (s, upd) = zd
+        .send(
+            M::POST,
+            "/api/v2/users/create_or_update",
+            Some(json!({"user": {"name": "Ada L", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!((s, upd["user"]["id"].as_u64()), (200, Some(uid)));
+
+    let (s, t) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(
+                json!({"ticket": {"subject": "Help", "comment": {"body": "It broke"},
+                                     "requester": {"name": "Bob", "email": "bob@example.com"},
+                                     "priority": "high", "tags": ["vip"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["ticket"]["status"], "new");
+    assert_eq!(t["ticket"]["description"], "It broke");
+    assert!(t["audit"].is_object());
+    let tid = t["ticket"]["id"].as_u64().expect("id");
+    let (s, bad) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "priority": "asap"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["details"]["priority"][0]["error"].as_str()),
+        (422, Some("InvalidValue"))
+    );
+    let (s, _) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "no body"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, upd) = zd
+        .send(
+            M::PUT,
+            &format!("/api/v2/tickets/{tid}.json"),
+            Some(json!({"ticket": {"status": "solved"}})),
+        )
+        .await;
+    assert_eq!((s, upd["ticket"]["status"].as_str()), (200, Some("solved")));
+    let (s, read) = zd
+        .send(M::GET, &format!("/api/v2/tickets/{tid}"), None)
+        .await;
+    assert_eq!((s, read["ticket"]["tags"][0].as_str()), (200, Some("vip")));
+    let (s, missing) = zd.send(M::GET, "/api/v2/tickets/999999.json", None).await;
+    assert_eq!(
+        (s, missing["error"].as_str()),
+        (404, Some("RecordNotFound"))
+    );
+
+    // Search API: type, field terms (quoted), requester e-mail, updated>, offset paging.
+    let (s, me) = zd.send(M::GET, "/api/v2/users/me.json", None).await;
+    assert_eq!(
+        (s, me["user"]["email"].as_str()),
+        (200, Some("agent@switchyard.sandbox"))
+    );
+    let (s, found) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket requester:bob@example.com tags:\"vip\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["results"][0]["result_type"], "ticket");
+    let (s, changed) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}&sort_by=updated_at&sort_order=asc",
+                url_encode("type:ticket updated>2000-01-01T00:00:00Z")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((s, changed["count"].as_u64()), (200, Some(1)));
+    let (_, none) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket external_id:\"nope\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(none["count"], 0);
+
+    // Bulk create: a queued job, completed when polled, per-item results.
+    let tickets: Vec<Value> = (0..4)
+        .map(|i| json!({"subject": format!("Bulk {i}"), "comment": {"body": "b"}}))
+        .collect();
+    let (s, job) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets/create_many.json",
+            Some(json!({"tickets": tickets})),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["job_status"]["status"], "queued");
+    let job_url = job["job_status"]["url"].as_str().expect("url");
+    let path = job_url.trim_start_matches(zd.e.base_url());
+    let (s, polled) = zd.send(M::GET, path, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(polled["job_status"]["status"], "completed");
+    assert_eq!(
+        polled["job_status"]["results"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(zd.e.records("tickets").len(), 5);
+
+    // Cursor paging: 5 tickets, 2 per page → 3 pages via links.next.
+    let mut path = "/api/v2/tickets.json?page[size]=2".to_string();
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200, "{page}");
+        pages += 1;
+        total += page["tickets"].as_array().map_or(0, Vec::len);
+        if page["meta"]["has_more"] == false {
+            assert!(page["links"]["next"].is_null());
+            break;
+        }
+        let next = page["links"]["next"].as_str().expect("next link");
+        path = next.trim_start_matches(zd.e.base_url()).to_string();
+    }
+    assert_eq!((pages, total), (3, 5));
+    let mut next = Some(format!(
+        "/api/v2/search.json?per_page=2&query={}",
+        url_encode("type:ticket")
+    ));
+    let mut search_pages = 0;
+    while let Some(path) = next {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        search_pages += 1;
+        next = page["next_page"]
+            .as_str()
+            .map(|u| u.trim_start_matches(zd.e.base_url()).to_string());
+    }
+    assert_eq!(search_pages, 3);
+    let (s, offset) = zd
+        .send(M::GET, "/api/v2/tickets.json?per_page=2&page=3", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(offset["count"], 5);
+    assert!(offset["next_page"].is_null());
+    assert!(offset["previous_page"].is_string());
+    zd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn zendesk_auth_and_rate_limit_retry_after() {
+    let e = emu_with(
+        Vendor::Zendesk,
+        SandboxOptions {
+            rate_limit: Some("1/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/api/v2/users.json", e.base_url());
+    let r = c
+        .get(&url)
+        .basic_auth(format!("{}/token", cred(&e, "email")), Some("wrong"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-rate-limit"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "Couldn't authenticate you");
+    let r = c
+        .get(&url)
+        .basic_auth(
+            format!("{}/token", cred(&e, "email")),
+            Some(cred(&e, "api_token")),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.headers()["x-rate-limit-remaining"], "0");
+    e.shutdown().await;
+}
+
+// --------------------------------------------------------------------- every vendor
+
+#[tokio::test]
+async fn every_vendor_injects_vendor_shaped_5xx_drops_and_malformed_bodies() {
+    for vendor in Vendor::ALL {
+        let e = emu_with(
+            vendor,
+            script(&[
+                (1, FaultKind::ServerError { status: 503 }),
+                (2, FaultKind::Drop),
+                (3, FaultKind::Malformed),
+            ]),
+        )
+        .await;
+        let c = client();
+        let url = format!("{}/anything", e.base_url());
+        let r = c.get(&url).send().await.expect("5xx answers");
+        assert_eq!(r.status().as_u16(), 503, "{vendor}");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            body.is_object() || body.is_array(),
+            "{vendor}: 5xx body is vendor JSON"
+        );
+        assert!(c.get(&url).send().await.is_err(), "{vendor}: dropped");
+        let r = c.get(&url).send().await.expect("malformed answers");
+        assert_eq!(r.status(), StatusCode::OK, "{vendor}");
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{vendor}: {text}"
+        );
+        assert_eq!(e.stats().faults_total(), 3, "{vendor}");
+        assert_eq!(format!("{vendor}").parse::<Vendor>().ok(), Some(vendor));
+        e.shutdown().await;
+    }
+}
+
+/// Regression: huge paging numbers from a client overflowed offset arithmetic.
+#[tokio::test]
+async fn huge_paging_values_are_rejected_or_empty_not_a_crash() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, _) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(json!({"filterGroups": [], "after": "18446744073709551615", "limit": 200})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    hs.e.shutdown().await;
+
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/tickets.json?page=18446744073709551615&per_page=100",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/search.json?query=type:ticket&page=18446744073709551615",
+            None,
+        )
+        .await;
+    assert_eq!(s, 422);
+    zd.e.shutdown().await;
+
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, page) = pd
+        .send(
+            M::GET,
+            "/v1/leads?start=18446744073709551615&limit=10",
+            None,
+        )
+        .await;
+    assert_eq!((s, page["data"].as_array().map(Vec::len)), (200, Some(0)));
+    pd.e.shutdown().await;
 }

@@ -109,7 +109,9 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(shared.faults.slow_ms)).await;
     }
     if let Some(FaultKind::ServerError { status }) = fault {
-        let resp = server_error(&shared, status);
+        let mut resp = server_error(&shared, status);
+        resp.headers_mut()
+            .insert("x-sandbox-request", HeaderValue::from(n));
         shared.count_status(resp.status().as_u16(), false);
         return Ok(resp);
     }
@@ -124,16 +126,8 @@ async fn handle(
     let mut resp = match decision {
         Some(d) if !d.allowed || forced => throttled(&shared, &d),
         None if forced => {
-            let w = lock(&shared.limiter).check(Instant::now());
-            throttled(
-                &shared,
-                &Decision {
-                    allowed: false,
-                    remaining: 0,
-                    retry_after: w.window,
-                    ..w
-                },
-            )
+            let refusal = lock(&shared.limiter).refuse();
+            throttled(&shared, &refusal)
         }
         _ => match router.oneshot(req.map(Body::new)).await {
             Ok(r) => r,
