@@ -16,6 +16,10 @@
 //! ```
 
 pub mod cli;
+pub mod connector;
+pub mod dedupe;
 pub mod diag;
 pub mod record;
 pub mod spec;
+pub mod store;
+pub mod workflow;

@@ -134,6 +134,7 @@ fn allowed_properties(root: &Value, schema_path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+#[allow(clippy::only_used_in_recursion)]
 fn convert(
     root: &Value,
     doc: &Value,
