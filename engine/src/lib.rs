@@ -20,6 +20,7 @@ pub mod connector;
 pub mod dedupe;
 pub mod diag;
 pub mod record;
+pub mod sandbox;
 pub mod spec;
 pub mod store;
 pub mod workflow;

@@ -1,0 +1,235 @@
+//! The HTTP front of every emulator: accepts connections, numbers requests, injects faults,
+//! enforces the rate limit with the vendor's throttling answer, then hands the request to the
+//! vendor's router.
+//!
+//! It drives hyper directly rather than `axum::serve` because two faults need control over
+//! the connection itself: `drop` closes it without writing a response, and `timeout` holds it
+//! and then does the same.
+
+use super::faults::{FaultKind, TIMEOUT_HOLD};
+use super::ratelimit::Decision;
+use super::state::{Shared, lock};
+use super::{Credentials, Vendor, hubspot, pipedrive, salesforce, stripe, zendesk};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt as _;
+
+/// Stops the server when told to or when dropped.
+pub(crate) struct ServerHandle {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub async fn shutdown(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// The service's error: hyper closes the connection without a response.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Serves `router` behind the fault and rate-limit front until the handle is shut down.
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    router: Router,
+) -> ServerHandle {
+    let task = tokio::spawn(async move {
+        // Connection tasks live in the set, so aborting this task aborts them all.
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    let router = router.clone();
+                    conns.spawn(async move {
+                        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            handle(shared.clone(), router.clone(), req)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    });
+    ServerHandle { task: Some(task) }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    router: Router,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let n = shared.next_request();
+    let fault = shared.faults.decide(shared.seed, n);
+    if let Some(f) = fault {
+        shared.count_fault(f);
+    }
+    match fault {
+        Some(FaultKind::Drop) => return Err(Dropped),
+        Some(FaultKind::Timeout) => {
+            tokio::time::sleep(TIMEOUT_HOLD).await;
+            return Err(Dropped);
+        }
+        Some(FaultKind::Slow { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        _ => {}
+    }
+    if shared.faults.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(shared.faults.slow_ms)).await;
+    }
+    if let Some(FaultKind::ServerError { status }) = fault {
+        let resp = server_error(&shared, status);
+        shared.count_status(resp.status().as_u16(), false);
+        return Ok(resp);
+    }
+
+    let vendor = shared.vendor;
+    let decision = if exempt(vendor, req.uri().path()) {
+        None
+    } else {
+        Some(lock(&shared.limiter).check(Instant::now()))
+    };
+    let forced = matches!(fault, Some(FaultKind::RateLimit));
+    let mut resp = match decision {
+        Some(d) if !d.allowed || forced => throttled(&shared, &d),
+        None if forced => {
+            let w = lock(&shared.limiter).check(Instant::now());
+            throttled(
+                &shared,
+                &Decision {
+                    allowed: false,
+                    remaining: 0,
+                    retry_after: w.window,
+                    ..w
+                },
+            )
+        }
+        _ => match router.oneshot(req.map(Body::new)).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        },
+    };
+    let throttled_now = forced || decision.is_some_and(|d| !d.allowed);
+    if let Some(d) = &decision {
+        limit_headers(&shared, d, resp.headers_mut());
+    }
+    resp.headers_mut()
+        .entry("x-sandbox-request")
+        .or_insert_with(|| HeaderValue::from(n));
+    if let Some(FaultKind::Malformed) = fault {
+        resp = garble(resp).await;
+    }
+    shared.count_status(resp.status().as_u16(), throttled_now);
+    Ok(resp)
+}
+
+/// Keeps the headers, answers 200 and cuts the body short so it no longer parses.
+async fn garble(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut cut = bytes.slice(..bytes.len() / 2).to_vec();
+    if cut.is_empty() {
+        cut = b"{\"results\":[{\"id\":".to_vec();
+    }
+    cut.extend_from_slice(b"\x00\xff");
+    parts.status = axum::http::StatusCode::OK;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(cut))
+}
+
+/// The vendor's default rate limit: (requests, window).
+pub(crate) fn default_limit(vendor: Vendor) -> (u32, Duration) {
+    match vendor {
+        Vendor::Hubspot => hubspot::DEFAULT_LIMIT,
+        Vendor::Salesforce => salesforce::DEFAULT_LIMIT,
+        Vendor::Pipedrive => pipedrive::DEFAULT_LIMIT,
+        Vendor::Zendesk => zendesk::DEFAULT_LIMIT,
+        Vendor::Stripe => stripe::DEFAULT_LIMIT,
+    }
+}
+
+/// The credentials an emulator accepts.
+pub(crate) fn credentials(vendor: Vendor, base_url: &str) -> Credentials {
+    match vendor {
+        Vendor::Hubspot => hubspot::credentials(base_url),
+        Vendor::Salesforce => salesforce::credentials(base_url),
+        Vendor::Pipedrive => pipedrive::credentials(base_url),
+        Vendor::Zendesk => zendesk::credentials(base_url),
+        Vendor::Stripe => stripe::credentials(base_url),
+    }
+}
+
+fn exempt(vendor: Vendor, path: &str) -> bool {
+    match vendor {
+        Vendor::Hubspot => hubspot::exempt(path),
+        Vendor::Salesforce => salesforce::exempt(path),
+        Vendor::Pipedrive | Vendor::Zendesk | Vendor::Stripe => false,
+    }
+}
+
+fn server_error(shared: &Shared, status: u16) -> Response<Body> {
+    match shared.vendor {
+        Vendor::Hubspot => hubspot::server_error(shared, status),
+        Vendor::Salesforce => salesforce::server_error(shared, status),
+        Vendor::Pipedrive => pipedrive::server_error(shared, status),
+        Vendor::Zendesk => zendesk::server_error(shared, status),
+        Vendor::Stripe => stripe::server_error(shared, status),
+    }
+}
+
+fn throttled(shared: &Shared, d: &Decision) -> Response<Body> {
+    match shared.vendor {
+        Vendor::Hubspot => hubspot::throttled(shared, d),
+        Vendor::Salesforce => salesforce::throttled(shared, d),
+        Vendor::Pipedrive => pipedrive::throttled(shared, d),
+        Vendor::Zendesk => zendesk::throttled(shared, d),
+        Vendor::Stripe => stripe::throttled(shared, d),
+    }
+}
+
+fn limit_headers(shared: &Shared, d: &Decision, h: &mut HeaderMap) {
+    match shared.vendor {
+        Vendor::Hubspot => hubspot::limit_headers(d, h),
+        Vendor::Salesforce => salesforce::limit_headers(d, h),
+        Vendor::Pipedrive => pipedrive::limit_headers(d, h),
+        Vendor::Zendesk => zendesk::limit_headers(d, h),
+        Vendor::Stripe => stripe::limit_headers(shared, h),
+    }
+}

@@ -1,0 +1,187 @@
+//! The state one emulator shares between its connections: records, tokens, idempotency
+//! keys, counters, the rate limiter and the fault plan.
+
+use super::faults::{FaultConfig, FaultKind};
+use super::ratelimit::Window;
+use super::{Credentials, SandboxOptions, Stats, Vendor};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Everything one emulator shares.
+pub(crate) struct Shared {
+    /// Which vendor.
+    pub vendor: Vendor,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// What clients must present.
+    pub credentials: Credentials,
+    /// Seed for ids and fault draws.
+    pub seed: u64,
+    /// The fault plan.
+    pub faults: FaultConfig,
+    /// The vendor's (or the overridden) rate limit.
+    pub limiter: Mutex<Window>,
+    /// Request counter (1-based numbers handed out in arrival order).
+    pub seq: AtomicU64,
+    stats: Mutex<Stats>,
+    db: Mutex<Db>,
+}
+
+/// Records and per-vendor bookkeeping.
+#[derive(Default)]
+#[allow(dead_code)] // idempotency, cursors and jobs serve the emulators still to come
+pub(crate) struct Db {
+    /// object name → id → record in the vendor's shape, in creation order.
+    pub tables: BTreeMap<String, IndexMap<String, Value>>,
+    /// Access tokens issued by the emulator's token endpoint (static ones are in credentials).
+    pub issued_tokens: HashSet<String>,
+    /// Refresh tokens issued (the configured one is in credentials).
+    pub refresh_tokens: HashSet<String>,
+    /// Idempotency key → (request fingerprint, status, body).
+    pub idempotency: HashMap<String, (String, u16, Value)>,
+    /// Server-side query cursors (Salesforce query locators, Zendesk/Pipedrive cursors) → state.
+    pub cursors: HashMap<String, Value>,
+    /// Async jobs (Zendesk job statuses) by id.
+    pub jobs: IndexMap<String, Value>,
+    created: BTreeMap<String, u64>,
+    next_id: u64,
+    next_token: u64,
+}
+
+impl Db {
+    /// The next numeric id (shared by every object of the emulator, starting at 1).
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// A fresh opaque token for ids, cursors and access tokens: 32 hex digits.
+    pub fn token(&mut self, seed: u64) -> String {
+        self.next_token += 1;
+        let a = mix(seed ^ 0xA5A5_5A5A_0F0F_F0F0, self.next_token);
+        let b = mix(a, self.next_token.wrapping_add(0x51));
+        format!("{a:016x}{b:016x}")
+    }
+
+    /// Inserts a new record and counts it as created.
+    pub fn insert(&mut self, object: &str, id: &str, record: Value) {
+        self.table(object).insert(id.to_string(), record);
+        *self.created.entry(object.to_string()).or_default() += 1;
+    }
+
+    /// The table of one object (created empty on first use).
+    pub fn table(&mut self, object: &str) -> &mut IndexMap<String, Value> {
+        self.tables.entry(object.to_string()).or_default()
+    }
+
+    /// One record.
+    pub fn get(&self, object: &str, id: &str) -> Option<&Value> {
+        self.tables.get(object).and_then(|t| t.get(id))
+    }
+}
+
+/// SplitMix64 step of (a, b).
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_add(b.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the emulator).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn new(vendor: Vendor, base_url: String, opts: &SandboxOptions) -> Self {
+        let (max, per) = match opts.rate_limit {
+            Some(o) => (o.requests, o.per),
+            None => super::server::default_limit(vendor),
+        };
+        let credentials = super::server::credentials(vendor, &base_url);
+        Shared {
+            vendor,
+            base_url,
+            credentials,
+            seed: opts.seed,
+            faults: opts.faults.clone(),
+            limiter: Mutex::new(Window::new(max, per)),
+            seq: AtomicU64::new(0),
+            stats: Mutex::new(Stats::default()),
+            db: Mutex::new(Db::default()),
+        }
+    }
+
+    /// Locks the records.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        lock(&self.db)
+    }
+
+    /// A credential's value ("" when absent).
+    pub fn cred(&self, name: &str) -> &str {
+        self.credentials.get(name).unwrap_or_default()
+    }
+
+    /// Takes the next request number and counts the request.
+    pub fn next_request(&self) -> u64 {
+        lock(&self.stats).requests += 1;
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn count_fault(&self, f: FaultKind) {
+        *lock(&self.stats)
+            .faults
+            .entry(f.name().to_string())
+            .or_default() += 1;
+    }
+
+    pub fn count_status(&self, status: u16, throttled: bool) {
+        let mut s = lock(&self.stats);
+        *s.by_status.entry(status).or_default() += 1;
+        if throttled {
+            s.throttled += 1;
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = lock(&self.stats).clone();
+        s.created = self.db().created.clone();
+        s
+    }
+
+    pub fn records(&self, object: &str) -> Vec<Value> {
+        self.db()
+            .tables
+            .get(object)
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A deterministic UUID-shaped string (correlation and request ids).
+    pub fn uuid(&self) -> String {
+        let n = self.seq.load(Ordering::SeqCst);
+        let a = mix(
+            self.seed ^ 0x1234_5678,
+            n.wrapping_mul(3).wrapping_add(rand_tick()),
+        );
+        let b = mix(a, n);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 52) & 0xfff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// A process-wide tick so two ids drawn for the same request differ.
+fn rand_tick() -> u64 {
+    static TICK: AtomicU64 = AtomicU64::new(0);
+    TICK.fetch_add(1, Ordering::Relaxed)
+}
