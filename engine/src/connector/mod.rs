@@ -9,6 +9,7 @@ pub mod deliver;
 mod http;
 pub mod ratelimit;
 pub mod secret;
+pub mod sync;
 pub mod template;
 
 pub use auth::jwt_assertion;
@@ -497,8 +498,15 @@ impl Session {
         mut f: impl FnMut(Value),
     ) -> Result<usize, ConnectorError> {
         let cop = self.connector.op(op)?;
+        let since_query: Vec<(String, String)> = match vars.get("since_query") {
+            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
+            _ => vec![],
+        };
         let ctx = self.context(vars);
-        let mut extra = Extra::default();
+        let mut extra = Extra {
+            query: since_query.clone(),
+            ..Extra::default()
+        };
         let mut count = 0usize;
         let mut page_no = match &cop.spec.pagination {
             Some(Pagination::Page { start, .. }) => *start,
@@ -525,7 +533,10 @@ impl Session {
                     return Ok(count);
                 }
             }
-            extra = Extra::default();
+            extra = Extra {
+                query: since_query.clone(),
+                ..Extra::default()
+            };
             let more = |p: &Option<Path>| {
                 p.as_ref()
                     .map(|p| p.first(&resp.body).is_some_and(truthy))
