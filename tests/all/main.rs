@@ -1,4 +1,5 @@
 //! The one integration-test binary: each area is a module (wasmtime/ripgrep style).
 
 mod cli;
+mod connector;
 mod sandbox;

@@ -321,10 +321,17 @@ impl Deliverer {
         else {
             return Ok(None);
         };
+        // E-mails are searched normalised (vendors compare them case-insensitively, but not
+        // with stray spaces); phones as given, the form the vendor stored them in.
+        let value = if norm.contains('@') {
+            Value::String(norm.to_string())
+        } else {
+            raw.clone()
+        };
         let mut vars = Map::new();
         vars.insert(
             "match".into(),
-            json!({"field": field, "value": raw, "normalised": norm}),
+            json!({"field": field, "value": value, "normalised": norm}),
         );
         let mut found = Vec::new();
         self.session

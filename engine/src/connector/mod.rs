@@ -687,6 +687,49 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
+/// Load one connector spec file (errors name the file and the problems).
+pub fn load_spec(path: &std::path::Path) -> Result<ConnectorSpec, ConnectorError> {
+    let (loaded, diags) = crate::spec::load_file(path)
+        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", path.display())))?;
+    if diags.has_errors() {
+        return Err(ConnectorError::Config(format!(
+            "`{}` is not a valid connector spec:\n{diags}",
+            path.display()
+        )));
+    }
+    match loaded.and_then(|l| l.spec) {
+        Some(crate::spec::Spec::Connector(c)) => Ok(*c),
+        _ => Err(ConnectorError::Config(format!(
+            "`{}` is not a connector spec",
+            path.display()
+        ))),
+    }
+}
+
+/// Find the spec of connector `name` in `dir` (`<name>.toml`, `<name>.json`, or any file whose
+/// `connector.name` is `name`).
+pub fn find_spec(dir: &std::path::Path, name: &str) -> Result<ConnectorSpec, ConnectorError> {
+    for ext in ["toml", "json"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.exists() {
+            return load_spec(&p);
+        }
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", dir.display())))?;
+    for e in entries.flatten() {
+        if let Ok(c) = load_spec(&e.path())
+            && c.connector.name == name
+        {
+            return Ok(c);
+        }
+    }
+    Err(ConnectorError::Config(format!(
+        "no connector spec named `{name}` in `{}`",
+        dir.display()
+    )))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -1,0 +1,439 @@
+//! The connector runtime end to end against the in-process vendor emulators: create, update,
+//! dedupe, batch, page, incremental sync, dead letters, and exactly-once delivery under faults.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::cli::repo_root;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchyard::connector::{
+    self, Binding, Connector, Deliverer, DeliveryItem, DeliveryOptions, Outcome, Runtime, Secret,
+    Session,
+};
+use switchyard::record::{FiredTrigger, Mapped};
+use switchyard::sandbox::{self, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
+use switchyard::spec::mapping::{DuplicateAction, DuplicateDetection, MatchStrategy};
+use switchyard::store::Store;
+
+fn spec(name: &str) -> switchyard::spec::connector::ConnectorSpec {
+    connector::load_spec(&repo_root().join(format!("connector-specs/{name}.toml"))).unwrap()
+}
+
+/// A session against an emulator; `fast` lifts the rate limit and shortens timeouts so that
+/// fault tests run in seconds.
+fn session(
+    mut spec: switchyard::spec::connector::ConnectorSpec,
+    emu: &sandbox::Emulator,
+    secrets: &[(&str, &str)],
+    config: Value,
+    fast: bool,
+) -> Session {
+    if fast {
+        if let Some(rl) = &mut spec.rate_limit {
+            rl.requests = 2000;
+            rl.per_seconds = 1;
+        }
+        let r = spec
+            .retry
+            .get_or_insert(switchyard::spec::connector::Retry {
+                max_attempts: 6,
+                initial_backoff_ms: 20,
+                max_backoff_ms: 200,
+                timeout_ms: 800,
+            });
+        r.max_attempts = 6;
+        r.initial_backoff_ms = 20;
+        r.max_backoff_ms = 200;
+        r.timeout_ms = 800;
+    }
+    let c = Arc::new(Connector::compile(spec).unwrap());
+    let mut s = HashMap::new();
+    for (name, cred) in secrets {
+        s.insert(
+            name.to_string(),
+            Secret::new(emu.credentials().get(cred).unwrap().to_string()),
+        );
+    }
+    let config: Map<String, Value> = config.as_object().cloned().unwrap_or_default();
+    Runtime::new().session(
+        c,
+        Binding {
+            tenant: "tenant_test".into(),
+            config,
+            secrets: s,
+            base_url: Some(emu.base_url().to_string()),
+        },
+    )
+}
+
+fn contact(i: usize, first: &str) -> DeliveryItem {
+    let mut o = Map::new();
+    o.insert("email".into(), json!(format!("lead{i}@example.com")));
+    o.insert("firstname".into(), json!(first));
+    o.insert("lastname".into(), json!(format!("L{i}")));
+    o.insert("phone".into(), json!(format!("(555) 010-{i:04}")));
+    let mut objects = indexmap::IndexMap::new();
+    objects.insert("contact".to_string(), o);
+    DeliveryItem {
+        key: format!("call_{i}"),
+        mapped: Mapped {
+            objects,
+            triggers: vec![],
+        },
+    }
+}
+
+fn dd(action: DuplicateAction) -> Option<DuplicateDetection> {
+    Some(DuplicateDetection {
+        enabled: true,
+        match_fields: vec!["phone".into(), "email".into()],
+        match_strategy: MatchStrategy::Exact,
+        action,
+    })
+}
+
+fn opts(d: Option<DuplicateDetection>, object: &str) -> DeliveryOptions {
+    DeliveryOptions {
+        route: "test-route.json".into(),
+        duplicate_detection: d,
+        dedupe_object: object.into(),
+        concurrency: 8,
+        batch: true,
+    }
+}
+
+fn hubspot_emu_opts() -> SandboxOptions {
+    SandboxOptions {
+        rate_limit: Some(RateLimitOverride {
+            requests: 5000,
+            per: std::time::Duration::from_secs(1),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn hubspot_creates_then_updates_duplicates_by_normalised_email_and_phone() {
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let d = Deliverer::new(
+        s.clone(),
+        Some(store.clone()),
+        opts(dd(DuplicateAction::UpdateExisting), "contact"),
+    );
+    let r = d.deliver((0..5).map(|i| contact(i, "Ann")).collect()).await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (5, 0, 0),
+        "{:?}",
+        r.objects
+    );
+    assert_eq!(emu.records("contacts").len(), 5);
+
+    // Same people, new keys, shouting e-mails: found by search (a fresh store has no index).
+    let store2 = Arc::new(Store::open(&dir.path().join("s2.sqlite")).unwrap());
+    let d2 = Deliverer::new(
+        s.clone(),
+        Some(store2),
+        opts(dd(DuplicateAction::UpdateExisting), "contact"),
+    );
+    let again: Vec<DeliveryItem> = (0..5)
+        .map(|i| {
+            let mut it = contact(i, "Bea");
+            it.key = format!("other_{i}");
+            it.mapped.objects["contact"]["email"] = json!(format!("  LEAD{i}@Example.com "));
+            it.mapped.objects["contact"].remove("phone");
+            it
+        })
+        .collect();
+    let r2 = d2.deliver(again).await;
+    assert_eq!(
+        (r2.created, r2.updated, r2.failed),
+        (0, 5, 0),
+        "{:?}",
+        r2.objects
+    );
+    let recs = emu.records("contacts");
+    assert_eq!(recs.len(), 5);
+    assert!(
+        recs.iter().all(|c| c["properties"]["firstname"] == "Bea"),
+        "{recs:?}"
+    );
+
+    // action = skip leaves them alone.
+    let d3 = Deliverer::new(s, Some(store), opts(dd(DuplicateAction::Skip), "contact"));
+    let r3 = d3.deliver(vec![contact(1, "Cid")]).await;
+    assert_eq!((r3.created, r3.skipped), (0, 1));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_batches_by_100_and_lists_every_page() {
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let d = Deliverer::new(s.clone(), None, opts(None, "contact"));
+    let r = d
+        .deliver((0..250).map(|i| contact(i, "Dee")).collect())
+        .await;
+    assert_eq!((r.created, r.failed), (250, 0));
+    assert!(
+        r.objects.iter().all(|o| o.id.is_some()),
+        "batch results carry ids"
+    );
+    // 3 batch requests, not 250 creates.
+    assert_eq!(emu.stats().requests, 3);
+    let mut seen = Vec::new();
+    let n = s
+        .list("list_contact", Map::new(), None, |r| seen.push(r))
+        .await
+        .unwrap();
+    assert_eq!(n, 250);
+    assert_eq!(emu.stats().requests, 3 + 3, "100 per page");
+    let mut emails: Vec<String> = seen
+        .iter()
+        .map(|r| r["properties"]["email"].as_str().unwrap().to_string())
+        .collect();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), 250);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_incremental_sync_fetches_only_changes() {
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+    let d = Deliverer::new(s.clone(), None, opts(None, "contact"));
+    d.deliver((0..3).map(|i| contact(i, "Eve")).collect()).await;
+    let first = connector::sync::pull(&s, Some(&store), "contact", None, None)
+        .await
+        .unwrap();
+    assert_eq!(first.records.len(), 3);
+    assert!(
+        store
+            .cursor("tenant_test", "hubspot", "contact")
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let d2 = Deliverer::new(
+        s.clone(),
+        None,
+        DeliveryOptions {
+            batch: false,
+            ..opts(None, "contact")
+        },
+    );
+    d2.deliver(vec![contact(7, "Fay")]).await;
+    let second = connector::sync::pull(&s, Some(&store), "contact", None, None)
+        .await
+        .unwrap();
+    assert_eq!(second.records.len(), 1, "{:?}", second.records);
+    assert_eq!(
+        second.records[0]["properties"]["email"],
+        "lead7@example.com"
+    );
+    let third = connector::sync::pull(&s, Some(&store), "contact", None, None)
+        .await
+        .unwrap();
+    assert!(third.records.is_empty());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_records_are_dead_lettered_with_the_vendor_reason() {
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let d = Deliverer::new(
+        s,
+        Some(store.clone()),
+        DeliveryOptions {
+            batch: false,
+            ..opts(None, "contact")
+        },
+    );
+    let mut bad = contact(1, "Gus");
+    bad.mapped.objects["contact"]["email"] = json!("not-an-email");
+    let r = d.deliver(vec![bad, contact(2, "Hal")]).await;
+    assert_eq!((r.created, r.failed, r.dead_lettered), (1, 1, 1));
+    let dl = store.dead_letters(true).unwrap();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0].record_key, "call_1");
+    assert!(dl[0].reason.contains("400"), "{}", dl[0].reason);
+    assert_eq!(dl[0].payload["objects"]["contact"]["email"], "not-an-email");
+    emu.shutdown().await;
+}
+
+/// 10% 5xx and 5% timeouts: every record ends created exactly once or dead-lettered.
+#[tokio::test]
+async fn faults_never_lose_or_duplicate_a_record() {
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            faults: FaultConfig {
+                error_5xx_rate: 0.10,
+                timeout_rate: 0.05,
+                ..Default::default()
+            },
+            seed: 7,
+            ..hubspot_emu_opts()
+        },
+    )
+    .await
+    .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let n = 150;
+    // Half through dedupe (search + create), half through batches.
+    let d = Deliverer::new(
+        s.clone(),
+        Some(store.clone()),
+        opts(dd(DuplicateAction::UpdateExisting), "contact"),
+    );
+    let r1 = d
+        .deliver((0..n / 2).map(|i| contact(i, "Ivy")).collect())
+        .await;
+    let d2 = Deliverer::new(s, Some(store.clone()), opts(None, "contact"));
+    let r2 = d2
+        .deliver((n / 2..n).map(|i| contact(i, "Ivy")).collect())
+        .await;
+    let stats = emu.stats();
+    assert!(
+        stats.faults.get("5xx").copied().unwrap_or(0) > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.faults.get("timeout").copied().unwrap_or(0) > 0,
+        "{stats:?}"
+    );
+    let dead: Vec<String> = store
+        .dead_letters(true)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.record_key)
+        .collect();
+    let recs = emu.records("contacts");
+    let mut created: Vec<String> = recs
+        .iter()
+        .map(|c| c["properties"]["email"].as_str().unwrap().to_string())
+        .collect();
+    let total = created.len();
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), total, "no duplicates");
+    for i in 0..n {
+        let email = format!("lead{i}@example.com");
+        let in_crm = created.binary_search(&email).is_ok();
+        let in_dlq = dead.contains(&format!("call_{i}"));
+        assert!(
+            in_crm ^ in_dlq,
+            "record {i}: in CRM {in_crm}, dead-lettered {in_dlq}"
+        );
+    }
+    assert_eq!(r1.created + r2.created, total);
+    assert_eq!(r1.failed + r2.failed, dead.len());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn workflow_actions_run_as_operations_and_webhooks() {
+    use axum::{Router, routing::post};
+    let hits: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let h2 = hits.clone();
+    let app = Router::new().route(
+        "/notify",
+        post(move |axum::Json(v): axum::Json<Value>| {
+            let h = h2.clone();
+            async move {
+                h.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({"notification_webhook_url": format!("http://{addr}/notify"), "owner_id": "777"}),
+        true,
+    );
+    let d = Deliverer::new(
+        s,
+        None,
+        opts(dd(DuplicateAction::UpdateExisting), "contact"),
+    );
+    let mut it = contact(3, "Jo");
+    it.mapped.triggers.push(FiredTrigger {
+        name: "high_value_lead".into(),
+        actions: vec![
+            "send_notification".into(),
+            "assign_owner".into(),
+            "no_such".into(),
+        ],
+    });
+    let r = d.deliver(vec![it]).await;
+    let st: Vec<&str> = r.actions.iter().map(|a| a.status).collect();
+    assert_eq!(st, ["ran", "ran", "skipped"], "{:?}", r.actions);
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["email"], "lead3@example.com");
+    assert_eq!(hits[0]["event"], "high_value_lead");
+    assert_eq!(
+        emu.records("contacts")[0]["properties"]["hubspot_owner_id"],
+        "777"
+    );
+    assert!(r.objects.iter().all(|o| o.outcome == Outcome::Created));
+    emu.shutdown().await;
+}
