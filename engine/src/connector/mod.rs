@@ -463,9 +463,14 @@ impl Session {
     /// The template context: `config`, `secrets`, `tenant` plus `vars`.
     pub fn context(&self, vars: Map<String, Value>) -> Value {
         let mut m = (*self.ctx_base).clone();
+        let now = chrono::Utc::now();
         m.insert(
             "now".into(),
-            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+        m.insert(
+            "today".into(),
+            Value::String(now.format("%Y-%m-%d").to_string()),
         );
         m.extend(vars);
         Value::Object(m)
