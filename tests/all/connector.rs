@@ -437,3 +437,117 @@ async fn workflow_actions_run_as_operations_and_webhooks() {
     assert!(r.objects.iter().all(|o| o.outcome == Outcome::Created));
     emu.shutdown().await;
 }
+
+fn write_input(dir: &std::path::Path, lines: &[Value]) -> std::path::PathBuf {
+    let p = dir.join("in.ndjson");
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&p, text.join("\n")).unwrap();
+    p
+}
+
+#[test]
+fn run_dry_run_prints_requests_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        &[json!({"call_id": "c1", "objects": {"contact": {"email": "a@b.co", "firstname": "Al"}}})],
+    );
+    let secrets = dir.path().join("secrets.json");
+    std::fs::write(
+        &secrets,
+        json!({"secret:projects/PROJECT_ID/secrets/hubspot-token-tenant-TENANT_ID/versions/latest": "pat-na1-SUPERSECRET"}).to_string(),
+    )
+    .unwrap();
+    let out = crate::cli::switchyard()
+        .env("SWITCHYARD_SECRETS", &secrets)
+        .args([
+            "run",
+            "--mapping",
+            "mapping-specs/examples/hubspot-contact.json",
+            "--dry-run",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--store")
+        .arg(dir.path().join("s.sqlite"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("SUPERSECRET"));
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let create = lines
+        .iter()
+        .find(|l| l["url"] == "https://api.hubapi.com/crm/v3/objects/contacts")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(create["method"], "POST");
+    assert_eq!(create["headers"]["authorization"], "[redacted]");
+    assert_eq!(create["body"]["properties"]["email"], "a@b.co");
+    // Duplicate detection searched first.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["url"].as_str().unwrap().ends_with("/contacts/search"))
+    );
+}
+
+#[test]
+fn run_sandbox_delivers_reports_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        &[
+            json!({"call_id": "c1", "objects": {"contact": {"email": "a@b.co", "firstname": "Al"}}}),
+            json!({"call_id": "c2", "objects": {"contact": {"email": "broken", "firstname": "Bo"}}}),
+        ],
+    );
+    let store = dir.path().join("s.sqlite");
+    let report = dir.path().join("r.json");
+    let out = crate::cli::switchyard()
+        .args([
+            "run",
+            "--mapping",
+            "mapping-specs/examples/hubspot-contact.json",
+            "--sandbox",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--store")
+        .arg(&store)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("created 1, updated 0, skipped 0, failed 1"),
+        "{stderr}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["created"], 1);
+    assert_eq!(r["dead_lettered"], 1);
+    let list = crate::cli::switchyard()
+        .args(["deadletter", "list", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["record_key"], "c2");
+    assert!(
+        rows[0]["reason"].as_str().unwrap().contains("400"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0]["payload"]["objects"]["contact"]["email"], "broken");
+}

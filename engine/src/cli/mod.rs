@@ -1,7 +1,11 @@
 //! The `switchyard` command line: one file per subcommand.
 
+mod connectors;
+mod deadletter;
+mod run;
 mod sandbox;
 mod schema;
+mod sync;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +41,14 @@ pub enum Command {
     Schema(schema::Args),
     /// Serve local emulators of vendor APIs (HubSpot, Salesforce, Pipedrive, Zendesk, Stripe).
     Sandbox(sandbox::Args),
+    /// Map records and deliver them through the route's connector.
+    Run(run::Args),
+    /// Pull an object's records from a connector as NDJSON (incrementally).
+    Sync(sync::Args),
+    /// Check connectors' credentials and reachability.
+    Connectors(connectors::Args),
+    /// List or replay records that could not be delivered.
+    Deadletter(deadletter::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -57,5 +69,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Sync(a) => sync::run(a),
+        Command::Connectors(a) => connectors::run(a),
+        Command::Deadletter(a) => deadletter::run(a),
     }
 }

@@ -8,6 +8,7 @@ mod auth;
 pub mod deliver;
 mod http;
 pub mod ratelimit;
+pub mod route;
 pub mod secret;
 pub mod sync;
 pub mod template;
