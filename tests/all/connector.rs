@@ -551,3 +551,92 @@ fn run_sandbox_delivers_reports_and_dead_letters() {
     );
     assert_eq!(rows[0]["payload"]["objects"]["contact"]["email"], "broken");
 }
+
+/// OAuth refresh-token auth: one token request however many requests run at once, and the
+/// token persisted encrypted so that the next session reuses it.
+#[tokio::test]
+async fn oauth_refresh_is_single_flight_and_sealed_at_rest() {
+    use switchyard::spec::connector::{Auth, CredentialsIn};
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let mut sp = spec("hubspot");
+    for (k, _) in [
+        ("client_id", ()),
+        ("client_secret", ()),
+        ("refresh_token", ()),
+    ] {
+        sp.secrets.insert(
+            k.into(),
+            switchyard::spec::connector::SecretParam {
+                description: None,
+                required: true,
+            },
+        );
+    }
+    sp.auth = Some(Auth::Oauth2Refresh {
+        token_url: "https://api.hubapi.com/oauth/v1/token".into(),
+        client_id: "{{secrets.client_id}}".into(),
+        client_secret: "{{secrets.client_secret}}".into(),
+        refresh_token: "{{secrets.refresh_token}}".into(),
+        scheme: None,
+        credentials_in: CredentialsIn::Body,
+        refresh_ahead_secs: 60,
+        base_url_field: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        Store::open(&dir.path().join("s.sqlite"))
+            .unwrap()
+            .with_key("test-key"),
+    );
+    let creds = [
+        ("client_id", "client_id"),
+        ("client_secret", "client_secret"),
+        ("refresh_token", "refresh_token"),
+    ];
+    let s = session(sp.clone(), &emu, &creds, json!({}), true).with_token_store(store.clone());
+    let d = Deliverer::new(
+        s,
+        None,
+        DeliveryOptions {
+            batch: false,
+            concurrency: 16,
+            ..opts(None, "contact")
+        },
+    );
+    let r = d
+        .deliver((0..40).map(|i| contact(i, "Kim")).collect())
+        .await;
+    assert_eq!(r.created, 40, "{:?}", r.objects);
+    assert_eq!(
+        emu.stats().requests,
+        41,
+        "40 creates and exactly one token request"
+    );
+    let sealed = store
+        .sealed_token_bytes("tenant_test", "hubspot")
+        .unwrap()
+        .unwrap();
+    let access = store.get_token("tenant_test", "hubspot").unwrap().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !sealed.windows(access.len()).any(|w| w == access.as_bytes()),
+        "sealed at rest"
+    );
+    // A new session (another process) reuses the persisted token: no token request.
+    let s2 = session(sp, &emu, &creds, json!({}), true).with_token_store(store);
+    let d2 = Deliverer::new(
+        s2,
+        None,
+        DeliveryOptions {
+            batch: false,
+            ..opts(None, "contact")
+        },
+    );
+    d2.deliver(vec![contact(99, "Lou")]).await;
+    assert_eq!(emu.stats().requests, 42);
+    emu.shutdown().await;
+}

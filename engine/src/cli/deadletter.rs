@@ -147,7 +147,7 @@ async fn replay(
             continue;
         };
         let opts = options(&p.mapping, &p.session, &route, 1);
-        let d = Deliverer::new(p.session, Some(s.clone()), opts);
+        let d = Deliverer::new(p.session.with_token_store(s.clone()), Some(s.clone()), opts);
         let report = d
             .deliver(vec![DeliveryItem {
                 key: r.record_key.clone(),

@@ -292,6 +292,9 @@ async fn run_async(a: Args) -> u8 {
             }
         }
     };
+    if let Some(s) = &store {
+        session = session.with_token_store(s.clone());
+    }
     let opts = options(&prepared.mapping, &session, &a.mapping, a.concurrency);
     let total = items.len();
     let d = Deliverer::new(session, store, opts);

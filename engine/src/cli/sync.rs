@@ -83,8 +83,14 @@ pub(super) fn run(a: Args) -> u8 {
                 return super::EXIT_USAGE;
             }
         };
-        let res =
-            crate::connector::sync::pull(&p.session, Some(&store), &a.object, since, a.limit).await;
+        let res = crate::connector::sync::pull(
+            &p.session.clone().with_token_store(store.clone()),
+            Some(&store),
+            &a.object,
+            since,
+            a.limit,
+        )
+        .await;
         if let Some(emu) = p.emulator {
             emu.shutdown().await;
         }

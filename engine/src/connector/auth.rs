@@ -225,6 +225,81 @@ pub(crate) struct TokenEnv<'a> {
     /// Rewrites a URL to the tenant's `base_url` origin (emulators).
     pub rewrite: &'a dyn Fn(String) -> String,
     pub timeout: Duration,
+    /// Where tokens are persisted (sealed), when the session has a store.
+    pub store: Option<&'a TokenStore>,
+}
+
+/// Persists a tenant's token for one connector in the store, encrypted at rest.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenStore {
+    pub store: std::sync::Arc<crate::store::Store>,
+    pub tenant: String,
+    pub connector: String,
+}
+
+impl TokenStore {
+    fn unix_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, t: &CachedToken) {
+        let expires = t
+            .expires_at
+            .map(|e| Self::unix_now() + e.saturating_duration_since(Instant::now()).as_secs());
+        let v = serde_json::json!({
+            "access_token": t.access.expose(),
+            "refresh_token": t.refresh.as_ref().map(|r| r.expose().to_string()),
+            "expires_at": expires,
+            "extra": t.extra,
+        });
+        if let Err(e) = self.store.put_token(&self.tenant, &self.connector, &v) {
+            tracing::warn!(error = %e, connector = %self.connector, "token not persisted");
+        }
+    }
+
+    fn raw(&self) -> Option<Value> {
+        self.store
+            .get_token(&self.tenant, &self.connector)
+            .ok()
+            .flatten()
+    }
+
+    /// A persisted token still valid beyond `ahead`.
+    fn load(&self, ahead: Duration) -> Option<CachedToken> {
+        let v = self.raw()?;
+        let access = v.get("access_token")?.as_str()?;
+        let expires_at = match v.get("expires_at").and_then(Value::as_u64) {
+            Some(e) => {
+                let left = e.checked_sub(Self::unix_now())?;
+                if Duration::from_secs(left) <= ahead {
+                    return None;
+                }
+                Some(Instant::now() + Duration::from_secs(left))
+            }
+            None => None,
+        };
+        Some(CachedToken {
+            access: Secret::new(access),
+            expires_at,
+            refresh: v
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .map(Secret::new),
+            extra: v
+                .get("extra")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The newest refresh token persisted (refresh tokens rotate).
+    fn load_refresh(&self) -> Option<Secret> {
+        self.raw()?.get("refresh_token")?.as_str().map(Secret::new)
+    }
 }
 
 impl AuthPlan {
@@ -279,8 +354,24 @@ impl AuthPlan {
                     match fresh {
                         Some(t) => t.clone(),
                         None => {
-                            let prev_refresh = guard.as_ref().and_then(|t| t.refresh.clone());
-                            let t = flow.fetch(env, prev_refresh).await?;
+                            let persisted = match (&*guard, stale, env.store) {
+                                (None, None, Some(p)) => p.load(flow.refresh_ahead),
+                                _ => None,
+                            };
+                            let t = match persisted {
+                                Some(t) => t,
+                                None => {
+                                    let prev_refresh = guard
+                                        .as_ref()
+                                        .and_then(|t| t.refresh.clone())
+                                        .or_else(|| env.store.and_then(|p| p.load_refresh()));
+                                    let t = flow.fetch(env, prev_refresh).await?;
+                                    if let Some(p) = env.store {
+                                        p.save(&t);
+                                    }
+                                    t
+                                }
+                            };
                             *guard = Some(t.clone());
                             t
                         }

@@ -112,6 +112,7 @@ impl Session {
             ctx,
             rewrite: &rewrite,
             timeout: Duration::from_millis(self.connector.retry.timeout_ms),
+            store: self.token_store.as_ref(),
         };
         self.connector
             .auth

@@ -367,6 +367,7 @@ pub struct Session {
     pub(crate) tokens: Arc<TokenCache>,
     pub(crate) dry_run: Option<DryRunSink>,
     pub(crate) ctx_base: Arc<Map<String, Value>>,
+    pub(crate) token_store: Option<auth::TokenStore>,
 }
 
 /// Per (tenant, connector) state shared by every session of a runtime.
@@ -445,6 +446,7 @@ impl Runtime {
             tokens,
             dry_run: None,
             ctx_base: Arc::new(ctx),
+            token_store: None,
         }
     }
 }
@@ -453,6 +455,16 @@ impl Session {
     /// Send nothing; record each request (secrets redacted) into `sink` instead.
     pub fn with_dry_run(mut self, sink: DryRunSink) -> Self {
         self.dry_run = Some(sink);
+        self
+    }
+
+    /// Persist OAuth tokens in `store` (sealed with `SWITCHYARD_STORE_KEY`; a no-op without it).
+    pub fn with_token_store(mut self, store: Arc<crate::store::Store>) -> Self {
+        self.token_store = Some(auth::TokenStore {
+            store,
+            tenant: self.binding.tenant.clone(),
+            connector: self.connector.name().to_string(),
+        });
         self
     }
 
