@@ -70,10 +70,17 @@ impl Session {
                 return Ok(over.trim_end_matches('/').to_string());
             }
         }
-        let b = self
+        let mut b = self
             .connector
             .templates
             .string(&self.connector.base_url, ctx)?;
+        if !b.contains("://")
+            && let Some(over) = &self.binding.base_url
+        {
+            // A setting the base URL is built from (e.g. Salesforce `instance_url`) is not
+            // known before the token call; the override's origin stands in for it.
+            b = format!("{}{b}", split_origin(over).0.trim_end_matches('/'));
+        }
         if b.is_empty() || !b.contains("://") {
             return Err(ConnectorError::Config(format!(
                 "connector `{}` has no usable base URL (`{b}`): set the tenant's settings (e.g. instance_url, subdomain, or base_url)",
