@@ -2,4 +2,5 @@
 
 mod cli;
 mod connector;
+mod mapping;
 mod sandbox;

@@ -2,6 +2,7 @@
 
 mod connectors;
 mod deadletter;
+pub mod map;
 mod run;
 mod sandbox;
 mod schema;
@@ -49,6 +50,8 @@ pub enum Command {
     Connectors(connectors::Args),
     /// List or replay records that could not be delivered.
     Deadletter(deadletter::Args),
+    /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
+    Map(map::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -73,5 +76,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Sync(a) => sync::run(a),
         Command::Connectors(a) => connectors::run(a),
         Command::Deadletter(a) => deadletter::run(a),
+        Command::Map(a) => map::run(a),
     }
 }

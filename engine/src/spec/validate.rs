@@ -101,6 +101,17 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                 for d in check_mapping_refs(m, &connectors).0 {
                     out.push(l.source.place(d));
                 }
+                if let Some(target) = connectors.get(m.connector.as_str()) {
+                    let source = m
+                        .source
+                        .as_deref()
+                        .and_then(|s| connectors.get(s).copied())
+                        .filter(|c| c.inbound.is_some());
+                    let env = crate::mapping::CompileEnv { target, source };
+                    for d in crate::mapping::compile(m, &env).1.0 {
+                        out.push(l.source.place(d));
+                    }
+                }
             }
             _ => {}
         }

@@ -1,0 +1,200 @@
+//! The mapping engine: a tenant's mapping spec compiled once ([`compile`]) into a plan that
+//! turns each inbound record into the payloads of the target objects plus the workflow
+//! triggers that fired ([`CompiledMapping::apply`], [`CompiledMapping::apply_line`]).
+//!
+//! The plan knows every source path it reads. `apply_line` (used by `switchyard map`) scans a
+//! raw NDJSON line with a validating scanner that captures only those paths as borrowed
+//! slices, evaluates the precompiled sources over them and writes the output line straight
+//! into a reused buffer; `apply` does the same over a parsed `serde_json::Value` and returns a
+//! [`Mapped`]. Both share one evaluator, so they agree.
+
+mod apply;
+mod compile;
+pub mod scan;
+
+use crate::expr::{EvalCtx, Expr, Val};
+use crate::secrets::SecretProvider;
+use crate::spec::{ConnectorSpec, FieldType, MappingSpec};
+use crate::template::Part;
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub use apply::{LineOutcome, Scratch};
+pub use compile::compile;
+
+/// What a mapping compiles against: the target connector and, optionally, the source.
+#[derive(Clone, Copy)]
+pub struct CompileEnv<'a> {
+    /// The connector records are delivered to (its field catalogs and actions).
+    pub target: &'a ConnectorSpec,
+    /// The inbound source (its `inbound.object` catalog decides what bare strings are).
+    pub source: Option<&'a ConnectorSpec>,
+}
+
+/// Per-run context of [`CompiledMapping::apply`].
+#[derive(Clone, Copy)]
+pub struct MapContext<'a> {
+    /// The clock of `today()` / `now()`.
+    pub now: DateTime<Utc>,
+    /// Secrets (mapping output never contains them; request building resolves them).
+    pub secrets: &'a dyn SecretProvider,
+}
+
+impl std::fmt::Debug for MapContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapContext")
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+/// Why one record was rejected. The rest of the input goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{}", self.render())]
+pub struct RecordError {
+    /// 1-based input line, when the record came from NDJSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// `object.field` (or `trigger:<name>`), when one field is at fault.
+    pub field: Option<String>,
+    /// JSON pointer into the mapping spec.
+    pub pointer: String,
+    /// The cause.
+    pub reason: String,
+}
+
+impl RecordError {
+    fn render(&self) -> String {
+        match &self.field {
+            Some(f) => format!("field `{f}` (spec {}): {}", self.pointer, self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+/// A compiled mapping. `Send + Sync`: share it between threads behind an `Arc`.
+#[derive(Debug)]
+pub struct CompiledMapping {
+    /// Slot → dotted source path.
+    pub(crate) paths: Vec<String>,
+    pub(crate) segs: Vec<Vec<String>>,
+    pub(crate) trie: scan::PathTrie,
+    pub(crate) jsonpaths: Vec<(String, jsonpath_rust::parser::model::JpQuery)>,
+    /// Whether applying needs the whole record as a `Value` (JSONPaths, helper templates).
+    pub(crate) needs_value: bool,
+    pub(crate) exprs: Vec<ExprPlan>,
+    pub(crate) templates: Vec<TemplatePlan>,
+    pub(crate) registry: Option<Arc<handlebars::Handlebars<'static>>>,
+    pub(crate) objects: Vec<ObjectPlan>,
+    pub(crate) triggers: Vec<TriggerPlan>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ExprPlan {
+    pub expr: Expr,
+    /// Variable index → slot.
+    pub slots: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TemplatePlan {
+    pub parts: Option<Vec<Part>>,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct ObjectPlan {
+    pub name: String,
+    /// `"name":` as JSON.
+    pub key_json: String,
+    pub fields: Vec<FieldPlan>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FieldPlan {
+    pub name: String,
+    /// `object.field`, for errors.
+    pub label: String,
+    /// `"name":` as JSON.
+    pub key_json: String,
+    pub pointer: String,
+    pub src: Src,
+    pub ty: FieldType,
+    pub options: Vec<String>,
+}
+
+/// Where a value comes from (compiled).
+#[derive(Debug)]
+pub(crate) enum Src {
+    Slot(usize),
+    JsonPath(usize),
+    Lit(Val<'static>),
+    Expr(usize, String),
+    Template(usize),
+    Cond(Vec<(usize, String, Src)>, Option<Box<Src>>),
+    WithDefault(Box<Src>, Val<'static>),
+    Tree(Tree),
+    Lookup {
+        key: Box<Src>,
+        table: IndexMap<String, Value>,
+        default: Option<Value>,
+    },
+}
+
+/// A payload template node.
+#[derive(Debug)]
+pub(crate) enum Tree {
+    Object(Vec<(String, Tree)>),
+    Array(Vec<Tree>),
+    Leaf(Box<Src>),
+}
+
+#[derive(Debug)]
+pub(crate) struct TriggerPlan {
+    pub name: String,
+    pub name_json: String,
+    pub actions: Vec<String>,
+    pub expr: usize,
+    pub pointer: String,
+}
+
+impl CompiledMapping {
+    /// Compile a mapping spec; `Err` with every diagnostic when it has errors (warnings and
+    /// notes are dropped; use [`compile`] to see them).
+    pub fn compile(
+        spec: &MappingSpec,
+        env: &CompileEnv,
+    ) -> Result<CompiledMapping, crate::diag::Diagnostics> {
+        match compile(spec, env) {
+            (Some(m), _) => Ok(m),
+            (None, d) => Err(d),
+        }
+    }
+
+    /// The dotted source paths the plan reads.
+    pub fn source_paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// Names of the objects the mapping produces, in output order.
+    pub fn object_names(&self) -> impl Iterator<Item = &str> {
+        self.objects.iter().map(|o| o.name.as_str())
+    }
+
+    pub(crate) fn eval_ctx(ctx: &MapContext) -> EvalCtx {
+        EvalCtx { now: ctx.now }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_mapping_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<CompiledMapping>();
+    }
+}
