@@ -3,4 +3,5 @@
 mod cli;
 mod connector;
 mod mapping;
+mod prism;
 mod sandbox;

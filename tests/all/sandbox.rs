@@ -383,6 +383,34 @@ async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
         .expect("request");
     assert_eq!(r.status(), StatusCode::OK);
 
+    // Expired tokens get HubSpot's EXPIRED_AUTHENTICATION 401; a refresh fixes it.
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["category"], "EXPIRED_AUTHENTICATION");
+    let tok: Value = c
+        .post(format!("{}/oauth/v1/token", e.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let r = c
+        .get(format!("{}/crm/v3/objects/deals", e.base_url()))
+        .bearer_auth(tok["access_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
     let bad = c
         .post(format!("{}/oauth/v1/token", e.base_url()))
         .form(&[("grant_type", "refresh_token"), ("client_id", "x")])
@@ -559,4 +587,1292 @@ fn sandbox_command_rejects_unknown_vendor() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vendor"));
+}
+
+/// The request shapes checked against HubSpot's official description (tests/prism) are
+/// accepted by the emulator too: it never answers them with a validation error.
+#[tokio::test]
+async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
+    let text = std::fs::read_to_string(&path).expect("request lines");
+    let mut sent = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("json line");
+        let url = url::Url::parse(v["url"].as_str().expect("url")).expect("url");
+        if url.path().starts_with("/oauth/") {
+            continue; // redacted client credentials
+        }
+        let target = match url.query() {
+            Some(q) => format!("{}{}?{q}", hs.e.base_url(), url.path()),
+            None => format!("{}{}", hs.e.base_url(), url.path()),
+        };
+        let method = reqwest::Method::from_bytes(v["method"].as_str().expect("method").as_bytes())
+            .expect("method");
+        let mut r = hs.c.request(method, target).bearer_auth(&hs.token);
+        if !v["body"].is_null() {
+            r = r.json(&v["body"]);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status < 300 || status == 404,
+            "{} {}: {status} {body}",
+            v["method"],
+            url.path()
+        );
+        sent += 1;
+    }
+    assert!(sent >= 10, "{sent}");
+    hs.e.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------- Salesforce
+
+async fn sf_token(e: &Emulator, c: &Client, form: &[(&str, String)]) -> (u16, Value) {
+    let r = c
+        .post(format!("{}/services/oauth2/token", e.base_url()))
+        .form(form)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn sf_password_token(e: &Emulator, c: &Client) -> String {
+    let form = [
+        ("grant_type", "password".to_string()),
+        ("client_id", cred(e, "client_id")),
+        ("client_secret", cred(e, "client_secret")),
+        ("username", cred(e, "username")),
+        (
+            "password",
+            format!("{}{}", cred(e, "password"), cred(e, "security_token")),
+        ),
+    ];
+    let (s, body) = sf_token(e, c, &form).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["instance_url"], e.base_url());
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+struct Sf<'a> {
+    e: &'a Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Sf<'_> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        batch: Option<usize>,
+    ) -> (u16, Value) {
+        let url = format!("{}/services/data/v62.0{path}", self.e.base_url());
+        let mut r = self.c.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(n) = batch {
+            r = r.header("Sforce-Query-Options", format!("batchSize={n}"));
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn query_all(&self, soql: &str, batch: usize) -> (Vec<Value>, usize) {
+        let (s, mut page) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/query?q={}", url_encode(soql)),
+                None,
+                Some(batch),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        let mut rows = Vec::new();
+        let mut pages = 1;
+        loop {
+            rows.extend(page["records"].as_array().cloned().unwrap_or_default());
+            if page["done"] == true {
+                break;
+            }
+            let next = page["nextRecordsUrl"]
+                .as_str()
+                .expect("next url")
+                .to_string();
+            let r = self
+                .c
+                .get(format!("{}{next}", self.e.base_url()))
+                .bearer_auth(&self.token)
+                .header("Sforce-Query-Options", format!("batchSize={batch}"))
+                .send()
+                .await
+                .expect("request");
+            page = r.json().await.expect("json");
+            pages += 1;
+        }
+        (rows, pages)
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn salesforce_sobjects_soql_paging_and_collections() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let sf = Sf { e: &e, c, token };
+
+    let (s, created) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(
+                json!({"FirstName": "Ada", "LastName": "Lovelace", "Company": "AE",
+                          "Email": "ada@example.com", "LeadSource": "Web"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["success"], true);
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(id.len(), 18);
+    assert!(id.starts_with("00Q"));
+
+    let (s, missing) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(missing[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(missing[0]["fields"], json!(["Company"]));
+    let (s, bad) = sf
+        .send(
+            M::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "x", "Company": "y", "Bogus": 1})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    let (s, _) = sf
+        .send(
+            M::PATCH,
+            &format!("/sobjects/Lead/{id}"),
+            Some(json!({"Title": "Countess"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, read) = sf
+        .send(
+            M::GET,
+            &format!("/sobjects/Lead/{id}?fields=Name,Title"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(read["attributes"]["type"], "Lead");
+    assert_eq!(read["Name"], "Ada Lovelace");
+    assert_eq!(read["Title"], "Countess");
+
+    // Collections: per-record results in input order, HTTP 200 with a failure inside.
+    let mut records: Vec<Value> = (0..7)
+        .map(|i| {
+            json!({"attributes": {"type": "Lead"}, "LastName": format!("L{i}"),
+                        "Company": "C", "LeadSource": "Web"})
+        })
+        .collect();
+    records[3] = json!({"attributes": {"type": "Lead"}, "LastName": "NoCompany"});
+    let (s, results) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": false, "records": records.clone()})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let oks: Vec<bool> = results
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["success"] == true)
+        .collect();
+    assert_eq!(oks, vec![true, true, true, false, true, true, true]);
+    assert_eq!(
+        results[3]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    let before = e.records("Lead").len();
+    let (s, rolled) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"allOrNone": true, "records": records})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        rolled[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(e.records("Lead").len(), before, "allOrNone kept nothing");
+    let too_many: Vec<Value> = (0..201)
+        .map(|_| json!({"attributes": {"type": "Lead"}, "LastName": "x", "Company": "y"}))
+        .collect();
+    let (s, _) = sf
+        .send(
+            M::POST,
+            "/composite/sobjects",
+            Some(json!({"records": too_many})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // SOQL with a small batch size: 7 Web leads over 3 pages.
+    let (rows, pages) = sf
+        .query_all(
+            "SELECT Id, LastName, Email FROM Lead WHERE LeadSource = 'Web' ORDER BY LastName",
+            3,
+        )
+        .await;
+    assert_eq!((rows.len(), pages), (7, 3));
+    assert_eq!(rows[0]["attributes"]["type"], "Lead");
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id FROM Lead WHERE Email = 'ADA@example.com' AND LastName = 'Lovelace'",
+            2000,
+        )
+        .await;
+    assert_eq!(rows.len(), 1);
+    let (s, bad) = sf
+        .send(
+            M::GET,
+            &format!("/query?q={}", url_encode("SELECT Nope FROM Lead")),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, bad[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+
+    // Upsert by external id: created, then updated.
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"LastName": "Hopper"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (201, Some(true)));
+    let (s, up) = sf
+        .send(
+            M::PATCH,
+            "/sobjects/Contact/External_Id__c/ext-1",
+            Some(json!({"FirstName": "Grace"})),
+            None,
+        )
+        .await;
+    assert_eq!((s, up["created"].as_bool()), (200, Some(false)));
+    assert_eq!(e.records("Contact").len(), 1);
+
+    let (s, _) = sf
+        .send(M::DELETE, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, gone) = sf
+        .send(M::GET, &format!("/sobjects/Lead/{id}"), None, None)
+        .await;
+    assert_eq!((s, gone[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    e.shutdown().await;
+}
+
+fn sign_jwt(pem: &str, claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der_b64)
+        .expect("pem");
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("pkcs8");
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .expect("sign");
+    format!("{signing_input}.{}", b64.encode(sig))
+}
+
+#[tokio::test]
+async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let claims = json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+                        "aud": "https://login.salesforce.com",
+                        "exp": chrono::Utc::now().timestamp() + 120});
+    let jwt = sign_jwt(&cred(&e, "private_key_pem"), &claims);
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string();
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[("grant_type", grant.clone()), ("assertion", jwt.clone())],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    assert!(body.get("refresh_token").is_none());
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["sforce-limit-info"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("api-usage=")
+    );
+    e.expire_tokens();
+    let r = c
+        .get(format!("{}/services/data/v62.0/limits", e.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired session");
+
+    // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
+    let mut tampered = jwt.clone();
+    tampered.pop();
+    tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+    for bad in [
+        tampered,
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": "someone@else",
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() + 120}),
+        ),
+        sign_jwt(
+            &cred(&e, "private_key_pem"),
+            &json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+             "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() - 10}),
+        ),
+    ] {
+        let (s, body) =
+            sf_token(&e, &c, &[("grant_type", grant.clone()), ("assertion", bad)]).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "refresh_token".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("refresh_token", cred(&e, "refresh_token")),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[
+            ("grant_type", "password".into()),
+            ("client_id", cred(&e, "client_id")),
+            ("client_secret", cred(&e, "client_secret")),
+            ("username", cred(&e, "username")),
+            ("password", "wrong".into()),
+        ],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    let r = c
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Lead/00Q000000000001EAA",
+            e.base_url()
+        ))
+        .bearer_auth("expired")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_over_quota_is_403_request_limit_exceeded() {
+    let e = emu_with(
+        Vendor::Salesforce,
+        SandboxOptions {
+            rate_limit: Some("2/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let url = format!(
+        "{}/services/data/v62.0/query?q=SELECT+Id+FROM+Lead",
+        e.base_url()
+    );
+    for used in 1..=2 {
+        let r = c
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["sforce-limit-info"],
+            format!("api-usage={used}/2").as_str()
+        );
+    }
+    let r = c
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    e.shutdown().await;
+}
+
+// -------------------------------------------------------------------------------- Stripe
+
+struct St {
+    e: Emulator,
+    c: Client,
+    key: String,
+}
+
+impl St {
+    async fn new(opts: SandboxOptions) -> Self {
+        let e = emu_with(Vendor::Stripe, opts).await;
+        let key = cred(&e, "secret_key");
+        assert!(key.starts_with("sk_test_"));
+        St {
+            e,
+            c: client(),
+            key,
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        idem: Option<&str>,
+    ) -> reqwest::Response {
+        let mut r = self
+            .c
+            .post(format!("{}{path}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .form(form);
+        if let Some(k) = idem {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send().await.expect("request")
+    }
+
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(format!("{}{path_and_query}", self.e.base_url()))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn stripe_customers_create_read_search_and_list_pages() {
+    let st = St::new(SandboxOptions::default()).await;
+    let r = st
+        .post(
+            "/v1/customers",
+            &[
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("metadata[tenant]", "acme"),
+                ("metadata[src]", "web"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key("request-id"));
+    let cus: Value = r.json().await.expect("json");
+    let id = cus["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("cus_"));
+    assert_eq!(cus["metadata"], json!({"tenant": "acme", "src": "web"}));
+
+    let r = st
+        .post(
+            &format!("/v1/customers/{id}"),
+            &[("metadata[src]", ""), ("phone", "+15551234567")],
+            None,
+        )
+        .await;
+    let upd: Value = r.json().await.expect("json");
+    assert_eq!(upd["metadata"], json!({"tenant": "acme"}));
+    let (s, read) = st.get(&format!("/v1/customers/{id}")).await;
+    assert_eq!((s, read["phone"].as_str()), (200, Some("+15551234567")));
+
+    for i in 0..7 {
+        let email = format!("c{i}@example.com");
+        let r = st
+            .post("/v1/customers", &[("email", email.as_str())], None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (s, found) = st
+        .get(&format!(
+            "/v1/customers/search?query={}",
+            url_encode("email:'ada@example.com' AND metadata['tenant']:'acme'")
+        ))
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["object"], "search_result");
+    assert_eq!(found["data"][0]["id"], id.as_str());
+
+    // Newest first, 3 per page: 8 customers over 3 pages.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &after {
+            Some(a) => format!("/v1/customers?limit=3&starting_after={a}"),
+            None => "/v1/customers?limit=3".to_string(),
+        };
+        let (s, page) = st.get(&q).await;
+        assert_eq!(s, 200);
+        assert_eq!(page["object"], "list");
+        pages += 1;
+        let data = page["data"].as_array().expect("data");
+        seen.extend(
+            data.iter()
+                .map(|c| c["id"].as_str().unwrap_or_default().to_string()),
+        );
+        if page["has_more"] == false {
+            break;
+        }
+        after = data.last().and_then(|c| c["id"].as_str()).map(String::from);
+    }
+    assert_eq!((pages, seen.len()), (3, 8));
+    assert_eq!(seen.last(), Some(&id), "oldest last");
+
+    let (s, gone) = st.get("/v1/customers/cus_nope").await;
+    assert_eq!(
+        (s, gone["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_idempotency_key_replays_and_rejects_different_params() {
+    let st = St::new(SandboxOptions::default()).await;
+    let cus: Value = st
+        .post("/v1/customers", &[("email", "p@example.com")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = cus["id"].as_str().expect("id");
+    let form = [
+        ("amount", "2000"),
+        ("currency", "usd"),
+        ("customer", cid),
+        ("metadata[order]", "6735"),
+    ];
+    let first = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["status"], "requires_payment_method");
+    assert_eq!(first["amount"], 2000);
+
+    let again = st.post("/v1/payment_intents", &form, Some("key-1")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first);
+
+    let other = st
+        .post(
+            "/v1/payment_intents",
+            &[("amount", "999"), ("currency", "usd")],
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let other: Value = other.json().await.expect("json");
+    assert_eq!(other["error"]["type"], "idempotency_error");
+    assert_eq!(st.e.records("payment_intents").len(), 1);
+
+    let missing: Value = st
+        .post("/v1/payment_intents", &[("currency", "usd")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(missing["error"]["code"], "parameter_missing");
+    assert_eq!(missing["error"]["param"], "amount");
+    let unknown: Value = st
+        .post("/v1/customers", &[("emial", "x@y.z")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unknown["error"]["code"], "parameter_unknown");
+
+    let (s, by_customer) = st
+        .get(&format!(
+            "/v1/payment_intents?customer={cid}&expand[]=data.customer"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(by_customer["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        by_customer["data"][0]["customer"]["email"], "p@example.com",
+        "expanded"
+    );
+    let (s, found) = st
+        .get(&format!(
+            "/v1/payment_intents/search?query={}",
+            url_encode("amount>1000 AND currency:'usd'")
+        ))
+        .await;
+    assert_eq!((s, found["data"].as_array().map(Vec::len)), (200, Some(1)));
+
+    let sub: Value = st
+        .post(
+            "/v1/subscriptions",
+            &[("customer", cid), ("items[0][price]", "price_123")],
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["items"]["data"][0]["price"]["id"], "price_123");
+    let sid = sub["id"].as_str().expect("id");
+    let r =
+        st.c.delete(format!("{}/v1/subscriptions/{sid}", st.e.base_url()))
+            .bearer_auth(&st.key)
+            .send()
+            .await
+            .expect("request");
+    let canceled: Value = r.json().await.expect("json");
+    assert_eq!(canceled["status"], "canceled");
+    let (_, active) = st.get("/v1/subscriptions").await;
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0));
+    st.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripe_auth_errors_and_rate_limit() {
+    let e = emu_with(
+        Vendor::Stripe,
+        SandboxOptions {
+            rate_limit: Some("3/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/v1/customers", e.base_url());
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not provide an API key")
+    );
+    let r = c
+        .get(&url)
+        .bearer_auth("sk_test_wrong1234")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("1234")
+    );
+    // Basic auth with the key as user name works too.
+    let r = c
+        .get(&url)
+        .basic_auth(cred(&e, "secret_key"), Some(""))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(&url)
+        .bearer_auth(cred(&e, "secret_key"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limit");
+    e.shutdown().await;
+}
+
+// ----------------------------------------------------------------------------- Pipedrive
+
+struct Pd {
+    e: Emulator,
+    c: Client,
+    token: String,
+}
+
+impl Pd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .header("x-api-token", &self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn pipedrive_persons_deals_leads_with_both_paging_styles() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, created) = pd
+        .send(M::POST, "/api/v2/persons",
+              Some(json!({"name": "Ada Lovelace",
+                          "emails": [{"value": "ada@example.com", "primary": true, "label": "work"}],
+                          "phones": [{"value": "+15551234567", "primary": true, "label": "mobile"}]})))
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(created["success"], true);
+    let pid = created["data"]["id"].as_u64().expect("id");
+    let (s, read) = pd
+        .send(M::GET, &format!("/api/v2/persons/{pid}"), None)
+        .await;
+    assert_eq!(
+        (s, read["data"]["emails"][0]["value"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+    let (s, bad) = pd
+        .send(M::POST, "/api/v2/persons", Some(json!({"emails": []})))
+        .await;
+    assert_eq!((s, bad["success"].as_bool()), (400, Some(false)));
+
+    let (s, found) = pd
+        .send(
+            M::GET,
+            "/api/v2/persons/search?term=ADA@example.com&fields=email&exact_match=true",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["data"]["items"][0]["item"]["id"].as_u64(), Some(pid));
+
+    for i in 0..6 {
+        let (s, _) = pd
+            .send(
+                M::POST,
+                "/api/v2/persons",
+                Some(json!({"name": format!("P{i}")})),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut cursor: Option<String> = None;
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v2/persons?limit=3&cursor={c}"),
+            None => "/api/v2/persons?limit=3".to_string(),
+        };
+        let (s, page) = pd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        match page["additional_data"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((pages, total), (3, 7));
+
+    let (s, deal) = pd
+        .send(
+            M::POST,
+            "/api/v2/deals",
+            Some(json!({"title": "Big deal", "value": 5000, "person_id": pid})),
+        )
+        .await;
+    assert_eq!(s, 200, "{deal}");
+    let did = deal["data"]["id"].as_u64().expect("id");
+    let (s, upd) = pd
+        .send(
+            M::PATCH,
+            &format!("/api/v2/deals/{did}"),
+            Some(json!({"status": "won"})),
+        )
+        .await;
+    assert_eq!((s, upd["data"]["status"].as_str()), (200, Some("won")));
+    let (s, _) = pd.send(M::GET, "/api/v2/deals/99999", None).await;
+    assert_eq!(s, 404);
+
+    // v1 leads: start/limit paging with additional_data.pagination.
+    for i in 0..5 {
+        let (s, lead) = pd
+            .send(
+                M::POST,
+                "/v1/leads",
+                Some(json!({"title": format!("Lead {i}"), "person_id": pid,
+                              "value": {"amount": 100, "currency": "USD"}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{lead}");
+    }
+    let (s, _) = pd
+        .send(M::POST, "/v1/leads", Some(json!({"title": "orphan"})))
+        .await;
+    assert_eq!(s, 400);
+    let mut start = Some(0);
+    let (mut pages, mut total) = (0, 0);
+    while let Some(st) = start {
+        let (s, page) = pd
+            .send(M::GET, &format!("/v1/leads?start={st}&limit=2"), None)
+            .await;
+        assert_eq!(s, 200);
+        pages += 1;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        let p = &page["additional_data"]["pagination"];
+        start =
+            (p["more_items_in_collection"] == true).then(|| p["next_start"].as_u64().unwrap_or(0));
+    }
+    assert_eq!((pages, total), (3, 5));
+    let (s, act) = pd
+        .send(M::POST, "/v1/activities",
+              Some(json!({"subject": "Call back", "type": "call", "due_date": "2026-12-01", "person_id": pid})))
+        .await;
+    assert_eq!((s, act["success"].as_bool()), (201, Some(true)), "{act}");
+    let (s, _) = pd
+        .send(
+            M::POST,
+            "/v1/activities",
+            Some(json!({"subject": "x", "due_date": "tomorrow"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, found) = pd.send(M::GET, "/v1/leads/search?term=Lead 3", None).await;
+    assert_eq!(
+        (s, found["data"]["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    assert_eq!(pd.e.records("leads").len(), 5);
+    pd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipedrive_auth_by_query_token_and_burst_limit() {
+    let e = emu_with(
+        Vendor::Pipedrive,
+        SandboxOptions {
+            rate_limit: Some("2/2".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let r = c
+        .get(format!("{}/api/v2/persons", e.base_url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized access");
+    let url = format!(
+        "{}/api/v2/persons?api_token={}",
+        e.base_url(),
+        cred(&e, "api_token")
+    );
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["success"], false);
+    e.shutdown().await;
+}
+
+// ------------------------------------------------------------------------------- Zendesk
+
+struct Zd {
+    e: Emulator,
+    c: Client,
+}
+
+impl Zd {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let user = format!("{}/token", cred(&self.e, "email"));
+        let mut r = self
+            .c
+            .request(method, format!("{}{path}", self.e.base_url()))
+            .basic_auth(user, Some(cred(&self.e, "api_token")));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let s = resp.status().as_u16();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn zendesk_users_tickets_cursor_paging_and_bulk_jobs() {
+    use reqwest::Method as M;
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, u) = zd
+        .send(M::POST, "/api/v2/users.json",
+              Some(json!({"user": {"name": "Ada", "email": "Ada@Example.com", "external_id": "crm-1"}})))
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let uid = u["user"]["id"].as_u64().expect("id");
+    let (s, dup) = zd
+        .send(
+            M::POST,
+            "/api/v2/users",
+            Some(json!({"user": {"name": "Ada 2", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(dup["error"], "RecordInvalid");
+    assert_eq!(dup["details"]["email"][0]["error"], "DuplicateValue");
+    let (s, found) = zd
+        .send(
+            M::GET,
+            "/api/v2/users/search.json?query=email:ada@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["users"][0]["id"].as_u64(), Some(uid));
+    let (s, upd) = zd
+        .send(
+            M::POST,
+            "/api/v2/users/create_or_update",
+            Some(json!({"user": {"name": "Ada L", "email": "ada@example.com"}})),
+        )
+        .await;
+    assert_eq!((s, upd["user"]["id"].as_u64()), (200, Some(uid)));
+
+    let (s, t) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(
+                json!({"ticket": {"subject": "Help", "comment": {"body": "It broke"},
+                                     "requester": {"name": "Bob", "email": "bob@example.com"},
+                                     "priority": "high", "tags": ["vip"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["ticket"]["status"], "new");
+    assert_eq!(t["ticket"]["description"], "It broke");
+    assert!(t["audit"].is_object());
+    let tid = t["ticket"]["id"].as_u64().expect("id");
+    let (s, bad) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "priority": "asap"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["details"]["priority"][0]["error"].as_str()),
+        (422, Some("InvalidValue"))
+    );
+    let (s, _) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets",
+            Some(json!({"ticket": {"subject": "no body"}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, upd) = zd
+        .send(
+            M::PUT,
+            &format!("/api/v2/tickets/{tid}.json"),
+            Some(json!({"ticket": {"status": "solved"}})),
+        )
+        .await;
+    assert_eq!((s, upd["ticket"]["status"].as_str()), (200, Some("solved")));
+    let (s, read) = zd
+        .send(M::GET, &format!("/api/v2/tickets/{tid}"), None)
+        .await;
+    assert_eq!((s, read["ticket"]["tags"][0].as_str()), (200, Some("vip")));
+    let (s, missing) = zd.send(M::GET, "/api/v2/tickets/999999.json", None).await;
+    assert_eq!(
+        (s, missing["error"].as_str()),
+        (404, Some("RecordNotFound"))
+    );
+
+    // Search API: type, field terms (quoted), requester e-mail, updated>, offset paging.
+    let (s, me) = zd.send(M::GET, "/api/v2/users/me.json", None).await;
+    assert_eq!(
+        (s, me["user"]["email"].as_str()),
+        (200, Some("agent@switchyard.sandbox"))
+    );
+    let (s, found) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket requester:bob@example.com tags:\"vip\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["results"][0]["result_type"], "ticket");
+    let (s, changed) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}&sort_by=updated_at&sort_order=asc",
+                url_encode("type:ticket updated>2000-01-01T00:00:00Z")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((s, changed["count"].as_u64()), (200, Some(1)));
+    let (_, none) = zd
+        .send(
+            M::GET,
+            &format!(
+                "/api/v2/search.json?query={}",
+                url_encode("type:ticket external_id:\"nope\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(none["count"], 0);
+
+    // Bulk create: a queued job, completed when polled, per-item results.
+    let tickets: Vec<Value> = (0..4)
+        .map(|i| json!({"subject": format!("Bulk {i}"), "comment": {"body": "b"}}))
+        .collect();
+    let (s, job) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets/create_many.json",
+            Some(json!({"tickets": tickets})),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["job_status"]["status"], "queued");
+    let job_url = job["job_status"]["url"].as_str().expect("url");
+    let path = job_url.trim_start_matches(zd.e.base_url());
+    let (s, polled) = zd.send(M::GET, path, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(polled["job_status"]["status"], "completed");
+    assert_eq!(
+        polled["job_status"]["results"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(zd.e.records("tickets").len(), 5);
+
+    // Cursor paging: 5 tickets, 2 per page → 3 pages via links.next.
+    let mut path = "/api/v2/tickets.json?page[size]=2".to_string();
+    let (mut pages, mut total) = (0, 0);
+    loop {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200, "{page}");
+        pages += 1;
+        total += page["tickets"].as_array().map_or(0, Vec::len);
+        if page["meta"]["has_more"] == false {
+            assert!(page["links"]["next"].is_null());
+            break;
+        }
+        let next = page["links"]["next"].as_str().expect("next link");
+        path = next.trim_start_matches(zd.e.base_url()).to_string();
+    }
+    assert_eq!((pages, total), (3, 5));
+    let mut next = Some(format!(
+        "/api/v2/search.json?per_page=2&query={}",
+        url_encode("type:ticket")
+    ));
+    let mut search_pages = 0;
+    while let Some(path) = next {
+        let (s, page) = zd.send(M::GET, &path, None).await;
+        assert_eq!(s, 200);
+        search_pages += 1;
+        next = page["next_page"]
+            .as_str()
+            .map(|u| u.trim_start_matches(zd.e.base_url()).to_string());
+    }
+    assert_eq!(search_pages, 3);
+    let (s, offset) = zd
+        .send(M::GET, "/api/v2/tickets.json?per_page=2&page=3", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(offset["count"], 5);
+    assert!(offset["next_page"].is_null());
+    assert!(offset["previous_page"].is_string());
+    zd.e.shutdown().await;
+}
+
+#[tokio::test]
+async fn zendesk_auth_and_rate_limit_retry_after() {
+    let e = emu_with(
+        Vendor::Zendesk,
+        SandboxOptions {
+            rate_limit: Some("1/60".parse().expect("limit")),
+            ..SandboxOptions::default()
+        },
+    )
+    .await;
+    let c = client();
+    let url = format!("{}/api/v2/users.json", e.base_url());
+    let r = c
+        .get(&url)
+        .basic_auth(format!("{}/token", cred(&e, "email")), Some("wrong"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-rate-limit"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "Couldn't authenticate you");
+    let r = c
+        .get(&url)
+        .basic_auth(
+            format!("{}/token", cred(&e, "email")),
+            Some(cred(&e, "api_token")),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.headers()["x-rate-limit-remaining"], "0");
+    e.shutdown().await;
+}
+
+// --------------------------------------------------------------------- every vendor
+
+#[tokio::test]
+async fn every_vendor_injects_vendor_shaped_5xx_drops_and_malformed_bodies() {
+    for vendor in Vendor::ALL {
+        let e = emu_with(
+            vendor,
+            script(&[
+                (1, FaultKind::ServerError { status: 503 }),
+                (2, FaultKind::Drop),
+                (3, FaultKind::Malformed),
+            ]),
+        )
+        .await;
+        let c = client();
+        let url = format!("{}/anything", e.base_url());
+        let r = c.get(&url).send().await.expect("5xx answers");
+        assert_eq!(r.status().as_u16(), 503, "{vendor}");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            body.is_object() || body.is_array(),
+            "{vendor}: 5xx body is vendor JSON"
+        );
+        assert!(c.get(&url).send().await.is_err(), "{vendor}: dropped");
+        let r = c.get(&url).send().await.expect("malformed answers");
+        assert_eq!(r.status(), StatusCode::OK, "{vendor}");
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{vendor}: {text}"
+        );
+        assert_eq!(e.stats().faults_total(), 3, "{vendor}");
+        assert_eq!(format!("{vendor}").parse::<Vendor>().ok(), Some(vendor));
+        e.shutdown().await;
+    }
 }

@@ -133,6 +133,15 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     if ok {
         return Ok(());
     }
+    if bearer(headers).is_some_and(|t| shared.db().expired_tokens.contains(t)) {
+        return Err(error(
+            shared,
+            401,
+            "EXPIRED_AUTHENTICATION",
+            "The OAuth token used to make this call expired 1 second(s) ago.",
+            Value::Null,
+        ));
+    }
     Err(error(
         shared,
         401,
@@ -271,22 +280,40 @@ fn clean_properties(object: &str, props: Option<&Value>) -> Result<Map<String, V
     }
 }
 
+/// The index key of a contact e-mail (case-insensitive).
+fn email_key(email: &str) -> String {
+    format!("contacts/email/{}", email.trim().to_lowercase())
+}
+
 /// The id of a live contact with this e-mail (case-insensitive), if any.
 fn contact_by_email(db: &Db, email: &str, except: Option<&str>) -> Option<String> {
-    let email = email.trim().to_lowercase();
-    if email.is_empty() {
+    if email.trim().is_empty() {
         return None;
     }
-    db.tables.get("contacts").and_then(|t| {
-        t.iter()
-            .find(|(id, r)| {
-                Some(id.as_str()) != except
-                    && r["properties"]["email"]
-                        .as_str()
-                        .is_some_and(|e| e.to_lowercase() == email)
-            })
-            .map(|(id, _)| id.clone())
-    })
+    db.unique
+        .get(&email_key(email))
+        .filter(|id| Some(id.as_str()) != except)
+        .cloned()
+}
+
+/// Keeps the e-mail index in step with a contact's old and new e-mail.
+fn reindex_email(db: &mut Db, id: &str, old: Option<&str>, new: Option<&str>) {
+    if let Some(o) = old.filter(|o| !o.trim().is_empty()) {
+        db.unique.remove(&email_key(o));
+    }
+    if let Some(n) = new.filter(|n| !n.trim().is_empty()) {
+        db.unique.insert(email_key(n), id.to_string());
+    }
+}
+
+/// Archives (removes) an object, dropping it from the e-mail index.
+fn archive_object(db: &mut Db, object: &str, id: &str) {
+    if let Some(r) = db.table(object).shift_remove(id)
+        && object == "contacts"
+    {
+        let email = r["properties"]["email"].as_str().map(String::from);
+        reindex_email(db, id, email.as_deref(), None);
+    }
 }
 
 /// Why a write failed: (HTTP status, category, message, extra context).
@@ -330,6 +357,10 @@ fn insert_object(db: &mut Db, object: &str, input: &Value) -> Result<(String, Va
         record["associations"] = a.clone();
     }
     db.insert(object, &id, record.clone());
+    if object == "contacts" {
+        let email = record["properties"]["email"].as_str().map(String::from);
+        reindex_email(db, &id, None, email.as_deref());
+    }
     Ok((id, record))
 }
 
@@ -351,23 +382,30 @@ fn update_object(db: &mut Db, object: &str, id: &str, input: &Value) -> Result<V
         return Err(conflict(&existing));
     }
     let now = now_iso();
+    let new_email = props.get("email").and_then(Value::as_str).map(String::from);
     let record = db
         .table(object)
         .get_mut(id)
         .ok_or_else(|| WriteError(404, "OBJECT_NOT_FOUND", "not found".into(), Value::Null))?;
+    let old_email = record["properties"]["email"].as_str().map(String::from);
     if let Some(p) = record["properties"].as_object_mut() {
         p.extend(props);
         p.insert("lastmodifieddate".into(), Value::String(now.clone()));
         p.insert("hs_lastmodifieddate".into(), Value::String(now.clone()));
     }
     record["updatedAt"] = Value::String(now);
-    Ok(record.clone())
+    let out = record.clone();
+    if object == "contacts" && new_email.is_some() {
+        reindex_email(db, id, old_email.as_deref(), new_email.as_deref());
+    }
+    Ok(out)
 }
 
 /// Finds an object by id, or by a unique property when `id_property` is given.
 fn find_id(db: &Db, object: &str, id: &str, id_property: Option<&str>) -> Option<String> {
     match id_property {
         None | Some("hs_object_id") => db.get(object, id).map(|_| id.to_string()),
+        Some("email") if object == "contacts" => contact_by_email(db, id, None),
         Some(prop) => db.tables.get(object).and_then(|t| {
             t.iter()
                 .find(|(_, r)| {
@@ -491,7 +529,7 @@ async fn archive(
         Ok(o) => o,
         Err(r) => return r,
     };
-    shared.db().table(object).shift_remove(&id);
+    archive_object(&mut shared.db(), object, &id);
     empty(204)
 }
 
@@ -695,6 +733,7 @@ async fn search(
     };
     let after = match req.get("after") {
         None | Some(Value::Null) => 0,
+        Some(v) if scalar_text(v).is_empty() => 0,
         Some(v) => match scalar_text(v).parse::<usize>() {
             Ok(n) => n,
             Err(_) => return bad_request(&shared, "after must be a numeric paging offset"),
@@ -721,14 +760,9 @@ async fn search(
         .and_then(Value::as_str)
         .map(str::to_lowercase);
 
-    let all: Vec<Value> = shared
-        .db()
-        .tables
-        .get(object)
-        .map(|t| t.values().cloned().collect())
-        .unwrap_or_default();
+    let db = shared.db();
     let mut hits = Vec::new();
-    for r in all {
+    for r in db.tables.get(object).into_iter().flat_map(|t| t.values()) {
         let mut ok = groups.is_empty();
         for g in &groups {
             let filters = g
@@ -738,10 +772,13 @@ async fn search(
                 .unwrap_or_default();
             let mut all_match = true;
             for f in &filters {
-                match filter_matches(&r, f) {
+                match filter_matches(r, f) {
                     Ok(true) => {}
                     Ok(false) => all_match = false,
-                    Err(m) => return bad_request(&shared, &m),
+                    Err(m) => {
+                        drop(db);
+                        return bad_request(&shared, &m);
+                    }
                 }
             }
             if all_match {
@@ -760,9 +797,10 @@ async fn search(
                 });
         }
         if ok {
-            hits.push(r);
+            hits.push(r.clone());
         }
     }
+    drop(db);
     sort_hits(&mut hits, req.get("sorts"));
     let total = hits.len();
     let results: Vec<Value> = hits
@@ -938,7 +976,7 @@ async fn batch(
                     )),
                 },
                 "archive" => {
-                    db.table(object).shift_remove(&id);
+                    archive_object(&mut db, object, &id);
                 }
                 other => {
                     drop(db);

@@ -38,7 +38,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use faults::{FaultConfig, FaultKind, ScriptedFault, load_fault_script};
+pub use faults::{FaultConfig, FaultKind, ScriptedFault, TIMEOUT_HOLD, load_fault_script};
+pub use salesforce::JWT_TEST_PRIVATE_KEY_PEM;
 
 /// The vendors that have an emulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -289,6 +290,15 @@ impl Emulator {
     /// `tickets|users`; Stripe `customers|payment_intents|subscriptions`.
     pub fn records(&self, object: &str) -> Vec<serde_json::Value> {
         self.shared.records(object)
+    }
+
+    /// Expires every access token the emulator's token endpoint has issued so far (HubSpot
+    /// OAuth, Salesforce): the next call with one gets the vendor's 401, so a connector's
+    /// "refresh once on 401" path can be tested. Static credentials stay valid.
+    pub fn expire_tokens(&self) {
+        let mut db = self.shared.db();
+        let issued: Vec<String> = db.issued_tokens.drain().collect();
+        db.expired_tokens.extend(issued);
     }
 
     /// Stops serving and closes every open connection.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 /// The limiter's answer for one request.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // retry_after serves the emulators still to come
 pub struct Decision {
     /// Whether the request is admitted.
     pub allowed: bool,
@@ -39,6 +38,18 @@ impl Window {
             window,
             admitted: VecDeque::new(),
             total: 0,
+        }
+    }
+
+    /// A refusal for a request that is throttled whatever the window says (scripted faults).
+    pub fn refuse(&self) -> Decision {
+        Decision {
+            allowed: false,
+            max: self.max,
+            remaining: 0,
+            window: self.window,
+            retry_after: self.window,
+            used_total: self.total,
         }
     }
 

@@ -124,16 +124,8 @@ async fn handle(
     let mut resp = match decision {
         Some(d) if !d.allowed || forced => throttled(&shared, &d),
         None if forced => {
-            let w = lock(&shared.limiter).check(Instant::now());
-            throttled(
-                &shared,
-                &Decision {
-                    allowed: false,
-                    remaining: 0,
-                    retry_after: w.window,
-                    ..w
-                },
-            )
+            let refusal = lock(&shared.limiter).refuse();
+            throttled(&shared, &refusal)
         }
         _ => match router.oneshot(req.map(Body::new)).await {
             Ok(r) => r,

@@ -32,7 +32,6 @@ pub(crate) struct Shared {
 
 /// Records and per-vendor bookkeeping.
 #[derive(Default)]
-#[allow(dead_code)] // idempotency, cursors and jobs serve the emulators still to come
 pub(crate) struct Db {
     /// object name → id → record in the vendor's shape, in creation order.
     pub tables: BTreeMap<String, IndexMap<String, Value>>,
@@ -44,6 +43,10 @@ pub(crate) struct Db {
     pub idempotency: HashMap<String, (String, u16, Value)>,
     /// Server-side query cursors (Salesforce query locators, Zendesk/Pipedrive cursors) → state.
     pub cursors: HashMap<String, Value>,
+    /// Unique-value index (e.g. `contacts/email/ada@example.com` → id) for O(1) duplicate checks.
+    pub unique: HashMap<String, String>,
+    /// Access tokens invalidated by [`super::Emulator::expire_tokens`].
+    pub expired_tokens: HashSet<String>,
     /// Async jobs (Zendesk job statuses) by id.
     pub jobs: IndexMap<String, Value>,
     created: BTreeMap<String, u64>,

@@ -41,7 +41,6 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The (user, password) of `Authorization: Basic …`.
-#[allow(dead_code)]
 pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = v.split_once(' ')?;
@@ -62,7 +61,6 @@ pub fn now_iso() -> String {
 }
 
 /// Now as Unix seconds.
-#[allow(dead_code)]
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -74,6 +72,9 @@ pub fn to_millis(s: &str) -> Option<i64> {
         return Some(n);
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Some(t.timestamp_millis());
     }
     if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
@@ -88,11 +89,20 @@ pub fn to_millis(s: &str) -> Option<i64> {
 /// Compares two scalar values the way a CRM filter would: as numbers when both are numbers,
 /// as instants when both are dates/timestamps, else as case-insensitive text.
 pub fn cmp_loose(a: &str, b: &str) -> Ordering {
-    if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
-        return x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+    if a.eq_ignore_ascii_case(b) {
+        return Ordering::Equal;
     }
-    if let (Some(x), Some(y)) = (to_millis(a), to_millis(b)) {
-        return x.cmp(&y);
+    let numeric_start = |s: &str| {
+        s.trim_start()
+            .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    };
+    if numeric_start(a) && numeric_start(b) {
+        if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            return x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+        }
+        if let (Some(x), Some(y)) = (to_millis(a), to_millis(b)) {
+            return x.cmp(&y);
+        }
     }
     a.to_lowercase().cmp(&b.to_lowercase())
 }
