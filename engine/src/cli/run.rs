@@ -46,11 +46,16 @@ pub struct Args {
     /// Records in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// The input is already mapped: one `{"objects": {...}, "triggers": [...]}` per line
+    /// (what `switchyard map` prints); the mapping spec only gives the route.
+    #[arg(long)]
+    pub mapped: bool,
 }
 
 /// A route ready to deliver: its mapping, connector session and (with `--sandbox`) emulator.
 pub(super) struct Prepared {
     pub mapping: MappingSpec,
+    pub plan: Option<crate::mapping::CompiledMapping>,
     pub session: Session,
     pub emulator: Option<crate::sandbox::Emulator>,
 }
@@ -98,10 +103,29 @@ pub(super) async fn prepare(
     } else {
         bind(&mapping, &spec, &resolver, &secrets, base, dry_run).map_err(|e| e.to_string())?
     };
+    let source = match &mapping.source {
+        Some(s) => Some(crate::connector::find_spec(connectors, s).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let env = crate::mapping::CompileEnv {
+        target: &spec,
+        source: source.as_ref(),
+    };
+    let (plan, diags) = crate::mapping::compile(&mapping, &env);
+    let plan = match plan {
+        Some(p) if !diags.has_errors() => Some(p),
+        _ => {
+            return Err(format!(
+                "`{}` does not compile:\n{diags}",
+                mapping_path.display()
+            ));
+        }
+    };
     let connector = Arc::new(Connector::compile(spec).map_err(|e| e.to_string())?);
     let session = Runtime::new().session(connector, binding);
     Ok(Prepared {
         mapping,
+        plan,
         session,
         emulator,
     })
@@ -172,14 +196,22 @@ fn record_key(v: &Value, line: &str) -> String {
     hex::encode(&sha2::Sha256::digest(line.as_bytes())[..16])
 }
 
-/// Map one input record with the route (records already in mapped form pass through).
-fn map_record(_m: &MappingSpec, v: &Value) -> Result<Mapped, String> {
-    mapped_from_json(v).ok_or_else(|| {
-        "the mapping engine is not part of this build yet: input records must already be mapped ({\"objects\": {...}, \"triggers\": [...]})".to_string()
-    })
+/// Map one input record with the route's compiled mapping, or read it as already mapped.
+fn map_record(
+    plan: Option<&crate::mapping::CompiledMapping>,
+    ctx: &crate::mapping::MapContext<'_>,
+    v: &Value,
+) -> Result<Mapped, String> {
+    match plan {
+        Some(p) => p.apply(v, ctx).map_err(|e| e.to_string()),
+        None => mapped_from_json(v).ok_or_else(|| {
+            "not a mapped record ({\"objects\": {...}, \"triggers\": [...]})".to_string()
+        }),
+    }
 }
 
-fn read_input(input: &str) -> Result<Vec<String>, String> {
+/// Non-blank input lines with their 1-based line numbers.
+fn read_input(input: &str) -> Result<Vec<(usize, String)>, String> {
     let lines: Vec<String> = if input == "-" {
         std::io::stdin()
             .lock()
@@ -193,7 +225,12 @@ fn read_input(input: &str) -> Result<Vec<String>, String> {
             .map(str::to_string)
             .collect()
     };
-    Ok(lines.into_iter().filter(|l| !l.trim().is_empty()).collect())
+    Ok(lines
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect())
 }
 
 /// Print the summary to stderr.
@@ -213,7 +250,11 @@ pub(super) fn print_summary(r: &DeliveryReport) {
     }
     let ran = r.actions.iter().filter(|a| a.status == "ran").count();
     if !r.actions.is_empty() {
-        eprintln!("actions: {ran} ran, {} not", r.actions.len() - ran);
+        let skipped = r.actions.iter().filter(|a| a.status == "skipped").count();
+        eprintln!(
+            "actions: {ran} ran, {skipped} skipped, {} failed",
+            r.actions.len() - ran - skipped
+        );
         for a in r.actions.iter().filter(|a| a.status != "ran").take(20) {
             eprintln!(
                 "  {} {}/{} {}: {}",
@@ -256,24 +297,46 @@ async fn run_async(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
+    let secrets = crate::secrets::default_provider();
+    let map_ctx = crate::mapping::MapContext {
+        now: chrono::Utc::now(),
+        secrets: &secrets,
+    };
+    let plan = if a.mapped {
+        None
+    } else {
+        prepared.plan.as_ref()
+    };
+    let mut rejected = Vec::new();
     let mut items = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
+    for (n, line) in &lines {
         let v: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("error: {}:{}: not JSON: {e}", a.input, i + 1);
-                return super::EXIT_USAGE;
+                rejected.push(crate::connector::ObjectOutcome {
+                    key: record_key(&Value::Null, line),
+                    object: "(input)".into(),
+                    outcome: crate::connector::Outcome::Failed,
+                    id: None,
+                    raw_id: None,
+                    reason: Some(format!("line {n}: not JSON: {e}")),
+                });
+                continue;
             }
         };
-        match map_record(&prepared.mapping, &v) {
+        match map_record(plan, &map_ctx, &v) {
             Ok(mapped) => items.push(DeliveryItem {
                 key: record_key(&v, line),
                 mapped,
             }),
-            Err(e) => {
-                eprintln!("error: {}:{}: {e}", a.input, i + 1);
-                return super::EXIT_USAGE;
-            }
+            Err(e) => rejected.push(crate::connector::ObjectOutcome {
+                key: record_key(&v, line),
+                object: "(mapping)".into(),
+                outcome: crate::connector::Outcome::Failed,
+                id: None,
+                raw_id: None,
+                reason: Some(format!("line {n}: {e}")),
+            }),
         }
     }
     let sink: crate::connector::DryRunSink = Arc::default();
@@ -300,7 +363,7 @@ async fn run_async(a: Args) -> u8 {
     let d = Deliverer::new(session, store, opts);
     let tty = std::io::stderr().is_terminal();
     let mut done = 0usize;
-    let report = d
+    let mut report = d
         .deliver_with_progress(items, |n| {
             done += n;
             if tty {
@@ -320,6 +383,8 @@ async fn run_async(a: Args) -> u8 {
     if tty {
         eprintln!();
     }
+    report.failed += rejected.len();
+    report.objects.extend(rejected);
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         for line in sink.lock().unwrap_or_else(|p| p.into_inner()).iter() {

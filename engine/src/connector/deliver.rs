@@ -12,6 +12,7 @@ use crate::store::Store;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One record to deliver: its idempotency key and what the mapping made of it.
@@ -76,6 +77,9 @@ pub struct ObjectOutcome {
     /// Remote id, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The id as the vendor typed it (a number stays a number in later templates).
+    #[serde(skip)]
+    pub raw_id: Option<Value>,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -134,6 +138,9 @@ pub struct Deliverer {
     session: Session,
     store: Option<Arc<Store>>,
     opts: DeliveryOptions,
+    /// Records sharing a match key go one at a time (else two could both find no duplicate
+    /// and both create).
+    key_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 struct RecordResult {
@@ -149,6 +156,7 @@ impl Deliverer {
             session,
             store,
             opts,
+            key_locks: Arc::default(),
         }
     }
 
@@ -254,19 +262,23 @@ impl Deliverer {
         self.session.connector.name()
     }
 
-    fn index_get(&self, object: &str, key: &str) -> Option<String> {
-        self.store
+    /// Ids are kept as JSON text so that their type survives.
+    fn index_get(&self, object: &str, key: &str) -> Option<Value> {
+        let text = self
+            .store
             .as_ref()?
             .dedupe_get(self.tenant(), self.cname(), object, key)
             .ok()
-            .flatten()
+            .flatten()?;
+        Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    fn index_put(&self, object: &str, keys: &[String], id: &str) {
+    fn index_put(&self, object: &str, keys: &[String], id: &Value) {
+        let text = id.to_string();
         if let Some(Err(e)) = self
             .store
             .as_ref()
-            .map(|s| s.dedupe_put(self.tenant(), self.cname(), object, keys, id))
+            .map(|s| s.dedupe_put(self.tenant(), self.cname(), object, keys, &text))
         {
             tracing::warn!(error = %e, "dedupe index write failed");
         }
@@ -313,7 +325,7 @@ impl Deliverer {
         field: &str,
         raw: &Value,
         norm: &str,
-    ) -> Result<Option<String>, ConnectorError> {
+    ) -> Result<Option<Value>, ConnectorError> {
         let Some(op) = self
             .session
             .connector
@@ -353,7 +365,7 @@ impl Deliverer {
         key: &str,
         fields: &[String],
         payload: &Map<String, Value>,
-    ) -> Result<Option<String>, ConnectorError> {
+    ) -> Result<Option<Value>, ConnectorError> {
         if let Some(id) = self.index_get(object, &format!("record:{key}")) {
             return Ok(Some(id));
         }
@@ -399,17 +411,53 @@ impl Deliverer {
     }
 
     async fn deliver_record(&self, item: DeliveryItem) -> RecordResult {
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(d) = self.dd_for(&self.opts.dedupe_object)
+            && let Some(p) = item.mapped.objects.get(&self.opts.dedupe_object)
+        {
+            keys = dedupe::match_keys(&d.match_fields, p)
+                .into_iter()
+                .map(|(f, n, _)| format!("{f}:{n}"))
+                .collect();
+            keys.sort();
+            keys.dedup();
+        }
+        let locks: Vec<Arc<tokio::sync::Mutex<()>>> = {
+            let mut m = self.key_locks.lock().unwrap_or_else(|p| p.into_inner());
+            keys.iter()
+                .map(|k| m.entry(k.clone()).or_default().clone())
+                .collect()
+        };
+        let mut _guards = Vec::with_capacity(locks.len());
+        for l in &locks {
+            _guards.push(l.lock().await);
+        }
+        self.deliver_record_locked(item).await
+    }
+
+    async fn deliver_record_locked(&self, item: DeliveryItem) -> RecordResult {
         let mut out = RecordResult {
             objects: vec![],
             actions: vec![],
             dead: false,
         };
+        if item.mapped.objects.is_empty() {
+            out.objects.push(ObjectOutcome {
+                key: item.key.clone(),
+                object: "*".into(),
+                outcome: Outcome::Skipped,
+                id: None,
+                raw_id: None,
+                reason: Some("the mapping produced no object to deliver".into()),
+            });
+            return out;
+        }
         let mut ids = Map::new();
         for (object, payload) in &item.mapped.objects {
             let o = self.deliver_object(&item.key, object, payload, &ids).await;
             let failed = o.outcome == Outcome::Failed;
-            if let Some(id) = &o.id {
-                ids.insert(object.clone(), Value::String(id.clone()));
+            if let Some(id) = &o.raw_id {
+                ids.insert(object.clone(), id.clone());
             }
             let reason = o.reason.clone();
             out.objects.push(o);
@@ -437,7 +485,8 @@ impl Deliverer {
                 key: key.to_string(),
                 object: object.to_string(),
                 outcome,
-                id,
+                id: id.as_ref().map(scalar),
+                raw_id: id,
                 reason,
             },
             Err(e) => ObjectOutcome {
@@ -445,6 +494,7 @@ impl Deliverer {
                 object: object.to_string(),
                 outcome: Outcome::Failed,
                 id: None,
+                raw_id: None,
                 reason: Some(e.to_string()),
             },
         }
@@ -456,7 +506,7 @@ impl Deliverer {
         object: &str,
         payload: &Map<String, Value>,
         ids: &Map<String, Value>,
-    ) -> Result<(Outcome, Option<String>, Option<String>), ConnectorError> {
+    ) -> Result<(Outcome, Option<Value>, Option<String>), ConnectorError> {
         let conn = &self.session.connector;
         let dd = self.dd_for(object);
         let match_fields: Vec<String> = dd.map(|d| d.match_fields.clone()).unwrap_or_default();
@@ -487,7 +537,7 @@ impl Deliverer {
                 ));
             };
             let mut v = vars.clone();
-            v.insert("id".into(), Value::String(id.clone()));
+            v.insert("id".into(), id.clone());
             self.session.call(&up.name, v, Retrying::Safe).await?;
             self.index_put(object, &self.index_keys(object, key, payload), &id);
             return Ok((Outcome::Updated, Some(id), None));
@@ -522,7 +572,8 @@ impl Deliverer {
                         .id
                         .as_ref()
                         .and_then(|p| p.first(&resp.body))
-                        .map(scalar);
+                        .filter(|v| !v.is_null())
+                        .cloned();
                     if let Some(id) = &id {
                         self.index_put(object, &self.index_keys(object, key, payload), id);
                     }
@@ -591,12 +642,13 @@ impl Deliverer {
                         key: it.key.clone(),
                         object: object.clone(),
                         outcome: Outcome::Created,
-                        id: id.clone(),
+                        id: id.as_ref().map(scalar),
+                        raw_id: id.clone(),
                         reason: None,
                     };
                     let mut ids = Map::new();
                     if let Some(id) = id {
-                        ids.insert(object.clone(), Value::String(id));
+                        ids.insert(object.clone(), id);
                     }
                     let actions = crate::workflow::run_triggers(
                         &self.session,
@@ -619,6 +671,7 @@ impl Deliverer {
                             object: object.clone(),
                             outcome: Outcome::Failed,
                             id: None,
+                            raw_id: None,
                             reason: Some(reason),
                         }],
                         actions: vec![],
@@ -642,7 +695,7 @@ impl Deliverer {
         object: &str,
         items: &[DeliveryItem],
         payloads: &[Map<String, Value>],
-    ) -> Vec<Option<Result<Option<String>, String>>> {
+    ) -> Vec<Option<Result<Option<Value>, String>>> {
         let n = items.len();
         let t = &self.session.connector.templates;
         let mut rendered = Vec::with_capacity(n);
@@ -747,13 +800,13 @@ impl Deliverer {
     }
 }
 
-fn record_id(op: &CompiledOp, r: &Value) -> Option<String> {
+fn record_id(op: &CompiledOp, r: &Value) -> Option<Value> {
     op.id
         .as_ref()
         .and_then(|p| p.first(r))
         .or_else(|| r.get("id").or_else(|| r.get("Id")))
         .filter(|v| !v.is_null())
-        .map(scalar)
+        .cloned()
 }
 
 fn result_reason(r: &Value) -> String {

@@ -109,6 +109,11 @@ pub async fn run_action(
     if let Some(w) = &a.webhook {
         let ctx = session.context(vars.clone());
         let url = conn.templates.string(w, &ctx)?;
+        if url.is_empty() {
+            return Ok(Some(format!(
+                "action `{name}` posts to a webhook whose URL is not configured for this tenant"
+            )));
+        }
         let body = vars.get("payload").cloned().unwrap_or(Value::Null);
         if let Some(sink) = &session.dry_run {
             sink.lock()
