@@ -971,3 +971,104 @@ fn connectors_test_checks_credentials_and_reports_unresolved_secrets() {
         "{stdout}"
     );
 }
+
+/// Seed 002's human handoff through the LiveChat spec, against a local server that checks
+/// LiveChat's PAT Basic auth: `start_chat` carries the transcript and the context, then
+/// `transfer_chat` moves the chat it started to the target group.
+#[tokio::test]
+async fn livechat_handoff_starts_a_chat_with_the_transcript_then_transfers_it() {
+    use axum::{Router, http::HeaderMap, routing::post};
+    let seen: Arc<std::sync::Mutex<Vec<(String, Value)>>> = Arc::default();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let auth_ok = |h: &HeaderMap| {
+        h.get("authorization").and_then(|v| v.to_str().ok())
+            == Some("Basic YWNjLTE6ZGFsOnBhdC1zZWNyZXQ=")
+    };
+    let app = Router::new()
+        .route(
+            "/v3.5/agent/action/start_chat",
+            post(move |h: HeaderMap, axum::Json(v): axum::Json<Value>| {
+                let s = s1.clone();
+                async move {
+                    if !auth_ok(&h) {
+                        return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"type": "authentication", "message": "bad"}})));
+                    }
+                    s.lock().unwrap().push(("start_chat".into(), v));
+                    (axum::http::StatusCode::OK, axum::Json(json!({"chat_id": "PJ0MRSHTDG", "thread_id": "PGDGHT5G", "event_ids": ["e1"]})))
+                }
+            }),
+        )
+        .route(
+            "/v3.5/agent/action/transfer_chat",
+            post(move |axum::Json(v): axum::Json<Value>| {
+                let s = s2.clone();
+                async move {
+                    s.lock().unwrap().push(("transfer_chat".into(), v));
+                    axum::Json(json!({}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let c = Arc::new(Connector::compile(spec("livechat")).unwrap());
+    let s = Runtime::new().session(
+        c,
+        Binding {
+            tenant: "t".into(),
+            config: json!({"group_id": 3}).as_object().cloned().unwrap(),
+            secrets: HashMap::from([
+                ("account_id".to_string(), Secret::new("acc-1")),
+                (
+                    "personal_access_token".to_string(),
+                    Secret::new("dal:pat-secret"),
+                ),
+            ]),
+            base_url: Some(format!("http://{addr}")),
+        },
+    );
+    let handoff = item(
+        "call_abc123",
+        json!({
+            "chat": {"customer_id": "cust-9", "call_id": "call_abc123", "customer_name": "Ahmed Al-Mansoori",
+                     "customer_email": "ahmed@example.ae", "reason": "customer_request", "urgency": "medium",
+                     "transcript": [{"role": "user", "text": "I need help with my order"},
+                                    {"role": "bot", "text": "What's your order number?"},
+                                    {"role": "user", "text": "ORD12345"}],
+                     "metadata": {"order_id": "ORD12345", "language": "en"}},
+            "transfer": {"target_type": "group", "target_id": 3}
+        }),
+    );
+    let r = Deliverer::new(s, None, opts(None, "chat"))
+        .deliver(vec![handoff])
+        .await;
+    assert_eq!((r.created, r.failed), (2, 0), "{:?}", r.objects);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let (op, start) = &seen[0];
+    assert_eq!(op, "start_chat");
+    assert_eq!(
+        start["chat"]["users"][0],
+        json!({"id": "cust-9", "type": "customer"})
+    );
+    assert_eq!(start["chat"]["access"]["group_ids"], json!([3]));
+    let text = start["chat"]["thread"]["events"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.contains(
+            "user: I need help with my order\nbot: What's your order number?\nuser: ORD12345"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        start["chat"]["properties"]["handoff"]["customer_email"],
+        "ahmed@example.ae"
+    );
+    assert_eq!(start["chat"]["properties"]["handoff"]["urgency"], "medium");
+    let (op, transfer) = &seen[1];
+    assert_eq!(op, "transfer_chat");
+    assert_eq!(transfer["id"], "PJ0MRSHTDG");
+    assert_eq!(transfer["target"], json!({"type": "group", "ids": [3]}));
+}
