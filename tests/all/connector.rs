@@ -1072,3 +1072,70 @@ async fn livechat_handoff_starts_a_chat_with_the_transcript_then_transfers_it() 
     assert_eq!(transfer["id"], "PJ0MRSHTDG");
     assert_eq!(transfer["target"], json!({"type": "group", "ids": [3]}));
 }
+
+/// Partial failures of batch calls come back per record: HubSpot 207 (`errors[]`, results
+/// paired by e-mail) and Salesforce collections (HTTP 200, `success: false` in input order).
+#[tokio::test]
+async fn batch_partial_failures_fail_only_the_refused_records() {
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let mut items: Vec<DeliveryItem> = (0..10).map(|i| contact(i, "Max")).collect();
+    items[4].mapped.objects["contact"]["email"] = json!("not-an-email");
+    let r = Deliverer::new(s, Some(store.clone()), opts(None, "contact"))
+        .deliver(items)
+        .await;
+    assert_eq!(
+        (r.created, r.failed, r.dead_lettered),
+        (9, 1, 1),
+        "{:?}",
+        r.objects
+    );
+    assert_eq!(emu.stats().requests, 1, "one batch call");
+    assert_eq!(store.dead_letters(true).unwrap()[0].record_key, "call_4");
+    emu.shutdown().await;
+
+    let emu = sandbox::start(Vendor::Salesforce, SandboxOptions::default())
+        .await
+        .unwrap();
+    let creds = [
+        ("consumer_key", "client_id"),
+        ("private_key", "private_key_pem"),
+        ("username", "username"),
+    ];
+    let s = session(spec("salesforce"), &emu, &creds, json!({}), true);
+    let mut leads: Vec<DeliveryItem> = (0..5)
+        .map(|i| {
+            item(
+                &format!("l{i}"),
+                json!({"lead": {"LastName": format!("L{i}"), "Company": "Acme"}}),
+            )
+        })
+        .collect();
+    leads[2].mapped.objects["lead"].remove("LastName");
+    let r = Deliverer::new(s, None, opts(None, "lead"))
+        .deliver(leads)
+        .await;
+    assert_eq!((r.created, r.failed), (4, 1), "{:?}", r.objects);
+    let failed = r
+        .objects
+        .iter()
+        .find(|o| o.outcome == Outcome::Failed)
+        .unwrap();
+    assert_eq!(failed.key, "l2");
+    assert!(
+        failed.reason.as_deref().unwrap().contains("LastName"),
+        "{failed:?}"
+    );
+    assert_eq!(emu.records("Lead").len(), 4);
+    emu.shutdown().await;
+}
