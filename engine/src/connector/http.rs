@@ -427,6 +427,7 @@ impl Session {
                 .is_some_and(|v| !truthy(v))
                 || c.error_failure
                     .as_ref()
+                    .filter(|_| op.spec.batch.is_none())
                     .and_then(|p| p.first(&body))
                     .is_some_and(|v| !v.is_null()));
         if ok && !flagged_failure {

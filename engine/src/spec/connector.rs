@@ -402,8 +402,9 @@ pub struct ErrorShape {
     /// status says otherwise (Marketo `$.success`). Default: none (2xx is success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<String>,
-    /// JSONPath whose presence (non-null) in a 2xx body means failure (GraphQL `$.errors[0]`).
-    /// Default: none.
+    /// JSONPath whose presence (non-null) in a 2xx body means failure (GraphQL `$.errors[0]`,
+    /// Marketo's skipped record). Not applied to batch operations, whose per-record results
+    /// are read instead. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
