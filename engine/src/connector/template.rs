@@ -33,6 +33,9 @@ pub enum Tpl {
     Lit(String),
     /// Exactly one `{{a.b.c}}`: the value at that path, type kept.
     Path(Vec<String>),
+    /// Exactly one `{{strings a.b}}`: the object at that path with every number and boolean
+    /// turned into a string and nulls dropped (HubSpot property values are strings).
+    Strings(Vec<String>),
     /// A handlebars template registered under this name.
     Hb(String),
 }
@@ -119,6 +122,15 @@ impl Templates {
         if let Some(path) = exact_path(s) {
             return Ok(Tpl::Path(path));
         }
+        if let Some(path) = s
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .and_then(|r| r.trim().strip_prefix("strings "))
+            .and_then(|r| exact_path(&format!("{{{{{}}}}}", r.trim())))
+        {
+            return Ok(Tpl::Strings(path));
+        }
         let name = format!("t{}", self.next.fetch_add(1, Ordering::Relaxed));
         self.hb
             .register_template_string(&name, s)
@@ -152,6 +164,21 @@ impl Templates {
         Ok(match t {
             Tpl::Lit(s) => Some(Value::String(s.clone())),
             Tpl::Path(p) => lookup(ctx, p).cloned(),
+            Tpl::Strings(p) => lookup(ctx, p).map(|v| match v {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(_, x)| !x.is_null())
+                        .map(|(k, x)| {
+                            let x = match x {
+                                Value::Number(_) | Value::Bool(_) => Value::String(x.to_string()),
+                                other => other.clone(),
+                            };
+                            (k.clone(), x)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            }),
             Tpl::Hb(name) => Some(Value::String(
                 self.hb
                     .render(name, ctx)
@@ -247,6 +274,15 @@ mod tests {
             json!({"properties": "{{payload}}", "n": "{{payload.n}}", "gone": "{{nope}}"}),
             json!({"payload": {"n": 3}}),
             Some(json!({"properties": {"n": 3}, "n": 3})),
+        );
+    }
+
+    #[test]
+    fn strings_turns_scalars_into_strings() {
+        check(
+            json!({"properties": "{{strings payload}}"}),
+            json!({"payload": {"n": 85, "b": true, "s": "x", "z": null}}),
+            Some(json!({"properties": {"n": "85", "b": "true", "s": "x"}})),
         );
     }
 
