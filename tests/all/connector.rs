@@ -489,7 +489,7 @@ fn run_dry_run_prints_requests_with_secrets_redacted() {
         .find(|l| l["url"] == "https://api.hubapi.com/crm/v3/objects/contacts")
         .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(create["method"], "POST");
-    assert_eq!(create["headers"]["authorization"], "[redacted]");
+    assert_eq!(create["headers"]["authorization"], "Bearer [redacted]");
     assert_eq!(create["body"]["properties"]["email"], "a@b.co");
     // Duplicate detection searched first.
     assert!(

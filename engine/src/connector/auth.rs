@@ -215,6 +215,14 @@ impl AuthPlan {
     pub(crate) fn is_token(&self) -> bool {
         matches!(self, AuthPlan::Token(_))
     }
+
+    /// The Authorization scheme of a token flow (`Bearer`, `Zoho-oauthtoken`).
+    pub(crate) fn token_scheme(&self) -> &str {
+        match self {
+            AuthPlan::Token(f) => &f.scheme,
+            _ => "Bearer",
+        }
+    }
 }
 
 /// What the token request needs from the session.

@@ -577,6 +577,10 @@ impl Deliverer {
                     if let Some(id) = &id {
                         self.index_put(object, &self.index_keys(object, key, payload), id);
                     }
+                    // A dry run has no response: later requests (actions, dependent objects)
+                    // show a placeholder id.
+                    let id =
+                        id.or_else(|| dry.then(|| Value::String(format!("dry-run-{object}-id"))));
                     return Ok((Outcome::Created, id, None));
                 }
                 Err(e) if e.kind() == ErrorKind::Transient && !idempotent => {

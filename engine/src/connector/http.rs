@@ -99,7 +99,10 @@ impl Session {
             let mut c = Credentials::default();
             c.headers.push((
                 "authorization".into(),
-                super::Secret::new("Bearer (token from the token endpoint)"),
+                super::Secret::new(format!(
+                    "{} (token from the token endpoint)",
+                    self.connector.auth.token_scheme()
+                )),
             ));
             return Ok(c);
         }
@@ -554,8 +557,16 @@ impl Built {
         for (k, v) in &self.headers {
             headers.insert(k.clone(), Value::String(v.clone()));
         }
-        for (k, _) in &creds.headers {
-            headers.insert(k.clone(), Value::String("[redacted]".into()));
+        for (k, v) in &creds.headers {
+            // Keep the scheme word (`Bearer`, `Basic`, `Zoho-oauthtoken`): it is not secret
+            // and request validators check it.
+            let shown = match v.expose().split_once(' ') {
+                Some((scheme, _)) if k.eq_ignore_ascii_case("authorization") => {
+                    format!("{scheme} [redacted]")
+                }
+                _ => "[redacted]".to_string(),
+            };
+            headers.insert(k.clone(), Value::String(shown));
         }
         let mut line = serde_json::json!({
             "method": self.method.as_str(),
