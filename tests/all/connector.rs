@@ -1139,3 +1139,85 @@ async fn batch_partial_failures_fail_only_the_refused_records() {
     assert_eq!(emu.records("Lead").len(), 4);
     emu.shutdown().await;
 }
+
+/// A create whose outcome is unknown and cannot be checked is dead-lettered, never retried
+/// blind; `switchyard deadletter replay` sends it again once the vendor is back.
+#[tokio::test]
+async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
+    use switchyard::sandbox::{FaultKind, ScriptedFault};
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            faults: FaultConfig {
+                script: vec![ScriptedFault {
+                    request: 1,
+                    fault: FaultKind::ServerError { status: 503 },
+                }],
+                ..Default::default()
+            },
+            ..hubspot_emu_opts()
+        },
+    )
+    .await
+    .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("s.sqlite");
+    let store = Arc::new(Store::open(&store_path).unwrap());
+    let route = dir.path().join("route.json");
+    std::fs::write(
+        &route,
+        json!({"spec_version": 1, "tenant": "tenant_test", "connector": "hubspot",
+               "crm_config": {"type": "hubspot", "api_token": emu.credentials().get("access_token").unwrap(),
+                              "settings": {"base_url": emu.base_url()}}})
+        .to_string(),
+    )
+    .unwrap();
+    let d = Deliverer::new(
+        s,
+        Some(store.clone()),
+        DeliveryOptions {
+            route: route.display().to_string(),
+            batch: false,
+            ..opts(None, "company")
+        },
+    );
+    // Companies have no field to search by (contacts would be reconciled by e-mail).
+    let company = item(
+        "co1",
+        json!({"company": {"name": "Acme", "domain": "acme.example"}}),
+    );
+    let r = d.deliver(vec![company]).await;
+    assert_eq!((r.created, r.dead_lettered), (0, 1), "{:?}", r.objects);
+    let dl = store.dead_letters(true).unwrap();
+    assert!(dl[0].reason.contains("outcome unknown"), "{}", dl[0].reason);
+    assert_eq!(emu.stats().requests, 1, "not retried blind");
+    drop(store);
+
+    let store_arg = store_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::cli::switchyard()
+            .args(["deadletter", "replay", "--store"])
+            .arg(&store_arg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(emu.records("companies").len(), 1);
+    let store = Store::open(&store_path).unwrap();
+    assert!(store.dead_letters(true).unwrap().is_empty());
+    assert_eq!(store.dead_letters(false).unwrap()[0].status, "replayed");
+    emu.shutdown().await;
+}
