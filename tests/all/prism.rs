@@ -264,11 +264,14 @@ async fn check(client: &reqwest::Client, port: u16, path: &str, line: &Line) -> 
         if matches!(name.as_str(), "host" | "content-length") {
             continue;
         }
-        if name == "authorization"
-            && let Some(token) = value.strip_prefix("Zoho-oauthtoken ")
-        {
-            // Prism only understands the Bearer scheme the description declares.
-            value = format!("Bearer {token}");
+        if name == "authorization" {
+            if let Some(token) = value.strip_prefix("Zoho-oauthtoken ") {
+                // Prism only understands the Bearer scheme the description declares.
+                value = format!("Bearer {token}");
+            } else if !value.trim().contains(' ') {
+                // A dry run may redact the whole value, scheme included.
+                value = format!("Bearer {}", value.trim());
+            }
         }
         has_accept |= name == "accept";
         has_type |= name == "content-type";

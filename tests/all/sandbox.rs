@@ -335,6 +335,46 @@ async fn hubspot_batch_create_reports_duplicates_per_item_and_upsert_is_idempote
 }
 
 #[tokio::test]
+async fn hubspot_tasks_need_a_timestamp_and_valid_options() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, bad) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/tasks",
+            Some(json!({"properties": {"hs_task_subject": "Call"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let (s, bad) = hs
+        .send(M::POST, "/crm/v3/objects/tasks",
+              Some(json!({"properties": {"hs_task_subject": "Call", "hs_timestamp": "2026-12-01T09:00:00Z",
+                                         "hs_task_priority": "URGENT"}})))
+        .await;
+    assert_eq!(s, 400, "{bad}");
+    let (s, task) = hs
+        .send(M::POST, "/crm/v3/objects/tasks",
+              Some(json!({"properties": {"hs_task_subject": "Call back Ada", "hs_timestamp": "2026-12-01T09:00:00Z",
+                                         "hs_task_priority": "HIGH", "hs_task_status": "NOT_STARTED"}})))
+        .await;
+    assert_eq!(s, 201, "{task}");
+    let (s, found) = hs
+        .send(M::POST, "/crm/v3/objects/tasks/search",
+              Some(json!({"filterGroups": [{"filters": [{"propertyName": "hs_task_subject", "operator": "EQ", "value": "Call back Ada"}]}],
+                          "properties": ["hs_task_subject", "hs_timestamp"]})))
+        .await;
+    assert_eq!((s, found["total"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        found["results"][0]["properties"]["hs_timestamp"],
+        "2026-12-01T09:00:00Z"
+    );
+    hs.e.shutdown().await;
+}
+
+#[tokio::test]
 async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
     let e = emu(Vendor::Hubspot).await;
     let c = client();
@@ -577,6 +617,45 @@ fn sandbox_command_prints_base_urls_and_credentials() {
             .is_some_and(|u| u.starts_with("http://127.0.0.1:"))
     );
     assert!(v["credentials"]["access_token"].is_string());
+}
+
+#[test]
+fn sandbox_command_serves_several_vendors_on_consecutive_ports_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let port = {
+        // Two free neighbours are likely above a just-freed ephemeral port.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut child = super::cli::switchyard()
+        .args(["sandbox", "stripe", "zendesk", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut text = Vec::new();
+    for _ in 0..5 {
+        text.push(lines.next().expect("a line").expect("utf-8"));
+    }
+    let text = text.join("\n");
+    assert!(
+        text.contains(&format!("stripe      http://127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("zendesk     http://127.0.0.1:{}", port + 1)),
+        "{text}"
+    );
+    assert!(text.contains("secret_key = sk_test_"), "{text}");
+    assert!(text.contains("api_token = "), "{text}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stripe: 0 requests"));
 }
 
 #[test]
@@ -1875,4 +1954,58 @@ async fn every_vendor_injects_vendor_shaped_5xx_drops_and_malformed_bodies() {
         assert_eq!(format!("{vendor}").parse::<Vendor>().ok(), Some(vendor));
         e.shutdown().await;
     }
+}
+
+/// Regression: huge paging numbers from a client overflowed offset arithmetic.
+#[tokio::test]
+async fn huge_paging_values_are_rejected_or_empty_not_a_crash() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, _) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(json!({"filterGroups": [], "after": "18446744073709551615", "limit": 200})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    hs.e.shutdown().await;
+
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/tickets.json?page=18446744073709551615&per_page=100",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = zd
+        .send(
+            M::GET,
+            "/api/v2/search.json?query=type:ticket&page=18446744073709551615",
+            None,
+        )
+        .await;
+    assert_eq!(s, 422);
+    zd.e.shutdown().await;
+
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, page) = pd
+        .send(
+            M::GET,
+            "/v1/leads?start=18446744073709551615&limit=10",
+            None,
+        )
+        .await;
+    assert_eq!((s, page["data"].as_array().map(Vec::len)), (200, Some(0)));
+    pd.e.shutdown().await;
 }

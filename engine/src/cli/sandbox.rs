@@ -52,6 +52,22 @@ fn parse_limit(s: &str) -> Result<RateLimitOverride, String> {
     s.parse().map_err(|e: sandbox::SandboxError| e.to_string())
 }
 
+/// Waits for Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send).
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 pub(super) fn run(a: Args) -> u8 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -135,7 +151,7 @@ async fn serve(a: Args) -> u8 {
         }
         let _ = out.flush();
     }
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop().await;
     for e in running {
         let s = e.stats();
         eprintln!(

@@ -161,6 +161,7 @@ fn object_name(seg: &str) -> Option<&'static str> {
         "companies" | "company" | "0-2" => Some("companies"),
         "deals" | "deal" | "0-3" => Some("deals"),
         "tickets" | "ticket" | "0-5" => Some("tickets"),
+        "tasks" | "task" | "0-27" => Some("tasks"),
         _ => None,
     }
 }
@@ -192,6 +193,7 @@ fn default_properties(object: &str) -> &'static [&'static str] {
             "hs_object_id",
             "pipeline",
         ],
+        "tasks" => &["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
         _ => &[
             "content",
             "createdate",
@@ -345,8 +347,14 @@ fn insert_object(db: &mut Db, object: &str, input: &Value) -> Result<(String, Va
             Value::Null,
         ));
     }
+    if object == "tasks" {
+        check_task(&props)?;
+    }
     let id = (db.next_id() + 100_000).to_string();
     let now = now_iso();
+    if object == "tasks" {
+        props.insert("hs_createdate".into(), Value::String(now.clone()));
+    }
     props.insert("hs_object_id".into(), Value::String(id.clone()));
     props.insert("createdate".into(), Value::String(now.clone()));
     props.insert("lastmodifieddate".into(), Value::String(now.clone()));
@@ -362,6 +370,63 @@ fn insert_object(db: &mut Db, object: &str, input: &Value) -> Result<(String, Va
         reindex_email(db, &id, None, email.as_deref());
     }
     Ok((id, record))
+}
+
+/// Tasks need `hs_timestamp` (when the task is due) and HubSpot's enumeration values.
+fn check_task(props: &Map<String, Value>) -> Result<(), WriteError> {
+    let invalid = |name: &str, message: String| {
+        WriteError(
+            400,
+            "VALIDATION_ERROR",
+            format!(
+                "Property values were not valid: {}",
+                json!([{"isValid": false, "message": message, "error": "INVALID_OPTION", "name": name}])
+            ),
+            Value::Null,
+        )
+    };
+    match props.get("hs_timestamp").and_then(Value::as_str) {
+        Some(t) if super::util::to_millis(t).is_some() => {}
+        Some(t) => {
+            return Err(invalid(
+                "hs_timestamp",
+                format!("{t} is not a valid datetime"),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                "hs_timestamp",
+                "hs_timestamp is required".to_string(),
+            ));
+        }
+    }
+    let enums: [(&str, &[&str]); 2] = [
+        (
+            "hs_task_status",
+            &[
+                "NOT_STARTED",
+                "IN_PROGRESS",
+                "WAITING",
+                "COMPLETED",
+                "DEFERRED",
+            ],
+        ),
+        ("hs_task_priority", &["NONE", "LOW", "MEDIUM", "HIGH"]),
+    ];
+    for (name, allowed) in enums {
+        if let Some(v) = props.get(name).and_then(Value::as_str)
+            && !allowed.contains(&v)
+        {
+            return Err(invalid(
+                name,
+                format!(
+                    "{v} was not one of the allowed options: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn update_object(db: &mut Db, object: &str, id: &str, input: &Value) -> Result<Value, WriteError> {
@@ -680,6 +745,7 @@ const QUERY_PROPERTIES: &[&str] = &[
     "dealname",
     "subject",
     "content",
+    "hs_task_subject",
 ];
 
 async fn search(
@@ -739,7 +805,7 @@ async fn search(
             Err(_) => return bad_request(&shared, "after must be a numeric paging offset"),
         },
     };
-    if after + limit > SEARCH_RESULTS_MAX {
+    if after.saturating_add(limit) > SEARCH_RESULTS_MAX {
         return bad_request(
             &shared,
             "Search results are limited to 10000: paging beyond is not allowed",

@@ -520,7 +520,7 @@ async fn v2_list(
         let o = super::util::cmp_loose(&scalar_text(&a[&key]), &scalar_text(&b[&key]));
         if desc { o.reverse() } else { o }
     });
-    let end = (start + limit).min(all.len());
+    let end = start.saturating_add(limit).min(all.len());
     let data: Vec<Value> = all.get(start..end).unwrap_or_default().to_vec();
     let next = if end < all.len() {
         json!(encode_cursor(end as u64))
@@ -606,7 +606,7 @@ async fn v2_search(
                 .collect()
         })
         .unwrap_or_default();
-    let end = (start + limit).min(hits.len());
+    let end = start.saturating_add(limit).min(hits.len());
     let items: Vec<Value> = hits
         .get(start..end)
         .unwrap_or_default()
@@ -831,7 +831,7 @@ fn offset_page(
         Some(Err(_)) => return Err(failure(400, "start must be a non-negative integer")),
     };
     let limit = limit(q, 100)?;
-    let end = (start + limit).min(all.len());
+    let end = start.saturating_add(limit).min(all.len());
     let more = end < all.len();
     let mut pagination = json!({"start": start, "limit": limit, "more_items_in_collection": more});
     if more {

@@ -391,7 +391,9 @@ impl ObjectDef {
             return Some((n.to_string(), *k));
         }
         let custom = name.len() > 3
-            && name[name.len() - 3..].eq_ignore_ascii_case("__c")
+            && name
+                .get(name.len() - 3..)
+                .is_some_and(|s| s.eq_ignore_ascii_case("__c"))
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         custom.then(|| (name.to_string(), Text))
     }
@@ -1339,7 +1341,7 @@ async fn query(
 }
 
 fn page(version: &str, locator: &str, rows: &[Value], start: usize, size: usize) -> Response {
-    let end = (start + size).min(rows.len());
+    let end = start.saturating_add(size).min(rows.len());
     let records: Vec<Value> = rows.get(start..end).unwrap_or_default().to_vec();
     let mut body = json!({"totalSize": rows.len(), "done": end >= rows.len(), "records": records});
     if end < rows.len() {

@@ -109,7 +109,9 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(shared.faults.slow_ms)).await;
     }
     if let Some(FaultKind::ServerError { status }) = fault {
-        let resp = server_error(&shared, status);
+        let mut resp = server_error(&shared, status);
+        resp.headers_mut()
+            .insert("x-sandbox-request", HeaderValue::from(n));
         shared.count_status(resp.status().as_u16(), false);
         return Ok(resp);
     }

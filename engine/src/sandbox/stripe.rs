@@ -1030,7 +1030,7 @@ async fn search(
             hits.push(o);
         }
     }
-    let end = (offset + limit).min(hits.len());
+    let end = offset.saturating_add(limit).min(hits.len());
     let data: Vec<Value> = hits.get(offset..end).unwrap_or_default().to_vec();
     let has_more = end < hits.len();
     json(

@@ -681,7 +681,7 @@ fn paged(
                 None => return bad("page[after] is not a valid cursor"),
             },
         };
-        let end = (start + size).min(all.len());
+        let end = start.saturating_add(size).min(all.len());
         let data: Vec<Value> = all.get(start..end).unwrap_or_default().to_vec();
         let has_more = end < all.len();
         let after = (!data.is_empty()).then(|| encode_cursor(end));
@@ -719,13 +719,13 @@ fn paged(
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(100)
         .clamp(1, 100);
-    if page * per > 10_000 + per {
+    if page.saturating_mul(per) > 10_000 + per {
         return bad(
             "Offset pagination is limited to the first 10,000 records; use cursor pagination",
         );
     }
-    let start = (page - 1) * per;
-    let end = (start + per).min(all.len());
+    let start = (page - 1).saturating_mul(per);
+    let end = start.saturating_add(per).min(all.len());
     let data: Vec<Value> = all.get(start..end).unwrap_or_default().to_vec();
     let url = |p: usize| {
         json!(format!(
@@ -899,14 +899,14 @@ async fn search(
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    if page * per > 1000 {
+    if page.saturating_mul(per) > 1000 {
         return json(
             422,
             json!({"error": "invalid", "description": "Requested response size was greater than Search Response Limits"}),
         );
     }
-    let start = (page - 1) * per;
-    let end = (start + per).min(hits.len());
+    let start = (page - 1).saturating_mul(per);
+    let end = start.saturating_add(per).min(hits.len());
     let data: Vec<Value> = hits.get(start..end).unwrap_or_default().to_vec();
     let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
     let mut extra = String::new();
@@ -922,7 +922,7 @@ async fn search(
             enc(&query)
         ))
     };
-    let more = end < hits.len() && (page + 1) * per <= 1000;
+    let more = end < hits.len() && page.saturating_add(1).saturating_mul(per) <= 1000;
     json(
         200,
         json!({"results": data, "facets": null,
