@@ -1221,3 +1221,69 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
     assert_eq!(store.dead_letters(false).unwrap()[0].status, "replayed");
     emu.shutdown().await;
 }
+
+/// A token the vendor no longer accepts (revoked, or persisted by another process) is
+/// refreshed once on the 401 and the request goes through.
+#[tokio::test]
+async fn oauth_refreshes_once_on_401() {
+    use switchyard::spec::connector::{Auth, CredentialsIn};
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let mut sp = spec("hubspot");
+    for k in ["client_id", "client_secret", "refresh_token"] {
+        sp.secrets.insert(
+            k.into(),
+            switchyard::spec::connector::SecretParam {
+                description: None,
+                required: true,
+            },
+        );
+    }
+    sp.auth = Some(Auth::Oauth2Refresh {
+        token_url: "https://api.hubapi.com/oauth/v1/token".into(),
+        client_id: "{{secrets.client_id}}".into(),
+        client_secret: "{{secrets.client_secret}}".into(),
+        refresh_token: "{{secrets.refresh_token}}".into(),
+        scheme: None,
+        credentials_in: CredentialsIn::Body,
+        refresh_ahead_secs: 60,
+        base_url_field: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        Store::open(&dir.path().join("s.sqlite"))
+            .unwrap()
+            .with_key("k"),
+    );
+    let far = chrono::Utc::now().timestamp() + 3600;
+    store
+        .put_token(
+            "tenant_test",
+            "hubspot",
+            &json!({"access_token": "revoked-token", "expires_at": far}),
+        )
+        .unwrap();
+    let creds = [
+        ("client_id", "client_id"),
+        ("client_secret", "client_secret"),
+        ("refresh_token", "refresh_token"),
+    ];
+    let s = session(sp, &emu, &creds, json!({}), true).with_token_store(store.clone());
+    let d = Deliverer::new(
+        s,
+        None,
+        DeliveryOptions {
+            batch: false,
+            ..opts(None, "contact")
+        },
+    );
+    let r = d.deliver(vec![contact(1, "Oz")]).await;
+    assert_eq!(r.created, 1, "{:?}", r.objects);
+    let st = emu.stats();
+    assert_eq!(st.by_status.get(&401).copied(), Some(1), "{st:?}");
+    assert_eq!(st.requests, 3, "401, token refresh, create");
+    let saved = store.get_token("tenant_test", "hubspot").unwrap().unwrap();
+    assert_ne!(saved["access_token"], "revoked-token");
+    emu.shutdown().await;
+}
