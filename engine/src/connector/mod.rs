@@ -355,8 +355,9 @@ pub struct Binding {
 /// Where dry-run requests go (one JSON line each).
 pub type DryRunSink = Arc<Mutex<Vec<Value>>>;
 
-/// One tenant's session with one connector.
-#[derive(Debug, Clone)]
+/// One tenant's session with one connector. `Debug` shows no secret (the template context,
+/// which holds them in the clear for rendering, is left out).
+#[derive(Clone)]
 pub struct Session {
     /// The compiled connector.
     pub connector: Arc<Connector>,
@@ -448,6 +449,16 @@ impl Runtime {
             ctx_base: Arc::new(ctx),
             token_store: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connector", &self.connector.name())
+            .field("binding", &self.binding)
+            .field("dry_run", &self.dry_run.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -752,6 +763,36 @@ pub fn find_spec(dir: &std::path::Path, name: &str) -> Result<ConnectorSpec, Con
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_never_show_secrets() {
+        let spec: ConnectorSpec = toml::from_str(
+            r#"spec_version = 1
+[connector]
+name = "x"
+kind = "custom"
+base_url = "https://x.example"
+[secrets]
+token = {}
+[auth]
+type = "bearer"
+token = "{{secrets.token}}"
+"#,
+        )
+        .unwrap();
+        let s = Runtime::new().session(
+            Arc::new(Connector::compile(spec).unwrap()),
+            Binding {
+                tenant: "t".into(),
+                config: Map::new(),
+                secrets: HashMap::from([("token".to_string(), Secret::new("tok-SECRET-1"))]),
+                base_url: None,
+            },
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("tok-SECRET-1"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 
     #[test]
     fn link_header_next() {
