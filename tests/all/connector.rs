@@ -1287,3 +1287,43 @@ async fn oauth_refreshes_once_on_401() {
     assert_ne!(saved["access_token"], "revoked-token");
     emu.shutdown().await;
 }
+
+/// Seed 001's "test all connections" against every emulator (Salesforce through the JWT
+/// bearer flow), with no tenant config.
+#[test]
+fn connectors_test_all_emulated_connections() {
+    let out = crate::cli::switchyard()
+        .args([
+            "connectors",
+            "test",
+            "--sandbox",
+            "hubspot",
+            "salesforce",
+            "pipedrive",
+            "zendesk",
+            "stripe",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("\tok\t200")).count(),
+        5,
+        "{stdout}"
+    );
+    let out = crate::cli::switchyard()
+        .args(["connectors", "test", "zoho"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout.contains("missing secrets.client_id, secrets.client_secret, secrets.refresh_token"),
+        "{stdout}"
+    );
+}

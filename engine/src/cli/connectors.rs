@@ -1,7 +1,7 @@
 //! `switchyard connectors test [NAME…]`: check each connector's credentials and reachability
 //! with its `test_operation` (seed 001's "test all connections").
 
-use super::run::prepare;
+use super::run::{default_route, prepare_route};
 use crate::connector::Retrying;
 use serde_json::Map;
 use std::path::PathBuf;
@@ -28,7 +28,10 @@ pub struct TestArgs {
     /// Connectors to test (default: every connector a tenant config names).
     pub names: Vec<String>,
     /// Tenant configs (mapping specs) giving settings and secrets, one per connector.
-    #[arg(long = "tenant-config", value_name = "FILE", required = true)]
+    /// Without any, each named connector (default: every spec in `--connectors`) is tested
+    /// with no tenant settings: with `--sandbox` against its emulator, else reporting what
+    /// is missing.
+    #[arg(long = "tenant-config", value_name = "FILE")]
     pub tenant_configs: Vec<PathBuf>,
     /// Folder of connector specs.
     #[arg(long, value_name = "DIR", default_value = "connector-specs")]
@@ -50,15 +53,42 @@ pub(super) fn run(a: Args) -> u8 {
     rt.block_on(async move {
         let mut failed = 0;
         let mut tested = 0;
-        for cfg in &a.tenant_configs {
-            let p = match prepare(cfg, &a.connectors, a.sandbox, false).await {
-                Ok(p) => p,
-                Err(e) => {
-                    println!("{}\tfailed\t{e}", cfg.display());
-                    failed += 1;
-                    continue;
-                }
+        let mut routes: Vec<(PathBuf, Result<crate::spec::mapping::MappingSpec, String>)> = a
+            .tenant_configs
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    crate::connector::route::load_mapping(c).map_err(|e| e.to_string()),
+                )
+            })
+            .collect();
+        if a.tenant_configs.is_empty() {
+            let names: Vec<String> = if a.names.is_empty() {
+                spec_names(&a.connectors)
+            } else {
+                a.names.clone()
             };
+            for n in names {
+                routes.push((
+                    PathBuf::from(format!("(default route of {n})")),
+                    default_route(&n),
+                ));
+            }
+        }
+        for (cfg, route) in routes {
+            let cfg = &cfg;
+            let p =
+                match async { prepare_route(route?, cfg, &a.connectors, a.sandbox, false).await }
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        println!("{}\tfailed\t{e}", cfg.display());
+                        failed += 1;
+                        continue;
+                    }
+                };
             let name = p.mapping.connector.clone();
             if !a.names.is_empty() && !a.names.contains(&name) {
                 continue;
@@ -85,7 +115,7 @@ pub(super) fn run(a: Args) -> u8 {
                 emu.shutdown().await;
             }
         }
-        for n in &a.names {
+        for n in a.names.iter().filter(|_| !a.tenant_configs.is_empty()) {
             let known = a
                 .tenant_configs
                 .iter()
@@ -106,4 +136,18 @@ pub(super) fn run(a: Args) -> u8 {
             super::EXIT_OK
         }
     })
+}
+
+/// Names of the connector specs in `dir` that are not inbound-only sources.
+fn spec_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| crate::connector::load_spec(&e.path()).ok())
+        .filter(|c| c.connector.kind != crate::spec::connector::ConnectorKind::Source)
+        .map(|c| c.connector.name)
+        .collect();
+    names.sort();
+    names
 }

@@ -68,6 +68,34 @@ pub(super) async fn prepare(
     dry_run: bool,
 ) -> Result<Prepared, String> {
     let mapping = route::load_mapping(mapping_path).map_err(|e| e.to_string())?;
+    prepare_route(mapping, mapping_path, connectors, sandbox, dry_run).await
+}
+
+/// A route with no tenant settings for `connector` (enough for `--sandbox`, or to report
+/// which settings are missing).
+pub(super) fn default_route(connector: &str) -> Result<MappingSpec, String> {
+    let crm_type = if connector == "custom-rest" {
+        "custom"
+    } else {
+        connector
+    };
+    serde_json::from_value(serde_json::json!({
+        "spec_version": 1,
+        "tenant": "default",
+        "connector": connector,
+        "crm_config": {"type": crm_type},
+    }))
+    .map_err(|e| format!("cannot build a default route for `{connector}`: {e}"))
+}
+
+/// Bind a loaded route (see [`prepare`]).
+pub(super) async fn prepare_route(
+    mapping: MappingSpec,
+    mapping_path: &Path,
+    connectors: &Path,
+    sandbox: bool,
+    dry_run: bool,
+) -> Result<Prepared, String> {
     let spec =
         crate::connector::find_spec(connectors, &mapping.connector).map_err(|e| e.to_string())?;
     let (emulator, secrets, base) = if sandbox {

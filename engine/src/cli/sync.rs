@@ -1,7 +1,7 @@
 //! `switchyard sync`: pull an object's records from a connector as NDJSON, incrementally (the
 //! cursor per tenant, connector and object lives in the store).
 
-use super::run::{open_store, prepare};
+use super::run::{default_route, open_store, prepare_route};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -18,9 +18,10 @@ pub struct Args {
     /// cursor, else everything.
     #[arg(long)]
     pub since: Option<String>,
-    /// The tenant's mapping spec (its crm_config gives settings and secrets).
+    /// The tenant's mapping spec (its crm_config gives settings and secrets). Default: no
+    /// tenant settings (fine with `--sandbox`).
     #[arg(long, value_name = "FILE")]
-    pub tenant_config: PathBuf,
+    pub tenant_config: Option<PathBuf>,
     /// Folder of connector specs.
     #[arg(long, value_name = "DIR", default_value = "connector-specs")]
     pub connectors: PathBuf,
@@ -60,17 +61,28 @@ pub(super) fn run(a: Args) -> u8 {
                 }
             }
         };
-        let p = match prepare(&a.tenant_config, &a.connectors, a.sandbox, false).await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::EXIT_USAGE;
-            }
+        let route = match &a.tenant_config {
+            Some(p) => crate::connector::route::load_mapping(p).map_err(|e| e.to_string()),
+            None => default_route(&a.connector),
         };
+        let cfg_path = a
+            .tenant_config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(no tenant config)"));
+        let p =
+            match async { prepare_route(route?, &cfg_path, &a.connectors, a.sandbox, false).await }
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return super::EXIT_USAGE;
+                }
+            };
         if p.mapping.connector != a.connector {
             eprintln!(
                 "error: `{}` configures connector `{}`, not `{}`",
-                a.tenant_config.display(),
+                cfg_path.display(),
                 p.mapping.connector,
                 a.connector
             );

@@ -505,6 +505,12 @@ impl Session {
         let spec = &self.connector.spec;
         let mut out = Vec::new();
         for (k, p) in &spec.config {
+            // With a base URL override (an emulator), settings the base URL is built from
+            // are not needed.
+            let in_base = spec.connector.base_url.contains(&format!("config.{k}"));
+            if self.binding.base_url.is_some() && in_base {
+                continue;
+            }
             if p.required && p.default.is_none() && !self.binding.config.contains_key(k) {
                 out.push(format!("config.{k}"));
             }
