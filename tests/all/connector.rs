@@ -1327,3 +1327,49 @@ fn connectors_test_all_emulated_connections() {
         "{stdout}"
     );
 }
+
+/// Pipedrive v1 leads (UUID ids) for a new v2 person, paged by `start`/`next_start`.
+#[tokio::test]
+async fn pipedrive_v1_leads_page_by_offset() {
+    let emu = sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let s = session(
+        spec("pipedrive"),
+        &emu,
+        &[("api_token", "api_token")],
+        json!({"page_size": "2"}),
+        true,
+    );
+    let recs: Vec<DeliveryItem> = (0..5)
+        .map(|i| {
+            item(
+                &format!("pl{i}"),
+                json!({"person": {"name": format!("Lead Person {i}"), "email": format!("pl{i}@example.com")},
+                       "lead": {"title": format!("Kitchen {i}"), "value": {"amount": 25000, "currency": "USD"}}}),
+            )
+        })
+        .collect();
+    let r = Deliverer::new(s.clone(), None, opts(None, "person"))
+        .deliver(recs)
+        .await;
+    assert_eq!((r.created, r.failed), (10, 0), "{:?}", r.objects);
+    let lead_ids: Vec<&str> = r
+        .objects
+        .iter()
+        .filter(|o| o.object == "lead")
+        .filter_map(|o| o.id.as_deref())
+        .collect();
+    assert!(
+        lead_ids.iter().all(|id| id.len() == 36),
+        "UUIDs: {lead_ids:?}"
+    );
+    let before = emu.stats().requests;
+    let mut n = 0;
+    s.list("list_lead", Map::new(), None, |_| n += 1)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(emu.stats().requests - before, 3, "pages of 2 by start");
+    emu.shutdown().await;
+}
