@@ -1373,3 +1373,103 @@ async fn pipedrive_v1_leads_page_by_offset() {
     assert_eq!(emu.stats().requests - before, 3, "pages of 2 by start");
     emu.shutdown().await;
 }
+
+/// Incremental sync beyond HubSpot: Salesforce (SOQL `LastModifiedDate >`), Pipedrive
+/// (`updated_since`) and Stripe (`created[gt]`); a second run brings nothing new.
+#[tokio::test]
+async fn incremental_sync_on_salesforce_pipedrive_and_stripe() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+
+    let emu = sandbox::start(Vendor::Salesforce, SandboxOptions::default())
+        .await
+        .unwrap();
+    let creds = [
+        ("consumer_key", "client_id"),
+        ("private_key", "private_key_pem"),
+        ("username", "username"),
+    ];
+    let s = session(spec("salesforce"), &emu, &creds, json!({}), true);
+    let leads = (0..3)
+        .map(|i| {
+            item(
+                &format!("s{i}"),
+                json!({"lead": {"LastName": format!("L{i}"), "Company": "Acme"}}),
+            )
+        })
+        .collect();
+    Deliverer::new(s.clone(), None, opts(None, "lead"))
+        .deliver(leads)
+        .await;
+    let first = connector::sync::pull(&s, Some(&store), "lead", None, None)
+        .await
+        .unwrap();
+    assert_eq!(first.records.len(), 3);
+    let again = connector::sync::pull(&s, Some(&store), "lead", None, None)
+        .await
+        .unwrap();
+    assert!(again.records.is_empty(), "{:?}", again.records);
+    emu.shutdown().await;
+
+    let emu = sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let s = session(
+        spec("pipedrive"),
+        &emu,
+        &[("api_token", "api_token")],
+        json!({}),
+        true,
+    );
+    let persons = (0..2)
+        .map(|i| {
+            item(
+                &format!("p{i}"),
+                json!({"person": {"name": format!("P{i}")}}),
+            )
+        })
+        .collect();
+    Deliverer::new(s.clone(), None, opts(None, "person"))
+        .deliver(persons)
+        .await;
+    let first = connector::sync::pull(&s, Some(&store), "person", None, None)
+        .await
+        .unwrap();
+    assert_eq!(first.records.len(), 2);
+    let again = connector::sync::pull(&s, Some(&store), "person", None, None)
+        .await
+        .unwrap();
+    assert!(again.records.is_empty(), "{:?}", again.records);
+    emu.shutdown().await;
+
+    let emu = sandbox::start(Vendor::Stripe, SandboxOptions::default())
+        .await
+        .unwrap();
+    let s = session(
+        spec("stripe"),
+        &emu,
+        &[("secret_key", "secret_key")],
+        json!({}),
+        true,
+    );
+    let custs = (0..4)
+        .map(|i| {
+            item(
+                &format!("c{i}"),
+                json!({"contact": {"email": format!("c{i}@example.com")}}),
+            )
+        })
+        .collect();
+    Deliverer::new(s.clone(), None, opts(None, "contact"))
+        .deliver(custs)
+        .await;
+    let first = connector::sync::pull(&s, Some(&store), "contact", None, None)
+        .await
+        .unwrap();
+    assert_eq!(first.records.len(), 4);
+    let again = connector::sync::pull(&s, Some(&store), "contact", None, None)
+        .await
+        .unwrap();
+    assert!(again.records.is_empty(), "{:?}", again.records);
+    emu.shutdown().await;
+}
