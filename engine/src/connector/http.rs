@@ -511,7 +511,14 @@ impl Session {
         };
         let limit = num(&h.limit).map(|v| v as u32);
         let window = num(&h.interval_ms).map(|ms| Duration::from_millis(ms as u64));
-        let remaining = num(&h.remaining).map(|v| v as u32);
+        // Salesforce `Sforce-Limit-Info: api-usage=18/15000` (a rolling 24 h quota).
+        let usage_left = h
+            .usage
+            .as_ref()
+            .and_then(|n| headers.get(n.as_str()))
+            .and_then(|v| v.to_str().ok())
+            .and_then(usage_remaining);
+        let remaining = num(&h.remaining).map(|v| v as u32).or(usage_left);
         let reset = num(&h.reset_secs).map(Duration::from_secs_f64);
         if limit.is_some() || remaining.is_some() {
             l.observe(limit, window, remaining, reset).await;
@@ -601,6 +608,19 @@ fn transport_reason(e: &reqwest::Error) -> String {
     }
 }
 
+/// Requests left from a `used/limit` usage header value (`api-usage=18/15000`).
+pub(crate) fn usage_remaining(v: &str) -> Option<u32> {
+    let part = v
+        .split([';', ','])
+        .map(str::trim)
+        .find(|p| p.starts_with("api-usage="))
+        .or_else(|| v.split([';', ',']).map(str::trim).next())?;
+    let (_, frac) = part.split_once('=').unwrap_or(("", part));
+    let (used, max) = frac.split_once('/')?;
+    let (used, max): (u64, u64) = (used.trim().parse().ok()?, max.trim().parse().ok()?);
+    Some(max.saturating_sub(used).min(u64::from(u32::MAX)) as u32)
+}
+
 /// Full-jitter exponential backoff for the `attempt`-th retry.
 pub(crate) fn backoff(r: &crate::spec::connector::Retry, attempt: u32) -> Duration {
     let cap = r
@@ -666,6 +686,16 @@ mod tests {
             s,
             "email=a%40b.c&metadata%5Bcall%5D=c1&items%5B0%5D%5Bprice%5D=p1&n=3"
         );
+    }
+
+    #[test]
+    fn salesforce_usage_header() {
+        assert_eq!(usage_remaining("api-usage=18/15000"), Some(14982));
+        assert_eq!(
+            usage_remaining("api-usage=15000/15000; api-bursts=1/750"),
+            Some(0)
+        );
+        assert_eq!(usage_remaining("nonsense"), None);
     }
 
     #[test]
