@@ -1473,3 +1473,46 @@ async fn incremental_sync_on_salesforce_pipedrive_and_stripe() {
     assert!(again.records.is_empty(), "{:?}", again.records);
     emu.shutdown().await;
 }
+
+#[test]
+fn validate_reports_graphql_without_document_and_batch_without_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        r#"spec_version = 1
+[connector]
+name = "bad"
+kind = "custom"
+base_url = "https://x.example"
+[objects.item.fields]
+name = "string"
+[operations.create_item]
+object = "item"
+kind = "create"
+path = "/"
+encoding = "graphql"
+[operations.batch_create_item]
+object = "item"
+kind = "batch_create"
+path = "/batch"
+"#,
+    )
+    .unwrap();
+    let out = crate::cli::switchyard()
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("E230") && text.contains("/operations/create_item/graphql"),
+        "{text}"
+    );
+    assert!(
+        text.contains("E231") && text.contains("/operations/batch_create_item/batch"),
+        "{text}"
+    );
+}

@@ -541,7 +541,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
         if op.encoding == super::connector::BodyEncoding::Graphql && op.graphql.is_none() {
             out.push(Diagnostic::error(
-                "E222",
+                "E230",
                 pointer_join(&base, "graphql"),
                 format!(
                     "operation `{opname}` uses encoding = \"graphql\" but has no `graphql` document"
@@ -557,7 +557,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         if batch_kind && op.batch.is_none() {
             out.push(
                 Diagnostic::error(
-                    "E223",
+                    "E231",
                     pointer_join(&base, "batch"),
                     format!("batch operation `{opname}` has no [batch] settings"),
                 )
