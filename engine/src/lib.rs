@@ -17,6 +17,8 @@
 
 pub mod attribution;
 pub mod cli;
+pub mod connector;
+pub mod dedupe;
 pub mod diag;
 pub mod expr;
 pub mod mapping;
@@ -24,4 +26,6 @@ pub mod record;
 pub mod sandbox;
 pub mod secrets;
 pub mod spec;
+pub mod store;
 pub mod template;
+pub mod workflow;

@@ -2,6 +2,7 @@
 
 mod attribution;
 mod cli;
+mod connector;
 mod mapping;
 mod prism;
 mod sandbox;

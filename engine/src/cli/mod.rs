@@ -1,9 +1,13 @@
 //! The `switchyard` command line: one file per subcommand.
 
 mod attribute;
+mod connectors;
+mod deadletter;
 pub mod map;
+mod run;
 mod sandbox;
 mod schema;
+mod sync;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +62,14 @@ pub enum Command {
     Attribute(attribute::Args),
     /// Serve local emulators of vendor APIs (HubSpot, Salesforce, Pipedrive, Zendesk, Stripe).
     Sandbox(sandbox::Args),
+    /// Map records and deliver them through the route's connector.
+    Run(run::Args),
+    /// Pull an object's records from a connector as NDJSON (incrementally).
+    Sync(sync::Args),
+    /// Check connectors' credentials and reachability.
+    Connectors(connectors::Args),
+    /// List or replay records that could not be delivered.
+    Deadletter(deadletter::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -80,5 +92,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Map(a) => map::run(a),
         Command::Attribute(a) => attribute::run(a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Sync(a) => sync::run(a),
+        Command::Connectors(a) => connectors::run(a),
+        Command::Deadletter(a) => deadletter::run(a),
     }
 }

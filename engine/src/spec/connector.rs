@@ -398,6 +398,15 @@ pub struct ErrorShape {
     /// JSONPath to the error code (e.g. `$.category`, `$[0].errorCode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// JSONPath to a success flag of 2xx bodies: false means the request failed although the
+    /// status says otherwise (Marketo `$.success`). Default: none (2xx is success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<String>,
+    /// JSONPath whose presence (non-null) in a 2xx body means failure (GraphQL `$.errors[0]`,
+    /// Marketo's skipped record). Not applied to batch operations, whose per-record results
+    /// are read instead. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// The field catalog of one object.
@@ -545,9 +554,14 @@ pub struct Operation {
     /// JSONPath to the created/updated record's id in the response. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// JSONPath to the records of a list/search response. Default: none.
+    /// JSONPath to the records of a list/search response. Default: none (a top-level array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
+    /// JSONPath, relative to one record (or batch result), to its field map (HubSpot
+    /// `$.properties`); duplicate detection and incremental sync read fields there. For
+    /// list/search/batch operations `id` is relative to one record too. Default: the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<String>,
     /// Pagination of list/search responses. Default: a single page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination: Option<Pagination>,
@@ -646,6 +660,15 @@ pub struct Batch {
     /// JSONPath to per-record errors of a partial failure (HubSpot 207 `errors`). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<String>,
+    /// Values at `success` that mean success (besides `true`), e.g. Marketo's `created`,
+    /// `updated`. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_values: Vec<String>,
+    /// Payload field echoed in each result's fields (HubSpot `email` in `properties`), used to
+    /// pair results with inputs when a partial failure drops failed inputs from the results.
+    /// Default: none (results are in input order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_field: Option<String>,
 }
 
 /// How to fetch only changes.

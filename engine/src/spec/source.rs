@@ -138,6 +138,7 @@ impl SourceFile {
 
     /// 1-based (line, column) of the thing `pointer` names: its key when it has one, else its
     /// value; the nearest existing ancestor when the pointer names something absent.
+    #[allow(clippy::collapsible_if)]
     pub fn position(&self, pointer: &str) -> (usize, usize) {
         let mut p = pointer.to_string();
         loop {

@@ -310,6 +310,7 @@ fn first_line(s: &str) -> String {
 }
 
 /// Semantic checks of one connector spec (unplaced diagnostics).
+#[allow(clippy::collapsible_if)]
 pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
     let mut out = Diagnostics::default();
     let name = &c.connector.name;
@@ -451,7 +452,12 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
     }
     if let Some(e) = &c.errors {
-        for (k, p) in [("message", &e.message), ("code", &e.code)] {
+        for (k, p) in [
+            ("message", &e.message),
+            ("code", &e.code),
+            ("success", &e.success),
+            ("failure", &e.failure),
+        ] {
             if let Some(p) = p {
                 check_jsonpath(p, &format!("/errors/{k}"), &mut out);
             }
@@ -512,7 +518,11 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         if let Some(b) = &op.body {
             check_template_tree(b, &pointer_join(&base, "body"), c, &mut out);
         }
-        for (k, p) in [("id", &op.id), ("records", &op.records)] {
+        for (k, p) in [
+            ("id", &op.id),
+            ("records", &op.records),
+            ("fields", &op.fields),
+        ] {
             if let Some(p) = p {
                 check_jsonpath(p, &pointer_join(&base, k), &mut out);
             }
@@ -559,6 +569,31 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
         if let Some(p) = &op.plugin {
             plugin_ref(p, &pointer_join(&base, "plugin"), &mut out);
+        }
+        if op.encoding == super::connector::BodyEncoding::Graphql && op.graphql.is_none() {
+            out.push(Diagnostic::error(
+                "E230",
+                pointer_join(&base, "graphql"),
+                format!(
+                    "operation `{opname}` uses encoding = \"graphql\" but has no `graphql` document"
+                ),
+            ));
+        }
+        let batch_kind = matches!(
+            op.kind,
+            super::connector::OperationKind::BatchCreate
+                | super::connector::OperationKind::BatchUpdate
+                | super::connector::OperationKind::BatchUpsert
+        );
+        if batch_kind && op.batch.is_none() {
+            out.push(
+                Diagnostic::error(
+                    "E231",
+                    pointer_join(&base, "batch"),
+                    format!("batch operation `{opname}` has no [batch] settings"),
+                )
+                .with_hint("set batch = { max = …, results = \"$…\" }"),
+            );
         }
     }
     for (aname, a) in &c.actions {

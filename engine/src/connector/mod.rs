@@ -1,0 +1,812 @@
+//! The connector runtime: a connector spec compiled once ([`Connector`]) and bound to one
+//! tenant's settings and secrets ([`Session`]) runs the spec's HTTP operations with auth, rate
+//! limiting, retries with backoff, pagination, batching and per-record result extraction.
+//!
+//! One `reqwest::Client` is shared by every session of a [`Runtime`].
+
+mod auth;
+pub mod deliver;
+mod http;
+pub mod ratelimit;
+pub mod route;
+pub mod secret;
+pub mod sync;
+pub mod template;
+
+pub use auth::jwt_assertion;
+pub use deliver::{
+    Deliverer, DeliveryItem, DeliveryOptions, DeliveryReport, ObjectOutcome, Outcome,
+};
+pub use http::{Extra, Response, Retrying};
+pub use secret::{Secret, SecretResolver};
+
+use crate::spec::connector::{BodyEncoding, ConnectorSpec, Operation, OperationKind, Pagination};
+use auth::{AuthPlan, TokenCache};
+use indexmap::IndexMap;
+use jsonpath_rust::parser::model::JpQuery;
+use ratelimit::RateLimiter;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use template::{Templates, Tpl, TplTree};
+
+/// Errors of the connector runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The spec or the tenant's settings cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// A template failed.
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    /// A secret reference could not be resolved.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+    /// Credentials were refused or no token could be obtained.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The vendor refused the request.
+    #[error("{method} {path} answered {status}: {message}")]
+    Http {
+        /// HTTP method.
+        method: String,
+        /// Request path (no query, no secrets).
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Vendor error code, when the spec says where it is.
+        code: Option<String>,
+        /// Vendor message.
+        message: String,
+    },
+    /// Still throttled after every retry.
+    #[error("{path}: still rate limited after {attempts} attempts")]
+    RateLimited {
+        /// Request path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A 5xx, timeout, dropped connection or malformed body: the outcome is unknown.
+    #[error("{path}: {message} (after {attempts} attempts)")]
+    Transient {
+        /// Request path.
+        path: String,
+        /// What happened.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// What kind of failure an error is, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Spec, template or settings problem.
+    Config,
+    /// Credentials.
+    Auth,
+    /// Throttled.
+    RateLimited,
+    /// Unknown outcome; may be retried (after reconciling, for non-idempotent calls).
+    Transient,
+    /// The vendor refused the record.
+    Rejected,
+}
+
+impl ConnectorError {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectorError::Config(_) | ConnectorError::Template(_) | ConnectorError::Secret(_) => {
+                ErrorKind::Config
+            }
+            ConnectorError::Auth(_) => ErrorKind::Auth,
+            ConnectorError::Http { status: 401, .. } => ErrorKind::Auth,
+            ConnectorError::Http { .. } => ErrorKind::Rejected,
+            ConnectorError::RateLimited { .. } => ErrorKind::RateLimited,
+            ConnectorError::Transient { .. } => ErrorKind::Transient,
+        }
+    }
+}
+
+/// A compiled JSONPath.
+#[derive(Debug, Clone)]
+pub struct Path(JpQuery, String);
+
+impl Path {
+    /// Compile a JSONPath.
+    pub fn compile(p: &str) -> Result<Self, ConnectorError> {
+        jsonpath_rust::parser::parse_json_path(p)
+            .map(|q| Path(q, p.to_string()))
+            .map_err(|e| ConnectorError::Config(format!("invalid JSONPath `{p}`: {e}")))
+    }
+    /// The JSONPath text.
+    pub fn as_str(&self) -> &str {
+        &self.1
+    }
+    /// Every match.
+    pub fn all<'a>(&self, v: &'a Value) -> Vec<&'a Value> {
+        jsonpath_rust::query::js_path_process(&self.0, v)
+            .map(|r| r.into_iter().map(|x| x.val).collect())
+            .unwrap_or_default()
+    }
+    /// The first match, if any.
+    pub fn first<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.all(v).into_iter().next()
+    }
+    /// Records: a single array match is flattened.
+    pub fn records(&self, v: &Value) -> Vec<Value> {
+        let all = self.all(v);
+        if let [Value::Array(a)] = all.as_slice() {
+            return a.clone();
+        }
+        all.into_iter().filter(|x| !x.is_null()).cloned().collect()
+    }
+}
+
+/// One compiled operation.
+#[derive(Debug)]
+pub struct CompiledOp {
+    /// Name in the spec.
+    pub name: String,
+    /// The spec's operation.
+    pub spec: Operation,
+    pub(crate) path: Tpl,
+    pub(crate) query: Vec<(String, Tpl)>,
+    pub(crate) headers: Vec<(String, Tpl)>,
+    pub(crate) body: Option<TplTree>,
+    pub(crate) item: Option<TplTree>,
+    /// Id of the result (of the response, or of one record/result of list/search/batch).
+    pub id: Option<Path>,
+    /// Records of a list/search response.
+    pub records: Option<Path>,
+    /// Field map of one record.
+    pub fields: Option<Path>,
+    pub(crate) paging_next: Option<Path>,
+    pub(crate) paging_more: Option<Path>,
+    pub(crate) batch_results: Option<Path>,
+    pub(crate) batch_success: Option<Path>,
+    pub(crate) batch_errors: Option<Path>,
+}
+
+/// A connector spec compiled once: templates, JSONPaths, auth.
+#[derive(Debug)]
+pub struct Connector {
+    /// The spec.
+    pub spec: Arc<ConnectorSpec>,
+    pub(crate) templates: Templates,
+    pub(crate) base_url: Tpl,
+    pub(crate) ops: IndexMap<String, CompiledOp>,
+    pub(crate) auth: AuthPlan,
+    pub(crate) error_message: Option<Path>,
+    pub(crate) error_code: Option<Path>,
+    pub(crate) error_success: Option<Path>,
+    pub(crate) error_failure: Option<Path>,
+    pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
+    pub(crate) actions: IndexMap<String, crate::workflow::CompiledAction>,
+    /// Retry policy.
+    pub retry: crate::spec::connector::Retry,
+}
+
+impl Connector {
+    /// Compile a spec.
+    pub fn compile(spec: ConnectorSpec) -> Result<Self, ConnectorError> {
+        let mut t = Templates::new();
+        let base_url = t.compile(&spec.connector.base_url)?;
+        let auth = AuthPlan::compile(spec.auth.as_ref(), &mut t)?;
+        let opt = |p: &Option<String>| p.as_deref().map(Path::compile).transpose();
+        let mut ops = IndexMap::new();
+        for (name, op) in &spec.operations {
+            let compile_pairs = |t: &mut Templates, m: &IndexMap<String, String>| {
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), t.compile(v)?)))
+                    .collect::<Result<Vec<_>, ConnectorError>>()
+            };
+            let (next, more) = match &op.pagination {
+                Some(Pagination::Cursor { next, has_more, .. }) => {
+                    (Some(Path::compile(next)?), opt(has_more)?)
+                }
+                Some(Pagination::LastId { has_more, .. }) => (None, Some(Path::compile(has_more)?)),
+                Some(Pagination::Offset { next, .. }) | Some(Pagination::NextUrl { next }) => {
+                    (Some(Path::compile(next)?), None)
+                }
+                Some(Pagination::Page { total_pages, .. }) => {
+                    (Some(Path::compile(total_pages)?), None)
+                }
+                Some(Pagination::LinkHeader) | None => (None, None),
+            };
+            let c = CompiledOp {
+                name: name.clone(),
+                path: t.compile(&op.path)?,
+                query: compile_pairs(&mut t, &op.query)?,
+                headers: compile_pairs(&mut t, &op.headers)?,
+                body: op.body.as_ref().map(|b| t.compile_tree(b)).transpose()?,
+                item: op
+                    .batch
+                    .as_ref()
+                    .and_then(|b| b.item.as_ref())
+                    .map(|i| t.compile_tree(i))
+                    .transpose()?,
+                id: opt(&op.id)?,
+                records: opt(&op.records)?,
+                fields: opt(&op.fields)?,
+                paging_next: next,
+                paging_more: more,
+                batch_results: op
+                    .batch
+                    .as_ref()
+                    .map(|b| Path::compile(&b.results))
+                    .transpose()?,
+                batch_success: match &op.batch {
+                    Some(b) => opt(&b.success)?,
+                    None => None,
+                },
+                batch_errors: match &op.batch {
+                    Some(b) => opt(&b.errors)?,
+                    None => None,
+                },
+                spec: op.clone(),
+            };
+            ops.insert(name.clone(), c);
+        }
+        let (error_message, error_code, error_success, error_failure) = match &spec.errors {
+            Some(e) => (
+                opt(&e.message)?,
+                opt(&e.code)?,
+                opt(&e.success)?,
+                opt(&e.failure)?,
+            ),
+            None => (None, None, None, None),
+        };
+        let mut throttles = Vec::new();
+        if let Some(rl) = &spec.rate_limit {
+            for s in &rl.throttle_signals {
+                throttles.push((s.status, opt(&s.path)?, s.values.clone()));
+            }
+        }
+        let mut actions = IndexMap::new();
+        for (name, a) in &spec.actions {
+            actions.insert(
+                name.clone(),
+                crate::workflow::CompiledAction::compile(a, &mut t)?,
+            );
+        }
+        let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            timeout_ms: 30_000,
+        });
+        Ok(Self {
+            spec: Arc::new(spec),
+            templates: t,
+            base_url,
+            ops,
+            auth,
+            error_message,
+            error_code,
+            error_success,
+            error_failure,
+            throttles,
+            actions,
+            retry,
+        })
+    }
+
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        &self.spec.connector.name
+    }
+
+    /// An operation by name.
+    pub fn op(&self, name: &str) -> Result<&CompiledOp, ConnectorError> {
+        self.ops.get(name).ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "connector `{}` has no operation `{name}`",
+                self.name()
+            ))
+        })
+    }
+
+    /// The first operation of a kind for an object (operations with `incremental` serve
+    /// sync only and are skipped).
+    pub fn find_op(&self, object: &str, kind: OperationKind) -> Option<&CompiledOp> {
+        self.ops.values().find(|o| {
+            o.spec.kind == kind
+                && o.spec.object.as_deref() == Some(object)
+                && o.spec.incremental.is_none()
+        })
+    }
+
+    /// The operation incremental sync uses for an object: one with `incremental`, else a list.
+    pub fn sync_op(&self, object: &str) -> Option<&CompiledOp> {
+        self.ops
+            .values()
+            .find(|o| o.spec.object.as_deref() == Some(object) && o.spec.incremental.is_some())
+            .or_else(|| self.find_op(object, OperationKind::List))
+    }
+
+    /// Vendor name of an object.
+    pub fn api_name<'a>(&'a self, object: &'a str) -> &'a str {
+        self.spec
+            .objects
+            .get(object)
+            .and_then(|o| o.api_name.as_deref())
+            .unwrap_or(object)
+    }
+}
+
+/// A tenant's binding of a connector: settings, secrets, token cache, rate limiter.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// Tenant id.
+    pub tenant: String,
+    /// Non-secret settings (`config.*`).
+    pub config: Map<String, Value>,
+    /// Secrets by name (`secrets.*`).
+    pub secrets: HashMap<String, Secret>,
+    /// Replaces the base URL (or only its origin, when it has no path): local emulators.
+    pub base_url: Option<String>,
+}
+
+/// Where dry-run requests go (one JSON line each).
+pub type DryRunSink = Arc<Mutex<Vec<Value>>>;
+
+/// One tenant's session with one connector. `Debug` shows no secret (the template context,
+/// which holds them in the clear for rendering, is left out).
+#[derive(Clone)]
+pub struct Session {
+    /// The compiled connector.
+    pub connector: Arc<Connector>,
+    /// The tenant's binding.
+    pub binding: Arc<Binding>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+    pub(crate) tokens: Arc<TokenCache>,
+    pub(crate) dry_run: Option<DryRunSink>,
+    pub(crate) ctx_base: Arc<Map<String, Value>>,
+    pub(crate) token_store: Option<auth::TokenStore>,
+}
+
+/// Per (tenant, connector) state shared by every session of a runtime.
+type Shared<T> = Arc<Mutex<HashMap<(String, String), Arc<T>>>>;
+
+/// Shares one HTTP client, rate limiters and token caches by tenant and connector.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    http: reqwest::Client,
+    limiters: Shared<RateLimiter>,
+    tokens: Shared<TokenCache>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime with one shared HTTP client.
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            limiters: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+
+    /// The shared client (for outbound webhooks).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Bind a connector to a tenant.
+    pub fn session(&self, connector: Arc<Connector>, binding: Binding) -> Session {
+        let key = (binding.tenant.clone(), connector.name().to_string());
+        let limiter = connector.spec.rate_limit.as_ref().map(|rl| {
+            let mut m = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(key.clone())
+                .or_insert_with(|| Arc::new(RateLimiter::new(rl.requests, rl.per_seconds)))
+                .clone()
+        });
+        let tokens = {
+            let mut m = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(key).or_default().clone()
+        };
+        let mut ctx = Map::new();
+        let mut config = Map::new();
+        for (k, p) in &connector.spec.config {
+            if let Some(v) = binding.config.get(k).or(p.default.as_ref()) {
+                config.insert(k.clone(), v.clone());
+            }
+        }
+        for (k, v) in &binding.config {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        ctx.insert("config".into(), Value::Object(config));
+        let secrets: Map<String, Value> = binding
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
+            .collect();
+        ctx.insert("secrets".into(), Value::Object(secrets));
+        ctx.insert("tenant".into(), Value::String(binding.tenant.clone()));
+        Session {
+            connector,
+            binding: Arc::new(binding),
+            http: self.http.clone(),
+            limiter,
+            tokens,
+            dry_run: None,
+            ctx_base: Arc::new(ctx),
+            token_store: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connector", &self.connector.name())
+            .field("binding", &self.binding)
+            .field("dry_run", &self.dry_run.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Send nothing; record each request (secrets redacted) into `sink` instead.
+    pub fn with_dry_run(mut self, sink: DryRunSink) -> Self {
+        self.dry_run = Some(sink);
+        self
+    }
+
+    /// Persist OAuth tokens in `store` (sealed with `SWITCHYARD_STORE_KEY`; a no-op without it).
+    pub fn with_token_store(mut self, store: Arc<crate::store::Store>) -> Self {
+        self.token_store = Some(auth::TokenStore {
+            store,
+            tenant: self.binding.tenant.clone(),
+            connector: self.connector.name().to_string(),
+        });
+        self
+    }
+
+    /// Whether this session only records requests.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run.is_some()
+    }
+
+    /// The template context: `config`, `secrets`, `tenant` plus `vars`.
+    pub fn context(&self, vars: Map<String, Value>) -> Value {
+        let mut m = (*self.ctx_base).clone();
+        let now = chrono::Utc::now();
+        m.insert(
+            "now".into(),
+            Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+        m.insert(
+            "today".into(),
+            Value::String(now.format("%Y-%m-%d").to_string()),
+        );
+        m.extend(vars);
+        Value::Object(m)
+    }
+
+    /// Missing required settings and secrets of the spec (for `connectors test`).
+    pub fn missing_settings(&self) -> Vec<String> {
+        let spec = &self.connector.spec;
+        let mut out = Vec::new();
+        for (k, p) in &spec.config {
+            // With a base URL override (an emulator), settings the base URL is built from
+            // are not needed.
+            let in_base = spec.connector.base_url.contains(&format!("config.{k}"));
+            if self.binding.base_url.is_some() && in_base {
+                continue;
+            }
+            if p.required && p.default.is_none() && !self.binding.config.contains_key(k) {
+                out.push(format!("config.{k}"));
+            }
+        }
+        for (k, p) in &spec.secrets {
+            if p.required && !self.binding.secrets.contains_key(k) {
+                out.push(format!("secrets.{k}"));
+            }
+        }
+        out
+    }
+
+    /// Run a list/search operation through every page, calling `f` per record; stops after
+    /// `limit` records when given. Returns the number of records.
+    pub async fn list(
+        &self,
+        op: &str,
+        vars: Map<String, Value>,
+        limit: Option<usize>,
+        mut f: impl FnMut(Value),
+    ) -> Result<usize, ConnectorError> {
+        let cop = self.connector.op(op)?;
+        let since_query: Vec<(String, String)> = match vars.get("since_query") {
+            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
+            _ => vec![],
+        };
+        let ctx = self.context(vars);
+        let mut extra = Extra {
+            query: since_query.clone(),
+            ..Extra::default()
+        };
+        let mut count = 0usize;
+        let mut page_no = match &cop.spec.pagination {
+            Some(Pagination::Page { start, .. }) => *start,
+            _ => 0,
+        };
+        if let Some(Pagination::Page { param, start, .. }) = &cop.spec.pagination {
+            extra.query.push((param.clone(), start.to_string()));
+        }
+        for _ in 0..100_000 {
+            let resp = self.call_with(cop, &ctx, &extra, Retrying::Safe).await?;
+            let records = match &cop.records {
+                Some(p) => p.records(&resp.body),
+                None => match &resp.body {
+                    Value::Array(a) => a.clone(),
+                    _ => vec![],
+                },
+            };
+            let last = records.last().cloned();
+            let n = records.len();
+            for r in records {
+                f(r);
+                count += 1;
+                if limit.is_some_and(|l| count >= l) {
+                    return Ok(count);
+                }
+            }
+            extra = Extra {
+                query: since_query.clone(),
+                ..Extra::default()
+            };
+            let more = |p: &Option<Path>| {
+                p.as_ref()
+                    .map(|p| p.first(&resp.body).is_some_and(truthy))
+                    .unwrap_or(true)
+            };
+            match &cop.spec.pagination {
+                None => break,
+                Some(Pagination::Cursor { param, in_body, .. }) => {
+                    let next = cop.paging_next.as_ref().and_then(|p| p.first(&resp.body));
+                    let Some(next) = next.filter(|v| !v.is_null() && *v != "") else {
+                        break;
+                    };
+                    if !more(&cop.paging_more) {
+                        break;
+                    }
+                    let s = scalar(next);
+                    if *in_body {
+                        extra.body.push((param.clone(), next.clone()));
+                    } else {
+                        extra.query.push((param.clone(), s));
+                    }
+                }
+                Some(Pagination::LastId {
+                    param, id_field, ..
+                }) => {
+                    if !more(&cop.paging_more) || n == 0 {
+                        break;
+                    }
+                    let Some(id) = last.as_ref().and_then(|r| r.get(id_field)) else {
+                        break;
+                    };
+                    extra.query.push((param.clone(), scalar(id)));
+                }
+                Some(Pagination::Offset { param, .. }) => {
+                    let next = cop.paging_next.as_ref().and_then(|p| p.first(&resp.body));
+                    let Some(next) = next.filter(|v| !v.is_null()) else {
+                        break;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    extra.query.push((param.clone(), scalar(next)));
+                }
+                Some(Pagination::Page { param, .. }) => {
+                    let total = cop
+                        .paging_next
+                        .as_ref()
+                        .and_then(|p| p.first(&resp.body))
+                        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                        .unwrap_or(0);
+                    if page_no >= total || n == 0 {
+                        break;
+                    }
+                    page_no += 1;
+                    extra.query.push((param.clone(), page_no.to_string()));
+                }
+                Some(Pagination::NextUrl { .. }) => {
+                    let next = cop
+                        .paging_next
+                        .as_ref()
+                        .and_then(|p| p.first(&resp.body))
+                        .and_then(Value::as_str);
+                    let Some(next) = next else { break };
+                    extra.url = Some(next.to_string());
+                }
+                Some(Pagination::LinkHeader) => {
+                    let Some(next) = resp
+                        .headers
+                        .get("link")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(next_link)
+                    else {
+                        break;
+                    };
+                    extra.url = Some(next);
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Run one operation (no paging) with `vars` in the template context.
+    pub async fn call(
+        &self,
+        op: &str,
+        vars: Map<String, Value>,
+        retrying: Retrying,
+    ) -> Result<Response, ConnectorError> {
+        let cop = self.connector.op(op)?;
+        let ctx = self.context(vars);
+        self.call_with(cop, &ctx, &Extra::default(), retrying).await
+    }
+
+    /// Render a record's fields through a record template (`fields` JSONPath).
+    pub fn record_fields<'a>(&self, op: &CompiledOp, record: &'a Value) -> &'a Value {
+        op.fields
+            .as_ref()
+            .and_then(|p| p.first(record))
+            .unwrap_or(record)
+    }
+
+    /// The body encoding of an operation.
+    pub fn encoding(&self, op: &str) -> BodyEncoding {
+        self.connector
+            .ops
+            .get(op)
+            .map(|o| o.spec.encoding)
+            .unwrap_or_default()
+    }
+}
+
+/// The URL of `rel="next"` in an RFC 8288 `Link` header.
+pub fn next_link(h: &str) -> Option<String> {
+    h.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+/// A JSON value as a query-string scalar.
+pub fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// JavaScript-like truthiness (`"false"`, `0`, `""`, null are false).
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !(s.is_empty() || s == "false" || s == "0"),
+        _ => true,
+    }
+}
+
+/// Load one connector spec file (errors name the file and the problems).
+pub fn load_spec(path: &std::path::Path) -> Result<ConnectorSpec, ConnectorError> {
+    let (loaded, diags) = crate::spec::load_file(path)
+        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", path.display())))?;
+    if diags.has_errors() {
+        return Err(ConnectorError::Config(format!(
+            "`{}` is not a valid connector spec:\n{diags}",
+            path.display()
+        )));
+    }
+    match loaded.and_then(|l| l.spec) {
+        Some(crate::spec::Spec::Connector(c)) => Ok(*c),
+        _ => Err(ConnectorError::Config(format!(
+            "`{}` is not a connector spec",
+            path.display()
+        ))),
+    }
+}
+
+/// Find the spec of connector `name` in `dir` (`<name>.toml`, `<name>.json`, or any file whose
+/// `connector.name` is `name`).
+pub fn find_spec(dir: &std::path::Path, name: &str) -> Result<ConnectorSpec, ConnectorError> {
+    for ext in ["toml", "json"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.exists() {
+            return load_spec(&p);
+        }
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", dir.display())))?;
+    for e in entries.flatten() {
+        if let Ok(c) = load_spec(&e.path())
+            && c.connector.name == name
+        {
+            return Ok(c);
+        }
+    }
+    Err(ConnectorError::Config(format!(
+        "no connector spec named `{name}` in `{}`",
+        dir.display()
+    )))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_never_show_secrets() {
+        let spec: ConnectorSpec = toml::from_str(
+            r#"spec_version = 1
+[connector]
+name = "x"
+kind = "custom"
+base_url = "https://x.example"
+[secrets]
+token = {}
+[auth]
+type = "bearer"
+token = "{{secrets.token}}"
+"#,
+        )
+        .unwrap();
+        let s = Runtime::new().session(
+            Arc::new(Connector::compile(spec).unwrap()),
+            Binding {
+                tenant: "t".into(),
+                config: Map::new(),
+                secrets: HashMap::from([("token".to_string(), Secret::new("tok-SECRET-1"))]),
+                base_url: None,
+            },
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("tok-SECRET-1"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn link_header_next() {
+        let h = r#"<https://x.freshdesk.com/api/v2/tickets?page=2&per_page=100>; rel="next", <https://x/api?page=1>; rel="prev""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://x.freshdesk.com/api/v2/tickets?page=2&per_page=100")
+        );
+        assert_eq!(next_link(r#"<https://x/1>; rel="prev""#), None);
+    }
+}

@@ -1,0 +1,308 @@
+//! Templates of connector specs (paths, queries, headers, bodies), compiled once per spec.
+//!
+//! A string that is exactly one `{{path}}` keeps the value's JSON type (an object stays an
+//! object, a number a number) and, inside a JSON tree, a missing value drops the key. Any other
+//! string is a handlebars template rendered without HTML escaping. The key `"..."` in a JSON
+//! object spreads the object its template yields into the enclosing object.
+
+use handlebars::Handlebars;
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Errors from compiling or rendering templates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A template does not compile.
+    #[error("template `{template}` does not compile: {reason}")]
+    Compile {
+        /// The template text.
+        template: String,
+        /// Why.
+        reason: String,
+    },
+    /// A template failed to render.
+    #[error("template failed to render: {0}")]
+    Render(String),
+}
+
+/// One compiled string template.
+#[derive(Debug, Clone)]
+pub enum Tpl {
+    /// No placeholders.
+    Lit(String),
+    /// Exactly one `{{a.b.c}}`: the value at that path, type kept.
+    Path(Vec<String>),
+    /// Exactly one `{{strings a.b}}`: the object at that path with every number and boolean
+    /// turned into a string and nulls dropped (HubSpot property values are strings).
+    Strings(Vec<String>),
+    /// A handlebars template registered under this name.
+    Hb(String),
+}
+
+/// A compiled JSON tree whose string leaves are templates.
+#[derive(Debug, Clone)]
+pub enum TplTree {
+    /// A non-string leaf.
+    Lit(Value),
+    /// A string leaf.
+    Str(Tpl),
+    /// An array.
+    Arr(Vec<TplTree>),
+    /// An object (keys in order; `...` spreads).
+    Obj(Vec<(String, TplTree)>),
+}
+
+/// The registry every template of one connector spec is compiled into.
+pub struct Templates {
+    hb: Handlebars<'static>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn json_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    out.write(&serde_json::to_string(&v).unwrap_or_default())?;
+    Ok(())
+}
+
+fn soql_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    let s = match v {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    out.write(&s.replace('\\', "\\\\").replace('\'', "\\'"))?;
+    Ok(())
+}
+
+impl Templates {
+    /// An empty registry (no HTML escaping; helpers `json` (a value as JSON text) and `soql`
+    /// (a string escaped for a SOQL literal)).
+    pub fn new() -> Self {
+        let mut hb = Handlebars::new();
+        hb.register_escape_fn(handlebars::no_escape);
+        hb.register_helper("json", Box::new(json_helper));
+        hb.register_helper("soql", Box::new(soql_helper));
+        Self {
+            hb,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Compile one string.
+    pub fn compile(&mut self, s: &str) -> Result<Tpl, TemplateError> {
+        if !s.contains("{{") {
+            return Ok(Tpl::Lit(s.to_string()));
+        }
+        if let Some(path) = exact_path(s) {
+            return Ok(Tpl::Path(path));
+        }
+        if let Some(path) = s
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .and_then(|r| r.trim().strip_prefix("strings "))
+            .and_then(|r| exact_path(&format!("{{{{{}}}}}", r.trim())))
+        {
+            return Ok(Tpl::Strings(path));
+        }
+        let name = format!("t{}", self.next.fetch_add(1, Ordering::Relaxed));
+        self.hb
+            .register_template_string(&name, s)
+            .map_err(|e| TemplateError::Compile {
+                template: s.to_string(),
+                reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+            })?;
+        Ok(Tpl::Hb(name))
+    }
+
+    /// Compile a JSON tree.
+    pub fn compile_tree(&mut self, v: &Value) -> Result<TplTree, TemplateError> {
+        Ok(match v {
+            Value::String(s) => TplTree::Str(self.compile(s)?),
+            Value::Array(a) => TplTree::Arr(
+                a.iter()
+                    .map(|x| self.compile_tree(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(m) => TplTree::Obj(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.compile_tree(x)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => TplTree::Lit(other.clone()),
+        })
+    }
+
+    /// Render to a JSON value (`None` when an exact path is missing).
+    pub fn value(&self, t: &Tpl, ctx: &Value) -> Result<Option<Value>, TemplateError> {
+        Ok(match t {
+            Tpl::Lit(s) => Some(Value::String(s.clone())),
+            Tpl::Path(p) => lookup(ctx, p).cloned(),
+            Tpl::Strings(p) => lookup(ctx, p).map(|v| match v {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(_, x)| !x.is_null())
+                        .map(|(k, x)| {
+                            let x = match x {
+                                Value::Number(_) | Value::Bool(_) => Value::String(x.to_string()),
+                                other => other.clone(),
+                            };
+                            (k.clone(), x)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            }),
+            Tpl::Hb(name) => Some(Value::String(
+                self.hb
+                    .render(name, ctx)
+                    .map_err(|e| TemplateError::Render(e.to_string()))?,
+            )),
+        })
+    }
+
+    /// Render to a string (missing is empty, non-strings as JSON text).
+    pub fn string(&self, t: &Tpl, ctx: &Value) -> Result<String, TemplateError> {
+        Ok(match self.value(t, ctx)? {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(v) => v.to_string(),
+        })
+    }
+
+    /// Render a JSON tree (`None` when the root is a missing exact path).
+    pub fn tree(&self, t: &TplTree, ctx: &Value) -> Result<Option<Value>, TemplateError> {
+        Ok(match t {
+            TplTree::Lit(v) => Some(v.clone()),
+            TplTree::Str(s) => self.value(s, ctx)?,
+            TplTree::Arr(a) => {
+                let mut out = Vec::with_capacity(a.len());
+                for x in a {
+                    if let Some(v) = self.tree(x, ctx)? {
+                        out.push(v);
+                    }
+                }
+                Some(Value::Array(out))
+            }
+            TplTree::Obj(m) => {
+                let mut out = Map::new();
+                for (k, x) in m {
+                    match self.tree(x, ctx)? {
+                        Some(Value::Object(spread)) if k == "..." => out.extend(spread),
+                        Some(_) | None if k == "..." => {}
+                        Some(v) => {
+                            out.insert(k.clone(), v);
+                        }
+                        None => {}
+                    }
+                }
+                Some(Value::Object(out))
+            }
+        })
+    }
+}
+
+/// `{{ a.b.c }}` → `["a","b","c"]` when the template is exactly one plain path.
+fn exact_path(s: &str) -> Option<Vec<String>> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    if inner.is_empty()
+        || inner.contains("{{")
+        || inner.contains("}}")
+        || !inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return None;
+    }
+    Some(inner.split('.').map(str::to_string).collect())
+}
+
+/// The value at a dotted path (array indices as numbers).
+pub fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in path {
+        cur = match cur {
+            Value::Object(m) => m.get(seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(template: Value, ctx: Value, expected: Option<Value>) {
+        let mut t = Templates::new();
+        let c = t.compile_tree(&template).unwrap();
+        assert_eq!(t.tree(&c, &ctx).unwrap(), expected);
+    }
+
+    #[test]
+    fn exact_paths_keep_types_and_missing_keys_drop() {
+        check(
+            json!({"properties": "{{payload}}", "n": "{{payload.n}}", "gone": "{{nope}}"}),
+            json!({"payload": {"n": 3}}),
+            Some(json!({"properties": {"n": 3}, "n": 3})),
+        );
+    }
+
+    #[test]
+    fn strings_turns_scalars_into_strings() {
+        check(
+            json!({"properties": "{{strings payload}}"}),
+            json!({"payload": {"n": 85, "b": true, "s": "x", "z": null}}),
+            Some(json!({"properties": {"n": "85", "b": "true", "s": "x"}})),
+        );
+    }
+
+    #[test]
+    fn soql_escapes_quotes() {
+        check(
+            json!("SELECT Id FROM Lead WHERE Email = '{{soql match.value}}'"),
+            json!({"match": {"value": "o'neil@x.com"}}),
+            Some(json!("SELECT Id FROM Lead WHERE Email = 'o\\'neil@x.com'")),
+        );
+    }
+
+    #[test]
+    fn spread_merges_and_mixed_text_renders_unescaped() {
+        check(
+            json!({"attributes": {"type": "Lead"}, "...": "{{payload}}", "s": "<{{payload.a}}> & {{json payload}}"}),
+            json!({"payload": {"a": "x&y"}}),
+            Some(
+                json!({"attributes": {"type": "Lead"}, "a": "x&y", "s": "<x&y> & {\"a\":\"x&y\"}"}),
+            ),
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! Duplicate detection (seed 003 `duplicate_detection`): match fields normalised (email
+//! trimmed and case-folded, phone in E.164), exact strategy, and the decision what to do with
+//! a match (`update_existing`, `skip`, `create`).
+
+use serde_json::{Map, Value};
+
+/// Normalise a value of a match field: emails trimmed and lowercased; phones (fields whose
+/// name contains `phone`, or values that look like numbers) in E.164 (default region US);
+/// anything else trimmed and lowercased.
+pub fn normalise(field: &str, v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    if s.is_empty() {
+        return None;
+    }
+    let f = field.to_ascii_lowercase();
+    if f.contains("email") || s.contains('@') {
+        return Some(s.to_lowercase());
+    }
+    if f.contains("phone") || f.contains("mobile") {
+        return Some(e164(&s).unwrap_or_else(|| {
+            s.chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect()
+        }));
+    }
+    Some(s.to_lowercase())
+}
+
+/// A phone number in E.164 (`+15551234567`), parsed with region US when it has no `+`.
+pub fn e164(s: &str) -> Option<String> {
+    let parsed = phonenumber::parse(Some(phonenumber::country::Id::US), s).ok()?;
+    Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Match keys of a payload (`field:normalised`), in the order of `match_fields`.
+pub fn match_keys(
+    match_fields: &[String],
+    payload: &Map<String, Value>,
+) -> Vec<(String, String, Value)> {
+    match_fields
+        .iter()
+        .filter_map(|f| {
+            let v = payload.get(f)?;
+            let n = normalise(f, v)?;
+            Some((f.clone(), n, v.clone()))
+        })
+        .collect()
+}
+
+/// Whether a vendor record's fields match `field` = `normalised` exactly.
+pub fn record_matches(fields: &Value, field: &str, normalised: &str) -> bool {
+    let v = fields.get(field).or_else(|| {
+        // Vendors differ in case (`Email` vs `email`) and wrap values (Pipedrive
+        // `emails: [{value}]`).
+        fields.as_object().and_then(|m| {
+            m.iter()
+                .find(|(k, _)| {
+                    k.eq_ignore_ascii_case(field) || k.eq_ignore_ascii_case(&format!("{field}s"))
+                })
+                .map(|(_, v)| v)
+        })
+    });
+    let Some(v) = v else { return false };
+    let candidates: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().map(|x| x.get("value").unwrap_or(x)).collect(),
+        other => vec![other],
+    };
+    candidates
+        .into_iter()
+        .any(|c| normalise(field, c).as_deref() == Some(normalised))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalises_email_and_phone() {
+        assert_eq!(
+            normalise("email", &json!("  Jane.Doe@Example.COM ")).as_deref(),
+            Some("jane.doe@example.com")
+        );
+        assert_eq!(
+            normalise("phone", &json!("(555) 123-4567")).as_deref(),
+            Some("+15551234567")
+        );
+        assert_eq!(
+            normalise("phone", &json!("+1 555 123 4567")).as_deref(),
+            Some("+15551234567")
+        );
+        assert_eq!(normalise("phone", &json!("")), None);
+    }
+
+    #[test]
+    fn matches_vendor_shapes() {
+        assert!(record_matches(
+            &json!({"Email": "JANE@x.com"}),
+            "email",
+            "jane@x.com"
+        ));
+        assert!(record_matches(
+            &json!({"phones": [{"value": "555-123-4567"}]}),
+            "phone",
+            "+15551234567"
+        ));
+        assert!(!record_matches(
+            &json!({"email": "other@x.com"}),
+            "email",
+            "jane@x.com"
+        ));
+        let keys = match_keys(
+            &["phone".into(), "email".into()],
+            json!({"email": "A@B.co"}).as_object().unwrap(),
+        );
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].1, "a@b.co");
+    }
+}

@@ -1,0 +1,418 @@
+//! The engine's persistence in one embedded SQLite file: sync cursors per tenant, connector
+//! and object; the dedupe index (match key → remote id); dead letters with payload and reason;
+//! OAuth tokens encrypted at rest (ChaCha20-Poly1305, key from `SWITCHYARD_STORE_KEY`).
+
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("store `{path}`: {source}")]
+    Sqlite {
+        /// Database file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The folder of the database could not be created.
+    #[error("cannot create the folder of store `{0}`")]
+    Io(String, #[source] std::io::Error),
+    /// Encryption or decryption of a token failed (wrong key?).
+    #[error("token encryption failed (is SWITCHYARD_STORE_KEY the key the token was stored with?)")]
+    Crypto,
+}
+
+/// A dead letter: a record that could not be delivered after its retries.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeadLetter {
+    /// Row id.
+    pub id: i64,
+    /// Tenant.
+    pub tenant: String,
+    /// Connector.
+    pub connector: String,
+    /// Mapping spec file of the route, for replay.
+    pub route: String,
+    /// Object that failed (or `*` for the whole record).
+    pub object: String,
+    /// The record's idempotency key.
+    pub record_key: String,
+    /// What was to be delivered (the mapped record).
+    pub payload: Value,
+    /// Why it failed.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was dead-lettered (RFC 3339).
+    pub created_at: String,
+    /// `pending` or `replayed`.
+    pub status: String,
+}
+
+/// The SQLite store (one connection, serialised; every call is short).
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: String,
+    key: Option<LessSafeKey>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sync_cursors (
+  tenant TEXT NOT NULL, connector TEXT NOT NULL, object TEXT NOT NULL,
+  cursor TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, connector, object));
+CREATE TABLE IF NOT EXISTS dedupe_index (
+  tenant TEXT NOT NULL, connector TEXT NOT NULL, object TEXT NOT NULL,
+  match_key TEXT NOT NULL, remote_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, connector, object, match_key));
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL, connector TEXT NOT NULL, route TEXT NOT NULL, object TEXT NOT NULL,
+  record_key TEXT NOT NULL, payload TEXT NOT NULL, reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending');
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+  tenant TEXT NOT NULL, connector TEXT NOT NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, connector));
+";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Open (or create) the store at `path`. The token key comes from `SWITCHYARD_STORE_KEY`
+    /// (any string; its SHA-256 is the key); without it tokens are not persisted.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let p = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(p.clone(), e))?;
+        }
+        let sql = |source| StoreError::Sqlite {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let key = std::env::var("SWITCHYARD_STORE_KEY")
+            .ok()
+            .map(|k| key_from(&k));
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: p,
+            key,
+        })
+    }
+
+    /// Use `secret` (any string) as the token encryption key.
+    pub fn with_key(mut self, secret: &str) -> Self {
+        self.key = Some(key_from(secret));
+        self
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&c).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The sync cursor of a tenant, connector and object.
+    pub fn cursor(
+        &self,
+        tenant: &str,
+        connector: &str,
+        object: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT cursor FROM sync_cursors WHERE tenant=?1 AND connector=?2 AND object=?3",
+                params![tenant, connector, object],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Save a sync cursor.
+    pub fn set_cursor(
+        &self,
+        tenant: &str,
+        connector: &str,
+        object: &str,
+        cursor: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sync_cursors VALUES (?1,?2,?3,?4,?5)
+                 ON CONFLICT(tenant,connector,object) DO UPDATE SET cursor=excluded.cursor, updated_at=excluded.updated_at",
+                params![tenant, connector, object, cursor, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The remote id recorded for a match key.
+    pub fn dedupe_get(
+        &self,
+        tenant: &str,
+        connector: &str,
+        object: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT remote_id FROM dedupe_index WHERE tenant=?1 AND connector=?2 AND object=?3 AND match_key=?4",
+                params![tenant, connector, object, key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Record match keys → remote id.
+    pub fn dedupe_put(
+        &self,
+        tenant: &str,
+        connector: &str,
+        object: &str,
+        keys: &[String],
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let t = now();
+            for k in keys {
+                c.execute(
+                    "INSERT INTO dedupe_index VALUES (?1,?2,?3,?4,?5,?6)
+                     ON CONFLICT(tenant,connector,object,match_key) DO UPDATE SET remote_id=excluded.remote_id, updated_at=excluded.updated_at",
+                    params![tenant, connector, object, k, id, t],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Add a dead letter; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dead_letter(
+        &self,
+        tenant: &str,
+        connector: &str,
+        route: &str,
+        object: &str,
+        record_key: &str,
+        payload: &Value,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO dead_letters (tenant,connector,route,object,record_key,payload,reason,attempts,created_at)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                params![tenant, connector, route, object, record_key, payload.to_string(), reason, attempts, now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Dead letters, oldest first; `pending_only` hides replayed ones.
+    pub fn dead_letters(&self, pending_only: bool) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id,tenant,connector,route,object,record_key,payload,reason,attempts,created_at,status
+                 FROM dead_letters WHERE (?1 = 0 OR status='pending') ORDER BY id",
+            )?;
+            let rows = st.query_map(params![pending_only as i32], |r| {
+                let payload: String = r.get(6)?;
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    connector: r.get(2)?,
+                    route: r.get(3)?,
+                    object: r.get(4)?,
+                    record_key: r.get(5)?,
+                    payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                    reason: r.get(7)?,
+                    attempts: r.get(8)?,
+                    created_at: r.get(9)?,
+                    status: r.get(10)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Mark a dead letter replayed.
+    pub fn mark_replayed(&self, id: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE dead_letters SET status='replayed' WHERE id=?1",
+                params![id],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Persist an OAuth token (sealed); a no-op without a key.
+    pub fn put_token(
+        &self,
+        tenant: &str,
+        connector: &str,
+        token: &Value,
+    ) -> Result<(), StoreError> {
+        let Some(key) = &self.key else { return Ok(()) };
+        let mut nonce = [0u8; 12];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| StoreError::Crypto)?;
+        let mut data = token.to_string().into_bytes();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(tenant, connector).as_bytes()),
+            &mut data,
+        )
+        .map_err(|_| StoreError::Crypto)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO oauth_tokens VALUES (?1,?2,?3,?4,?5)
+                 ON CONFLICT(tenant,connector) DO UPDATE SET nonce=excluded.nonce, sealed=excluded.sealed, updated_at=excluded.updated_at",
+                params![tenant, connector, nonce.to_vec(), data, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Read a persisted OAuth token; `None` without a key or token.
+    pub fn get_token(&self, tenant: &str, connector: &str) -> Result<Option<Value>, StoreError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let row: Option<(Vec<u8>, Vec<u8>)> = self.with(|c| {
+            c.query_row(
+                "SELECT nonce, sealed FROM oauth_tokens WHERE tenant=?1 AND connector=?2",
+                params![tenant, connector],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        let Some((nonce, mut sealed)) = row else {
+            return Ok(None);
+        };
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Crypto)?;
+        let plain = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(tenant, connector).as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| StoreError::Crypto)?;
+        serde_json::from_slice(plain)
+            .map(Some)
+            .map_err(|_| StoreError::Crypto)
+    }
+
+    /// The raw sealed token bytes (for tests proving encryption at rest).
+    pub fn sealed_token_bytes(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT sealed FROM oauth_tokens WHERE tenant=?1 AND connector=?2",
+                params![tenant, connector],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+}
+
+fn aad(tenant: &str, connector: &str) -> String {
+    format!("switchyard-token:{tenant}:{connector}")
+}
+
+fn key_from(secret: &str) -> LessSafeKey {
+    use sha2::Digest;
+    let k = sha2::Sha256::digest(secret.as_bytes());
+    // 32 bytes is always a valid ChaCha20-Poly1305 key.
+    let unbound = UnboundKey::new(&aead::CHACHA20_POLY1305, &k).unwrap_or_else(|_| unreachable!());
+    LessSafeKey::new(unbound)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cursors_dedupe_dead_letters_and_sealed_tokens_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.sqlite"))
+            .unwrap()
+            .with_key("k1");
+        assert_eq!(s.cursor("t", "hubspot", "contact").unwrap(), None);
+        s.set_cursor("t", "hubspot", "contact", "2026-01-01T00:00:00Z")
+            .unwrap();
+        s.set_cursor("t", "hubspot", "contact", "2026-01-02T00:00:00Z")
+            .unwrap();
+        assert_eq!(
+            s.cursor("t", "hubspot", "contact").unwrap().as_deref(),
+            Some("2026-01-02T00:00:00Z")
+        );
+        s.dedupe_put("t", "hubspot", "contact", &["email:a@b.c".into()], "42")
+            .unwrap();
+        assert_eq!(
+            s.dedupe_get("t", "hubspot", "contact", "email:a@b.c")
+                .unwrap()
+                .as_deref(),
+            Some("42")
+        );
+        let id = s
+            .dead_letter(
+                "t",
+                "hubspot",
+                "r.json",
+                "contact",
+                "k",
+                &json!({"a":1}),
+                "boom",
+                5,
+            )
+            .unwrap();
+        assert_eq!(s.dead_letters(true).unwrap()[0].reason, "boom");
+        s.mark_replayed(id).unwrap();
+        assert!(s.dead_letters(true).unwrap().is_empty());
+        s.put_token("t", "zoho", &json!({"access_token": "1000.secret-token"}))
+            .unwrap();
+        let raw = s.sealed_token_bytes("t", "zoho").unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("secret-token"));
+        assert_eq!(
+            s.get_token("t", "zoho").unwrap().unwrap()["access_token"],
+            "1000.secret-token"
+        );
+        let other = Store::open(&dir.path().join("s.sqlite"))
+            .unwrap()
+            .with_key("k2");
+        assert!(matches!(
+            other.get_token("t", "zoho"),
+            Err(StoreError::Crypto)
+        ));
+    }
+}
