@@ -17,5 +17,6 @@
 
 pub mod cli;
 pub mod diag;
+pub mod plugin;
 pub mod record;
 pub mod spec;
