@@ -2,7 +2,7 @@
 //! connector against an emulator, webhook verifier), every hostile plugin with the host's exact
 //! reaction, hot reload and the compiled cache. Plugins come from `.ci/build-plugins`.
 
-use crate::cli::repo_root;
+use crate::cli::{repo_root, switchyard};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -942,4 +942,148 @@ async fn compiled_components_are_cached_on_disk() {
             & 0o777;
         assert_eq!(mode, 0o600);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI: plugin inspect / test / new
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = switchyard().args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_inspect_shows_world_imports_exports_and_checks_the_manifest() {
+    wasm("mapping_basics");
+    let (code, out, err) = run(&["plugin", "inspect", "plugins/mapping-basics/plugin.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("plugin: mapping-basics 0.1.0"), "{out}");
+    assert!(
+        out.contains("worlds implemented: mapping-functions"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wit: switchyard:plugin@0.1.0 (this host: 0.1.0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  switchyard:plugin/mapping@0.1.0: functions, call"),
+        "{out}"
+    );
+    assert!(out.contains("manifest check: ok"), "{out}");
+
+    let dir = tempfile::tempdir().expect("ok");
+    let m = manifest(
+        dir.path(),
+        "sneaky",
+        "mapping-functions",
+        "hostile_import",
+        "",
+    );
+    let (code, out, _) = run(&["plugin", "inspect", m.to_str().expect("ok")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("  wasi:sockets/"), "{out}");
+    assert!(
+        out.contains("manifest check: error: plugin `sneaky` imports `wasi:sockets/"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cli_test_runs_a_plugin_once() {
+    wasm("mapping_basics");
+    let (code, out, err) = run(&[
+        "plugin",
+        "test",
+        "plugins/mapping-basics/plugin.toml",
+        "--input",
+        r#"{"function": "split_name", "args": ["Grace Hopper"]}"#,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).expect("json output");
+    assert_eq!(v["first"], "Grace");
+    assert_eq!(v["last"], "Hopper");
+    let (code, _, err) = run(&[
+        "plugin",
+        "test",
+        "plugins/mapping-basics/plugin.toml",
+        "--input",
+        r#"{"function": "nope"}"#,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown function `nope`"), "{err}");
+}
+
+/// The third-party path: scaffold with `plugin new`, build for wasm32-wasip2, test.
+#[test]
+fn cli_new_scaffolds_a_plugin_that_builds_and_runs() {
+    let dir = tempfile::tempdir().expect("ok");
+    let (code, out, err) = run(&[
+        "plugin",
+        "new",
+        "shouter",
+        "--world",
+        "mapping-functions",
+        "--dir",
+        dir.path().to_str().expect("ok"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let crate_dir = dir.path().join("shouter");
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).expect("ok");
+    assert!(
+        lib.lines().count() <= 30,
+        "template is {} lines",
+        lib.lines().count()
+    );
+    let target = repo_root().join("target/wasm");
+    let build = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    // The manifest points at the crate's own target folder; ours is shared, so copy it there.
+    let built = target.join("wasm32-wasip2/release/shouter.wasm");
+    let expected = crate_dir.join("target/wasm32-wasip2/release");
+    std::fs::create_dir_all(&expected).expect("ok");
+    std::fs::copy(&built, expected.join("shouter.wasm")).expect("ok");
+    let m = crate_dir.join("plugin.toml");
+    let (code, out, err) = run(&[
+        "plugin",
+        "test",
+        m.to_str().expect("ok"),
+        "--input",
+        r#"{"function": "shout", "args": ["hi"]}"#,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "\"HI\"");
+    for world in [
+        "request-codec",
+        "full-connector",
+        "webhook-verifier",
+        "enricher",
+    ] {
+        let (code, out, err) = run(&[
+            "plugin",
+            "new",
+            &format!("p-{world}"),
+            "--world",
+            world,
+            "--dir",
+            dir.path().to_str().expect("ok"),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, _, err) = run(&["plugin", "new", "x", "--world", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown world `nope`"), "{err}");
 }

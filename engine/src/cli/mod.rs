@@ -1,5 +1,6 @@
 //! The `switchyard` command line: one file per subcommand.
 
+mod plugin;
 mod schema;
 mod validate;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema (draft 2020-12) of a spec kind.
     Schema(schema::Args),
+    /// WebAssembly plugins: scaffold (`new`), `inspect`, run once (`test`).
+    Plugin(plugin::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Plugin(a) => plugin::run(a),
     }
 }
