@@ -10,5 +10,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::switchyard::plugin as guest;
-pub use switchyard::plugin as host;
+pub use self::exports::switchyard::plugin as guest;
+pub use self::switchyard::plugin as host;
