@@ -1087,3 +1087,71 @@ fn cli_new_scaffolds_a_plugin_that_builds_and_runs() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown world `nope`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_codec_signs_for_the_emulator_and_decodes_its_answers() {
+    let (addr, emu) = acme_emulator("codec-secret").await;
+    let dir = tempfile::tempdir().expect("ok");
+    let codec = load(
+        dir.path(),
+        "acme-codec",
+        "request-codec",
+        "acme_codec",
+        "[plugin.capabilities]\nsecrets = [\"api_secret\"]\nconfig = [\"key_id\"]\n",
+        Grants {
+            secrets: [("api_secret".to_string(), Secret::new("codec-secret"))]
+                .into_iter()
+                .collect(),
+            config: [("key_id".to_string(), json!("key-1"))]
+                .into_iter()
+                .collect(),
+            ..Grants::default()
+        },
+    );
+    let signed = codec
+        .sign(switchyard::plugin::HttpRequest {
+            method: "GET".into(),
+            url: format!("http://{addr}/contacts?page=2"),
+            headers: vec![("Accept".into(), "text/csv".into())],
+            body: Vec::new(),
+        })
+        .await
+        .expect("signed");
+    let names: Vec<&str> = signed.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Accept",
+            "X-Acme-Key",
+            "X-Acme-Timestamp",
+            "X-Acme-Signature"
+        ]
+    );
+    // The host's HTTP client sends the signed request; the emulator checks the signature.
+    let client = reqwest::Client::new();
+    let mut rb = client.get(&signed.url);
+    for (n, v) in &signed.headers {
+        rb = rb.header(n.as_str(), v.as_str());
+    }
+    let resp = rb.send().await.expect("sent");
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ok")
+        .to_string();
+    let body = resp.bytes().await.expect("body");
+    let decoded = codec.decode(&ct, &body).await.expect("decoded");
+    assert_eq!(
+        decoded,
+        json!([{"id": "3", "email": "alan@example.com", "name": "Alan Turing"}])
+    );
+    assert_eq!(emu.hits.load(Ordering::SeqCst), 1);
+    let err = codec
+        .decode("application/pdf", b"%PDF")
+        .await
+        .expect_err("must fail");
+    assert_eq!(
+        err.to_string(),
+        "plugin `acme-codec` failed: invalid-input: unexpected content type `application/pdf`"
+    );
+}
