@@ -452,9 +452,10 @@ fn test(
     }
     if grants.allowed_hosts.is_empty()
         && let Ok((Some(l), _)) = crate::spec::load_file(file)
-            && let Some(crate::spec::Spec::Plugin(m)) = l.spec {
-                grants.allowed_hosts = m.plugin.capabilities.allowed_hosts;
-            }
+        && let Some(crate::spec::Spec::Plugin(m)) = l.spec
+    {
+        grants.allowed_hosts = m.plugin.capabilities.allowed_hosts;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
