@@ -117,3 +117,28 @@ pub fn inspect_component(host: &PluginHost, wasm: &Path) -> Result<Inspection, P
     )?;
     Ok(of(&host.rt.engine, &component))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compatible_with_the_host() {
+        assert!(version_compatible("0.1.0"));
+        assert!(version_compatible("0.1.7"));
+        assert!(!version_compatible("0.2.0"));
+        assert!(!version_compatible("1.0.0"));
+        assert!(!version_compatible("9.0.0"));
+        assert!(!version_compatible("garbage"));
+    }
+
+    #[test]
+    fn interface_names() {
+        let n = parse_name("switchyard:plugin/mapping@0.1.0").expect("name");
+        assert_eq!(
+            (n.package, n.interface, n.version),
+            ("switchyard:plugin", "mapping", Some("0.1.0"))
+        );
+        assert!(parse_name("bare").is_none());
+    }
+}

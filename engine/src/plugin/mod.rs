@@ -204,3 +204,37 @@ pub struct LogLine {
     /// The message (control characters escaped, truncated to 1 KiB).
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::plugin::PluginLimits;
+
+    #[test]
+    fn manifest_limits_are_capped_by_the_operator() {
+        let asked = PluginLimits {
+            memory_mib: Some(4096),
+            cpu_ms: Some(50),
+            ..PluginLimits::default()
+        };
+        let caps = Limits {
+            memory_bytes: 128 << 20,
+            ..Limits::DEFAULT_CAPS
+        };
+        let l = Limits::effective(&asked, &caps);
+        assert_eq!(l.memory_bytes, 128 << 20);
+        assert_eq!(l.cpu, Duration::from_millis(50));
+        assert_eq!(l.wall, Limits::DEFAULT.wall);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret(<redacted>) <redacted>");
+        let g = Grants {
+            secrets: [("k".to_string(), s)].into_iter().collect(),
+            ..Grants::default()
+        };
+        assert!(!format!("{g:?}").contains("hunter2"));
+    }
+}
