@@ -6,7 +6,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// `hex(hmac_sha256(secret, METHOD \n PATH?QUERY \n TIMESTAMP \n hex(sha256(body))))`.
-pub fn signature(secret: &str, method: &str, path_and_query: &str, timestamp: &str, body: &[u8]) -> String {
+pub fn signature(
+    secret: &str,
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> String {
     let canonical = format!(
         "{method}\n{path_and_query}\n{timestamp}\n{}",
         hex::encode(Sha256::digest(body))
@@ -99,7 +105,10 @@ pub fn parse_xml(text: &str) -> Result<Vec<Value>, String> {
                     current = Map::new();
                     for a in e.attributes().flatten() {
                         let k = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
-                        let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| bad(&e))?.into_owned();
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|e| bad(&e))?
+                            .into_owned();
                         current.insert(k, Value::String(v));
                     }
                 } else if depth == 3 {

@@ -29,7 +29,13 @@ impl Guest for AcmeCrm {
         for record in records {
             let resp = call("POST", &format!("/{stream}"), record.into_bytes())?;
             let decoded = decode(&resp)?;
-            out.push(decoded.into_iter().next().unwrap_or(Value::Null).to_string());
+            out.push(
+                decoded
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Value::Null)
+                    .to_string(),
+            );
         }
         Ok(out)
     }

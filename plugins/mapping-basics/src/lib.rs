@@ -7,7 +7,9 @@ struct Basics;
 
 impl MappingFunctions for Basics {
     fn functions() -> Vec<String> {
-        ["phone_e164", "split_name", "split_address"].map(String::from).to_vec()
+        ["phone_e164", "split_name", "split_address"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn call(name: &str, args: Vec<Value>) -> Result<Value, PluginError> {
@@ -16,7 +18,9 @@ impl MappingFunctions for Basics {
             "phone_e164" => phone_e164(text(0), args.get(1).and_then(Value::as_str)),
             "split_name" => Ok(split_name(text(0))),
             "split_address" => Ok(split_address(text(0))),
-            other => Err(PluginError::InvalidInput(format!("unknown function `{other}`"))),
+            other => Err(PluginError::InvalidInput(format!(
+                "unknown function `{other}`"
+            ))),
         }
     }
 }
@@ -56,7 +60,9 @@ fn split_name(full: &str) -> Value {
         _ => None,
     };
     let suffix = match words.last() {
-        Some(w) if comma_last.is_none() && words.len() > 1 && SUFFIXES.contains(&bare(w).as_str()) => {
+        Some(w)
+            if comma_last.is_none() && words.len() > 1 && SUFFIXES.contains(&bare(w).as_str()) =>
+        {
             words.pop().map(String::from)
         }
         _ => None,

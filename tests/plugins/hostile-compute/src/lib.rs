@@ -20,7 +20,9 @@ fn recurse(n: u64, a: u64, b: u64, c: u64) -> u64 {
 
 impl MappingFunctions for Hostile {
     fn functions() -> Vec<String> {
-        ["spin", "grow", "recurse", "big", "panic", "echo", "work"].map(String::from).to_vec()
+        ["spin", "grow", "recurse", "big", "panic", "echo", "work"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn call(name: &str, args: Vec<Value>) -> Result<Value, PluginError> {
@@ -49,7 +51,9 @@ impl MappingFunctions for Hostile {
                 }
                 Ok(Value::from(h))
             }
-            other => Err(PluginError::InvalidInput(format!("unknown function `{other}`"))),
+            other => Err(PluginError::InvalidInput(format!(
+                "unknown function `{other}`"
+            ))),
         }
     }
 }

@@ -9,8 +9,8 @@ struct Fetch;
 
 impl Guest for Fetch {
     fn enrich(record: String) -> Result<String, PluginError> {
-        let record: Value = serde_json::from_str(&record)
-            .map_err(|e| PluginError::InvalidInput(e.to_string()))?;
+        let record: Value =
+            serde_json::from_str(&record).map_err(|e| PluginError::InvalidInput(e.to_string()))?;
         let url = record["url"].as_str().unwrap_or_default();
         let resp = host::get(url)?;
         Ok(json!({"status": resp.status, "body": String::from_utf8_lossy(&resp.body)}).to_string())
