@@ -161,6 +161,12 @@ async fn run() {
         m.as_secs_f64() * 1e6,
         1.0 / m.as_secs_f64()
     );
+    let tiny = [json!(1)];
+    let m = fresh_calls(&small, "echo", &tiny, 5000).await;
+    println!(
+        "fresh store + instantiate + call (small plugin, echo 1): median {:.1} us",
+        m.as_secs_f64() * 1e6
+    );
     let basics = host
         .load(
             &manifest(
@@ -198,6 +204,17 @@ async fn run() {
         "batch mode (1000 calls per instance, echo 1 KB): median {:.2} us per call ({:.0} calls/s) [target <= 2 us]",
         m.as_secs_f64() * 1e6,
         1.0 / m.as_secs_f64()
+    );
+    let mut batch = small.batch(1000).await.expect("batch");
+    let mut times = Vec::with_capacity(20000);
+    for _ in 0..20000 {
+        let t = Instant::now();
+        batch.call_function("echo", &tiny).await.expect("call");
+        times.push(t.elapsed());
+    }
+    println!(
+        "batch mode (echo 1): median {:.2} us per call",
+        median(times).as_secs_f64() * 1e6
     );
     let mut batch = basics.batch(1000).await.expect("batch");
     let t = Instant::now();

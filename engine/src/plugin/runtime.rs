@@ -38,6 +38,8 @@ pub(crate) struct Runtime {
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
 }
 
+const SWITCHYARD_KEEP_RESIDENT: (usize, usize, usize) = (128 << 10, 64 << 10, 0);
+
 static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
 
 fn base_config(ec: &EngineConfig) -> Config {
@@ -61,7 +63,12 @@ impl Runtime {
             .max_memory_size(ec.max_memory_bytes as usize)
             .max_memories_per_component(8)
             .max_core_instances_per_component(32)
-            .max_tables_per_component(32);
+            .max_tables_per_component(32)
+            // Reset small regions with memset instead of madvise: a fresh instance per call
+            // then avoids page faults on the fiber stack and tables.
+            .async_stack_keep_resident(SWITCHYARD_KEEP_RESIDENT.0)
+            .table_keep_resident(SWITCHYARD_KEEP_RESIDENT.1)
+            .linear_memory_keep_resident(SWITCHYARD_KEEP_RESIDENT.2);
         let mut cfg = base_config(ec);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let (engine, pooling) = match Engine::new(&cfg) {
