@@ -1155,3 +1155,50 @@ async fn request_codec_signs_for_the_emulator_and_decodes_its_answers() {
         "plugin `acme-codec` failed: invalid-input: unexpected content type `application/pdf`"
     );
 }
+
+/// On a single-threaded runtime a spinning plugin yields at every epoch tick, so another tenant's
+/// call completes while it spins (and before it is stopped).
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_plugin_does_not_starve_other_calls() {
+    let dir = tempfile::tempdir().expect("ok");
+    let spinner = hostile(dir.path(), "cpu_ms = 1500");
+    let other = load(
+        dir.path(),
+        "other",
+        "mapping-functions",
+        "hostile_compute",
+        "",
+        Grants::default(),
+    );
+    let order = Arc::new(AtomicUsize::new(0));
+    let (o1, o2) = (order.clone(), order.clone());
+    let spin = tokio::spawn(async move {
+        let r = spinner.call_function("spin", &[]).await;
+        (r, o1.fetch_add(1, Ordering::SeqCst))
+    });
+    let quick = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = other.call_function("echo", &[json!("still here")]).await;
+        (r, o2.fetch_add(1, Ordering::SeqCst))
+    });
+    let (q, q_pos) = quick.await.expect("joined");
+    let (s, s_pos) = spin.await.expect("joined");
+    assert_eq!(q.expect("other tenant works"), json!("still here"));
+    assert_eq!(s.expect_err("stopped").kind(), PluginErrorKind::CpuLimit);
+    assert!(q_pos < s_pos, "the other call waited for the spinner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_calls_share_the_pool() {
+    let dir = tempfile::tempdir().expect("ok");
+    let h = hostile(dir.path(), "");
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move { h.call_function("echo", &[json!(i)]).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.expect("joined").expect("call"), json!(i));
+    }
+}
