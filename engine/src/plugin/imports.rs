@@ -111,7 +111,8 @@ pub(crate) struct PluginState {
     pub(crate) report: Arc<CallReport>,
     pub(crate) limiter: Limiter,
     pub(crate) ticks_left: u64,
-    wasi: WasiCtx,
+    /// Built on first use: most calls never touch WASI.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     http_used: u32,
     log_bytes: usize,
@@ -130,8 +131,7 @@ impl PluginState {
             report,
             limiter,
             ticks_left: 0,
-            // No env, args, preopens or sockets; stdin empty, stdout/stderr discarded.
-            wasi: WasiCtx::builder().build(),
+            wasi: None,
             table,
             http_used: 0,
             log_bytes: 0,
@@ -353,7 +353,8 @@ pub(crate) fn http_client(allow_private: bool) -> Result<reqwest::Client, String
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // No env, args, preopens or sockets; stdin closed, stdout/stderr discarded.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
