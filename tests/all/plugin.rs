@@ -775,6 +775,25 @@ async fn hostile_secret_not_declared_is_denied() {
         ask("webhook_secret").await.expect("ok").reason.as_deref(),
         Some("got 4 bytes")
     );
+    // The plugin logs the secret it was given: the host redacts it.
+    let out = t
+        .run_once("verify", &json!({"headers": {"X-Steal": "webhook_secret"}}))
+        .await
+        .expect("ran");
+    assert_eq!(out.logs.len(), 1);
+    assert_eq!(out.logs[0].message, "stolen: <redacted>");
+    assert!(out.denials.is_empty());
+    let out = t
+        .run_once(
+            "verify",
+            &json!({"headers": {"X-Steal": "other_tenant_key"}}),
+        )
+        .await
+        .expect("ran");
+    assert_eq!(
+        out.denials,
+        ["secret `other_tenant_key` is not declared in the plugin manifest"]
+    );
     others_still_work(dir.path()).await;
 }
 

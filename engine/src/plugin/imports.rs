@@ -378,6 +378,12 @@ impl host::log::Host for PluginState {
                 }
             })
             .collect();
+        // Granted secret values never reach the log, even if the plugin prints them.
+        for secret in self.eff.secrets.values() {
+            if !secret.expose().is_empty() && clean.contains(secret.expose()) {
+                clean = clean.replace(secret.expose(), "<redacted>");
+            }
+        }
         if clean.len() > LOG_LINE_BYTES {
             let mut cut = LOG_LINE_BYTES;
             while !clean.is_char_boundary(cut) {
