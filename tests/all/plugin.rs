@@ -899,11 +899,14 @@ async fn hot_reload_keeps_the_previous_version_when_the_new_one_fails() {
 async fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().expect("ok");
     let cache = dir.path().join("cache");
-    let host = PluginHost::new(HostConfig {
-        cache_dir: Some(cache.clone()),
-        ..HostConfig::default()
-    })
-    .expect("ok");
+    // A new host each time: hosts also share compiled components in memory.
+    let host = || {
+        PluginHost::new(HostConfig {
+            cache_dir: Some(cache.clone()),
+            ..HostConfig::default()
+        })
+        .expect("ok")
+    };
     let m = manifest(
         dir.path(),
         "hostile",
@@ -911,7 +914,7 @@ async fn compiled_components_are_cached_on_disk() {
         "hostile_compute",
         "",
     );
-    host.load(&m, Grants::default()).expect("ok");
+    host().load(&m, Grants::default()).expect("ok");
     let entries = || -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&cache)
             .expect("ok")
@@ -935,7 +938,7 @@ async fn compiled_components_are_cached_on_disk() {
         .expect("ok")
         .modified()
         .expect("ok");
-    let h = host.load(&m, Grants::default()).expect("ok");
+    let h = host().load(&m, Grants::default()).expect("ok");
     assert_eq!(
         std::fs::metadata(&files[0])
             .expect("ok")
@@ -953,7 +956,7 @@ async fn compiled_components_are_cached_on_disk() {
         use std::os::unix::fs::PermissionsExt;
         // A file others could have written is never deserialised: it is recompiled and replaced.
         std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o666)).expect("ok");
-        host.load(&m, Grants::default()).expect("ok");
+        host().load(&m, Grants::default()).expect("ok");
         let mode = std::fs::metadata(&files[0])
             .expect("ok")
             .permissions()

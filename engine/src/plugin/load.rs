@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
+/// Compiled components kept in memory per host (cleared when full).
+const MAX_SHARED_COMPONENTS: usize = 256;
+
 /// Lowercase hex sha256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -230,13 +233,30 @@ pub(crate) fn load_version(
         });
     }
     let engine = &host.rt.engine;
-    let component = super::cache::component(
-        engine,
-        host.config.cache_dir.as_deref(),
-        &bytes,
-        &sha,
-        &wasm_path,
-    )?;
+    let known = host
+        .components
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&sha).cloned());
+    let component = match known {
+        Some(c) => c,
+        None => {
+            let c = super::cache::component(
+                engine,
+                host.config.cache_dir.as_deref(),
+                &bytes,
+                &sha,
+                &wasm_path,
+            )?;
+            if let Ok(mut m) = host.components.lock() {
+                if m.len() >= MAX_SHARED_COMPONENTS {
+                    m.clear();
+                }
+                m.insert(sha.clone(), c.clone());
+            }
+            c
+        }
+    };
     let inspection = inspect::of(engine, &component);
     if let Some(v) = inspection
         .wit_versions

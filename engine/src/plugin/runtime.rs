@@ -122,6 +122,9 @@ impl Runtime {
 pub struct PluginHost {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) config: Arc<HostConfig>,
+    /// Compiled components by wasm sha256: tenants loading the same plugin share its code.
+    pub(crate) components:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, wasmtime::component::Component>>>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -152,6 +155,7 @@ impl PluginHost {
         Ok(PluginHost {
             rt,
             config: Arc::new(config),
+            components: Arc::default(),
         })
     }
 
