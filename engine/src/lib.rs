@@ -22,6 +22,7 @@ pub mod dedupe;
 pub mod diag;
 pub mod expr;
 pub mod mapping;
+pub mod plugin;
 pub mod record;
 pub mod sandbox;
 pub mod secrets;

@@ -4,6 +4,7 @@ mod attribution;
 mod cli;
 mod connector;
 mod mapping;
+mod plugin;
 mod prism;
 mod sandbox;
 mod spec;

@@ -4,6 +4,7 @@ mod attribute;
 mod connectors;
 mod deadletter;
 pub mod map;
+mod plugin;
 mod run;
 mod sandbox;
 mod schema;
@@ -70,6 +71,8 @@ pub enum Command {
     Connectors(connectors::Args),
     /// List or replay records that could not be delivered.
     Deadletter(deadletter::Args),
+    /// WebAssembly plugins: scaffold (`new`), `inspect`, run once (`test`).
+    Plugin(plugin::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -96,5 +99,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Sync(a) => sync::run(a),
         Command::Connectors(a) => connectors::run(a),
         Command::Deadletter(a) => deadletter::run(a),
+        Command::Plugin(a) => plugin::run(a),
     }
 }

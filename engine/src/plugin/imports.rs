@@ -1,0 +1,469 @@
+//! Per-call store state and the host imports plugins may call: log, config, secrets, clock and
+//! outbound HTTP (allowlist checked on every hop and after DNS resolution).
+
+use super::allow::{AllowedHost, is_private};
+use super::bindings::host;
+use super::bindings::host::types::{
+    Header as WitHeader, HttpRequest as WitRequest, HttpResponse as WitResponse,
+    PluginError as GuestError,
+};
+use super::{Limits, LogLine, Secret};
+use indexmap::IndexMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Most redirects the host follows for one `http.send`.
+const MAX_REDIRECTS: usize = 5;
+/// Log budget per call.
+const LOG_BYTES_PER_CALL: usize = 64 << 10;
+/// Longest log line.
+const LOG_LINE_BYTES: usize = 1 << 10;
+/// Log lines kept in the call report.
+const LOG_LINES_KEPT: usize = 200;
+
+/// What a loaded plugin may do: the intersection of its manifest and the operator's grants.
+pub(crate) struct Effective {
+    pub(crate) name: String,
+    pub(crate) limits: Limits,
+    pub(crate) manifest_hosts: Vec<AllowedHost>,
+    pub(crate) granted_hosts: Vec<AllowedHost>,
+    pub(crate) declared_secrets: Vec<String>,
+    pub(crate) secrets: IndexMap<String, Secret>,
+    pub(crate) config: IndexMap<String, String>,
+    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) allow_private: bool,
+}
+
+/// Facts about one call the host needs after the store is gone (limit breaches, logs).
+#[derive(Default)]
+pub(crate) struct CallReport {
+    pub(crate) memory_requested: AtomicU64,
+    pub(crate) cpu_exceeded: AtomicBool,
+    pub(crate) logs: Mutex<Vec<LogLine>>,
+    pub(crate) denials: Mutex<Vec<String>>,
+}
+
+impl CallReport {
+    fn deny(&self, message: String) -> GuestError {
+        tracing::warn!(%message, "plugin capability denied");
+        if let Ok(mut d) = self.denials.lock() {
+            d.push(message.clone());
+        }
+        GuestError::Denied(message)
+    }
+}
+
+/// Memory/table limiter that remembers a breach.
+pub(crate) struct Limiter {
+    memory_limit: u64,
+    report: Arc<CallReport>,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.report
+                .memory_requested
+                .store(desired as u64, Ordering::Relaxed);
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes exceeded",
+                self.memory_limit
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
+/// The data of one store (one call or one bounded batch).
+pub(crate) struct PluginState {
+    pub(crate) eff: Arc<Effective>,
+    pub(crate) report: Arc<CallReport>,
+    pub(crate) limiter: Limiter,
+    pub(crate) ticks_left: u64,
+    /// Built on first use: most calls never touch WASI.
+    wasi: Option<WasiCtx>,
+    table: ResourceTable,
+    http_used: u32,
+    log_bytes: usize,
+}
+
+impl PluginState {
+    pub(crate) fn new(eff: Arc<Effective>, report: Arc<CallReport>) -> PluginState {
+        let limiter = Limiter {
+            memory_limit: eff.limits.memory_bytes,
+            report: report.clone(),
+        };
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(1_000);
+        PluginState {
+            eff,
+            report,
+            limiter,
+            ticks_left: 0,
+            wasi: None,
+            table,
+            http_used: 0,
+            log_bytes: 0,
+        }
+    }
+
+    /// Resets the per-call counters (batch mode).
+    pub(crate) fn reset_call(&mut self, report: Arc<CallReport>) {
+        self.report = report.clone();
+        self.limiter.report = report;
+        self.http_used = 0;
+        self.log_bytes = 0;
+    }
+
+    fn check_url(&self, url: &Url, context: &str) -> Result<(), GuestError> {
+        let eff = &self.eff;
+        if !eff.manifest_hosts.iter().any(|h| h.matches(url)) {
+            return Err(self.report.deny(format!(
+                "{context}`{}` is not in the plugin's allowed hosts ({})",
+                origin(url),
+                list(&eff.manifest_hosts)
+            )));
+        }
+        if !eff.granted_hosts.iter().any(|h| h.matches(url)) {
+            return Err(self.report.deny(format!(
+                "{context}`{}` is not granted by the operator ({})",
+                origin(url),
+                list(&eff.granted_hosts)
+            )));
+        }
+        if let Some(url::Host::Ipv4(ip)) = url.host()
+            && !eff.allow_private
+            && is_private(ip.into())
+        {
+            return Err(self
+                .report
+                .deny(format!("{context}`{}` is a private address", origin(url))));
+        }
+        if let Some(url::Host::Ipv6(ip)) = url.host()
+            && !eff.allow_private
+            && is_private(ip.into())
+        {
+            return Err(self
+                .report
+                .deny(format!("{context}`{}` is a private address", origin(url))));
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, req: WitRequest) -> Result<WitResponse, GuestError> {
+        let Some(client) = self.eff.http.clone() else {
+            return Err(self
+                .report
+                .deny("http is not granted to this plugin".into()));
+        };
+        let limits = self.eff.limits;
+        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| GuestError::InvalidInput(format!("invalid method `{}`", req.method)))?;
+        let mut method = method;
+        let mut url = Url::parse(&req.url)
+            .map_err(|e| GuestError::InvalidInput(format!("invalid url `{}`: {e}", req.url)))?;
+        let mut body = req.body;
+        let mut context = String::new();
+        for _hop in 0..=MAX_REDIRECTS {
+            self.check_url(&url, &context)?;
+            if self.http_used >= limits.http_requests {
+                return Err(self.report.deny(format!(
+                    "http request limit of {} per call reached",
+                    limits.http_requests
+                )));
+            }
+            self.http_used += 1;
+            let mut rb = client.request(method.clone(), url.clone());
+            for h in &req.headers {
+                let lower = h.name.to_ascii_lowercase();
+                if matches!(
+                    lower.as_str(),
+                    "host" | "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    continue;
+                }
+                rb = rb.header(h.name.as_str(), h.value.as_str());
+            }
+            if !body.is_empty() {
+                rb = rb.body(body.clone());
+            }
+            let resp = rb.send().await.map_err(|e| {
+                let msg = chain(&e);
+                if msg.contains("private or loopback") {
+                    self.report.deny(format!("{context}{msg}"))
+                } else {
+                    GuestError::Upstream(msg)
+                }
+            })?;
+            let status = resp.status();
+            if status.is_redirection()
+                && let Some(loc) = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+            {
+                let next = url.join(loc).map_err(|e| {
+                    GuestError::Upstream(format!("invalid redirect location `{loc}`: {e}"))
+                })?;
+                if status == reqwest::StatusCode::SEE_OTHER
+                    || (method == reqwest::Method::POST && matches!(status.as_u16(), 301 | 302))
+                {
+                    method = reqwest::Method::GET;
+                    body = Vec::new();
+                }
+                context = format!("redirect from `{}` to ", origin(&url));
+                url = next;
+                continue;
+            }
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| WitHeader {
+                    name: k.as_str().to_string(),
+                    value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                })
+                .collect();
+            let mut resp = resp;
+            let mut out = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| GuestError::Upstream(chain(&e)))?
+            {
+                if (out.len() + chunk.len()) as u64 > limits.http_response_bytes {
+                    return Err(GuestError::Upstream(format!(
+                        "response body larger than {} bytes",
+                        limits.http_response_bytes
+                    )));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            return Ok(WitResponse {
+                status: status.as_u16(),
+                headers,
+                body: out,
+            });
+        }
+        Err(GuestError::Upstream(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}
+
+fn origin(url: &Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
+        _ => url.as_str().to_string(),
+    }
+}
+
+fn list(hosts: &[AllowedHost]) -> String {
+    if hosts.is_empty() {
+        "none".into()
+    } else {
+        hosts
+            .iter()
+            .map(AllowedHost::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// DNS resolution that drops private, loopback and link-local addresses (unless allowed), so a
+/// name cannot be rebound to an internal service; connections go to the vetted addresses.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow || !is_private(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "`{host}` resolves only to private or loopback addresses (or not at all)"
+                )
+                .into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client of one plugin: no automatic redirects, no proxies, guarded DNS.
+pub(crate) fn http_client(allow_private: bool) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .user_agent("switchyard-plugin-host")
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            // No env, args, preopens or sockets; stdin closed, stdout/stderr discarded.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
+            table: &mut self.table,
+        }
+    }
+}
+
+impl host::types::Host for PluginState {}
+
+impl host::log::Host for PluginState {
+    async fn emit(&mut self, level: host::log::Level, message: String) -> wasmtime::Result<()> {
+        use host::log::Level;
+        if self.log_bytes >= LOG_BYTES_PER_CALL {
+            return Ok(());
+        }
+        let mut clean: String = message
+            .chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        // Granted secret values never reach the log, even if the plugin prints them.
+        for secret in self.eff.secrets.values() {
+            if !secret.expose().is_empty() && clean.contains(secret.expose()) {
+                clean = clean.replace(secret.expose(), "<redacted>");
+            }
+        }
+        if clean.len() > LOG_LINE_BYTES {
+            let mut cut = LOG_LINE_BYTES;
+            while !clean.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            clean.truncate(cut);
+            clean.push('…');
+        }
+        self.log_bytes += clean.len();
+        let plugin = self.eff.name.as_str();
+        let level = match level {
+            Level::Trace => {
+                tracing::trace!(plugin, "{clean}");
+                "trace"
+            }
+            Level::Debug => {
+                tracing::debug!(plugin, "{clean}");
+                "debug"
+            }
+            Level::Info => {
+                tracing::info!(plugin, "{clean}");
+                "info"
+            }
+            Level::Warn => {
+                tracing::warn!(plugin, "{clean}");
+                "warn"
+            }
+            Level::Error => {
+                tracing::error!(plugin, "{clean}");
+                "error"
+            }
+        };
+        if let Ok(mut logs) = self.report.logs.lock()
+            && logs.len() < LOG_LINES_KEPT
+        {
+            logs.push(LogLine {
+                level,
+                message: clean,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl host::config::Host for PluginState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.eff.config.get(&key).cloned())
+    }
+}
+
+impl host::secrets::Host for PluginState {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, GuestError>> {
+        if !self.eff.declared_secrets.contains(&name) {
+            return Ok(Err(self.report.deny(format!(
+                "secret `{name}` is not declared in the plugin manifest"
+            ))));
+        }
+        Ok(match self.eff.secrets.get(&name) {
+            Some(s) => Ok(s.expose().to_string()),
+            None => Err(self
+                .report
+                .deny(format!("secret `{name}` is not granted by the operator"))),
+        })
+    }
+}
+
+impl host::clock::Host for PluginState {
+    async fn now_unix_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0))
+    }
+}
+
+impl host::http::Host for PluginState {
+    async fn send(
+        &mut self,
+        request: WitRequest,
+    ) -> wasmtime::Result<Result<WitResponse, GuestError>> {
+        Ok(PluginState::send(self, request).await)
+    }
+}

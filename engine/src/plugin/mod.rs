@@ -1,0 +1,240 @@
+//! WebAssembly plugin host: loads `plugin.toml` manifests and their components, links only the
+//! granted capabilities, and runs each call in a fresh, limited `Store` (wasmtime component
+//! model, pooling allocator, epoch interruption).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchyard::plugin::PluginError> {
+//! use switchyard::plugin::{Grants, HostConfig, PluginHost};
+//! let host = PluginHost::new(HostConfig::default())?;
+//! let phone = host.load("plugins/mapping-basics/plugin.toml".as_ref(), Grants::default())?;
+//! let e164 = phone.call_function("phone_e164", &["(415) 555-2671".into(), "US".into()]).await?;
+//! assert_eq!(e164, "+14155552671");
+//! # Ok(()) }
+//! ```
+
+pub mod allow;
+mod bindings;
+mod cache;
+mod call;
+mod error;
+mod imports;
+mod inspect;
+mod load;
+mod runtime;
+
+pub use allow::AllowedHost;
+pub use call::{CallOutput, Page, PluginBatch, Verdict};
+pub use error::{PluginError, PluginErrorKind};
+pub use inspect::{Inspection, inspect_component};
+pub use load::{PluginHandle, PluginStatus};
+pub use runtime::{EngineConfig, PluginHost};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::fmt;
+use std::time::Duration;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+/// The WIT package name.
+pub const WIT_PACKAGE: &str = "switchyard:plugin";
+
+/// A secret value; never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value (only for handing it to the plugin that was granted it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What the operator grants one plugin (for one tenant). The host links only the intersection of
+/// these grants and what the manifest requests.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Allowed outbound hosts (`scheme://host[:port]`, `*.` wildcards). A URL must match a rule
+    /// of the manifest and a rule here.
+    pub allowed_hosts: Vec<String>,
+    /// Secret values by name.
+    pub secrets: IndexMap<String, Secret>,
+    /// Configuration values by key.
+    pub config: IndexMap<String, Value>,
+    /// Let HTTP reach private, loopback and link-local addresses (on-premise CRMs, tests).
+    /// Default: false.
+    pub allow_private_networks: bool,
+}
+
+/// Effective per-call limits (the manifest's request capped by the operator's [`Limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory in bytes.
+    pub memory_bytes: u64,
+    /// Guest CPU time.
+    pub cpu: Duration,
+    /// Wall time of one call, host calls included.
+    pub wall: Duration,
+    /// Bytes the plugin may pass into one host call.
+    pub hostcall_bytes: u64,
+    /// Bytes of output one call may return.
+    pub output_bytes: u64,
+    /// HTTP requests per call (redirect hops included).
+    pub http_requests: u32,
+    /// Bytes of one HTTP response body.
+    pub http_response_bytes: u64,
+}
+
+impl Limits {
+    /// The host defaults (used when the manifest does not ask for something else).
+    pub const DEFAULT: Limits = Limits {
+        memory_bytes: 64 << 20,
+        cpu: Duration::from_millis(200),
+        wall: Duration::from_secs(10),
+        hostcall_bytes: 4 << 20,
+        output_bytes: 8 << 20,
+        http_requests: 32,
+        http_response_bytes: 10 << 20,
+    };
+
+    /// The default operator caps.
+    pub const DEFAULT_CAPS: Limits = Limits {
+        memory_bytes: 512 << 20,
+        cpu: Duration::from_secs(5),
+        wall: Duration::from_secs(60),
+        hostcall_bytes: 32 << 20,
+        output_bytes: 64 << 20,
+        http_requests: 256,
+        http_response_bytes: 64 << 20,
+    };
+
+    /// The manifest's limits over the defaults, each capped by `caps`.
+    pub fn effective(requested: &crate::spec::plugin::PluginLimits, caps: &Limits) -> Limits {
+        let d = Limits::DEFAULT;
+        let ms = |v: Option<u64>, def: Duration, cap: Duration| {
+            v.map(Duration::from_millis).unwrap_or(def).min(cap)
+        };
+        Limits {
+            memory_bytes: requested
+                .memory_mib
+                .map(|m| m.saturating_mul(1 << 20))
+                .unwrap_or(d.memory_bytes)
+                .min(caps.memory_bytes),
+            cpu: ms(requested.cpu_ms, d.cpu, caps.cpu),
+            wall: ms(requested.wall_ms, d.wall, caps.wall),
+            hostcall_bytes: requested
+                .hostcall_bytes
+                .unwrap_or(d.hostcall_bytes)
+                .min(caps.hostcall_bytes),
+            output_bytes: requested
+                .output_bytes
+                .unwrap_or(d.output_bytes)
+                .min(caps.output_bytes),
+            http_requests: requested
+                .http_requests
+                .unwrap_or(d.http_requests)
+                .min(caps.http_requests),
+            http_response_bytes: requested
+                .http_response_bytes
+                .unwrap_or(d.http_response_bytes)
+                .min(caps.http_response_bytes),
+        }
+    }
+}
+
+/// Operator configuration of the plugin host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Caps on every plugin's limits. Default: [`Limits::DEFAULT_CAPS`].
+    pub caps: Limits,
+    /// Folder for compiled components (created with mode 0700). Default: none (compile at load).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Largest accepted wasm file. Default: 32 MiB.
+    pub max_wasm_bytes: u64,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            caps: Limits::DEFAULT_CAPS,
+            cache_dir: None,
+            max_wasm_bytes: 32 << 20,
+        }
+    }
+}
+
+/// One header of an HTTP request or response handed to or returned by a plugin.
+pub type Header = (String, String);
+
+/// A buffered HTTP request (for [`PluginHandle::sign`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpRequest {
+    /// Method, e.g. `GET`.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// One log line a plugin emitted during a call (kept for `switchyard plugin test`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The message (control characters escaped, truncated to 1 KiB).
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::plugin::PluginLimits;
+
+    #[test]
+    fn manifest_limits_are_capped_by_the_operator() {
+        let asked = PluginLimits {
+            memory_mib: Some(4096),
+            cpu_ms: Some(50),
+            ..PluginLimits::default()
+        };
+        let caps = Limits {
+            memory_bytes: 128 << 20,
+            ..Limits::DEFAULT_CAPS
+        };
+        let l = Limits::effective(&asked, &caps);
+        assert_eq!(l.memory_bytes, 128 << 20);
+        assert_eq!(l.cpu, Duration::from_millis(50));
+        assert_eq!(l.wall, Limits::DEFAULT.wall);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret(<redacted>) <redacted>");
+        let g = Grants {
+            secrets: [("k".to_string(), s)].into_iter().collect(),
+            ..Grants::default()
+        };
+        assert!(!format!("{g:?}").contains("hunter2"));
+    }
+}
