@@ -63,10 +63,10 @@ fn record(g: &mut Gen, i: u64, out: &mut Vec<u8>) {
         "email": format!("lead{i}@example.com"),
         "source": "google_ads",
         "duration": g.next() % 900,
-        "answered": g.next() % 2 == 0,
+        "answered": g.next().is_multiple_of(2),
         "start_time": "2026-01-15T10:30:00-05:00",
         "recording_url": format!("https://api.callrail.com/v3/a/1/calls/CAL{i:09}/recording.json"),
-        "transcription": if g.next() % 4 == 0 {
+        "transcription": if g.next().is_multiple_of(4) {
             "Agent: \"Thanks for calling!\"\nCaller: I'd like a quote for a kitchen remodel, maybe \\ soon. 🚀".to_string()
         } else {
             "Agent: Thanks for calling, how can I help you today? Caller: I would like a quote for a kitchen remodel in the next month or so, budget is flexible.".to_string()

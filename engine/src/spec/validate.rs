@@ -97,6 +97,14 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                     out.push(l.source.place(d));
                 }
             }
+            Some(Spec::Attribution(a)) => {
+                // Settings and expressions compile exactly as `switchyard attribute` compiles them.
+                if let Err(crate::attribution::AttributionError::InvalidSpec { pointer, message }) =
+                    crate::attribution::Plan::compile(a)
+                {
+                    out.push(l.source.place(Diagnostic::error("E600", pointer, message)));
+                }
+            }
             Some(Spec::Mapping(m)) => {
                 for d in check_mapping_refs(m, &connectors).0 {
                     out.push(l.source.place(d));
