@@ -18,8 +18,8 @@ pub fn normalize_phone(raw: &str, region: Option<phonenumber::country::Id>) -> O
     if digits.len() < 5 {
         return None;
     }
-    if let Ok(n) = phonenumber::parse(region, raw.trim()) {
-        return Some(n.format().mode(phonenumber::Mode::E164).to_string());
+    if let Some(n) = crate::expr::functions::normalize_phone::e164(raw, region) {
+        return Some(n);
     }
     Some(if raw.trim_start().starts_with('+') {
         format!("+{digits}")

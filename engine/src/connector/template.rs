@@ -71,18 +71,6 @@ impl Default for Templates {
     }
 }
 
-fn json_helper(
-    h: &handlebars::Helper<'_>,
-    _: &Handlebars<'_>,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext<'_, '_>,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-    out.write(&serde_json::to_string(&v).unwrap_or_default())?;
-    Ok(())
-}
-
 fn soql_helper(
     h: &handlebars::Helper<'_>,
     _: &Handlebars<'_>,
@@ -101,12 +89,12 @@ fn soql_helper(
 }
 
 impl Templates {
-    /// An empty registry (no HTML escaping; helpers `json` (a value as JSON text) and `soql`
-    /// (a string escaped for a SOQL literal)).
+    /// An empty registry: the mapping templates' helpers (`json`, `default`, `upper`, `lower`,
+    /// `formatDate`, no HTML escaping) and `soql` (a string escaped for a SOQL literal).
     pub fn new() -> Self {
-        let mut hb = Handlebars::new();
-        hb.register_escape_fn(handlebars::no_escape);
-        hb.register_helper("json", Box::new(json_helper));
+        // The mapping templates' registry (no escaping; json, default, upper, lower,
+        // formatDate), plus the request-only `soql` helper.
+        let mut hb = crate::template::new_registry();
         hb.register_helper("soql", Box::new(soql_helper));
         Self {
             hb,
@@ -136,7 +124,7 @@ impl Templates {
             .register_template_string(&name, s)
             .map_err(|e| TemplateError::Compile {
                 template: s.to_string(),
-                reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+                reason: crate::spec::validate::template_error_text(&e),
             })?;
         Ok(Tpl::Hb(name))
     }

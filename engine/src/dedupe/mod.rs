@@ -32,8 +32,7 @@ pub fn normalise(field: &str, v: &Value) -> Option<String> {
 
 /// A phone number in E.164 (`+15551234567`), parsed with region US when it has no `+`.
 pub fn e164(s: &str) -> Option<String> {
-    let parsed = phonenumber::parse(Some(phonenumber::country::Id::US), s).ok()?;
-    Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+    crate::expr::functions::normalize_phone::e164(s, Some(phonenumber::country::Id::US))
 }
 
 /// Match keys of a payload (`field:normalised`), in the order of `match_fields`.

@@ -42,15 +42,19 @@ pub static DEF: FunctionDef = FunctionDef {
             }
             None => Some(phonenumber::country::Id::US),
         };
-        // An international number carries its own country code.
-        let region = if t.trim_start().starts_with('+') {
-            None
-        } else {
-            region
-        };
-        Ok(match phonenumber::parse(region, t.as_ref()) {
-            Ok(n) => s(n.format().mode(phonenumber::Mode::E164).to_string()),
-            Err(_) => Val::Absent,
+        Ok(match e164(&t, region) {
+            Some(n) => s(n),
+            None => Val::Absent,
         })
     },
 };
+
+/// The E.164 form of a phone number, reading a national number in `region`; an international
+/// number (`+…`) carries its own country code. `None` when it is not a phone number. The one
+/// phone normaliser of the engine: expressions, duplicate detection and identity joins use it.
+pub fn e164(raw: &str, region: Option<phonenumber::country::Id>) -> Option<String> {
+    let raw = raw.trim();
+    let region = if raw.starts_with('+') { None } else { region };
+    let n = phonenumber::parse(region, raw).ok()?;
+    Some(n.format().mode(phonenumber::Mode::E164).to_string())
+}
