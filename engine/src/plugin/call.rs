@@ -112,114 +112,88 @@ async fn dispatch(
     inst: &Instance,
     op: Op,
 ) -> Result<wasmtime::Result<Result<Out, GuestError>>, PluginError> {
+    // Every operation: the world's exports (or "not provided"), loaded from this instance,
+    // called, its result turned into an `Out`. A trap is the outer error.
+    macro_rules! guest {
+        ($field:ident, $what:literal, |$g:ident| $call:expr, $map:expr) => {{
+            let exports = loaded
+                .$field
+                .as_ref()
+                .ok_or_else(|| not_provided(loaded, $what))?;
+            match exports.load(&mut *store, inst) {
+                Ok($g) => $call.await.map($map),
+                Err(e) => Err(e),
+            }
+        }};
+    }
     Ok(match op {
         Op::Call { name, args } => {
-            let g = loaded
-                .mapping
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "mapping functions"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_call(&mut *store, &name, &args)
-                    .await
-                    .map(|r| r.map(Out::Json)),
-                Err(e) => Err(e),
-            }
+            guest!(
+                mapping,
+                "mapping functions",
+                |g| g.call_call(&mut *store, &name, &args),
+                |r| r.map(Out::Json)
+            )
         }
         Op::Functions => {
-            let g = loaded
-                .mapping
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "mapping functions"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_functions(&mut *store)
-                    .await
-                    .map(|v| Ok(Out::Names(v))),
-                Err(e) => Err(e),
-            }
+            guest!(
+                mapping,
+                "mapping functions",
+                |g| g.call_functions(&mut *store),
+                |v| Ok(Out::Names(v))
+            )
         }
         Op::Sign(req) => {
-            let g = loaded
-                .signer
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "a request signer"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_sign(&mut *store, &req)
-                    .await
-                    .map(|r| r.map(Out::Request)),
-                Err(e) => Err(e),
-            }
+            guest!(
+                signer,
+                "a request signer",
+                |g| g.call_sign(&mut *store, &req),
+                |r| r.map(Out::Request)
+            )
         }
         Op::Decode { content_type, body } => {
-            let g = loaded
-                .decoder
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "a response decoder"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_decode(&mut *store, &content_type, &body)
-                    .await
-                    .map(|r| r.map(Out::Json)),
-                Err(e) => Err(e),
-            }
+            guest!(
+                decoder,
+                "a response decoder",
+                |g| g.call_decode(&mut *store, &content_type, &body),
+                |r| r.map(Out::Json)
+            )
         }
         Op::Read {
             stream,
             params,
             cursor,
         } => {
-            let g = loaded
-                .connector
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "connector read"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_read(&mut *store, &stream, &params, cursor.as_deref())
-                    .await
-                    .map(|r| r.map(|p| Out::Page(p.records, p.next_cursor))),
-                Err(e) => Err(e),
-            }
+            guest!(
+                connector,
+                "connector read",
+                |g| g.call_read(&mut *store, &stream, &params, cursor.as_deref()),
+                |r| r.map(|p| Out::Page(p.records, p.next_cursor))
+            )
         }
         Op::Write { stream, records } => {
-            let g = loaded
-                .connector
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "connector write"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_write(&mut *store, &stream, &records)
-                    .await
-                    .map(|r| r.map(Out::List)),
-                Err(e) => Err(e),
-            }
+            guest!(
+                connector,
+                "connector write",
+                |g| g.call_write(&mut *store, &stream, &records),
+                |r| r.map(Out::List)
+            )
         }
         Op::Verify { headers, body } => {
-            let g = loaded
-                .webhook
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "a webhook verifier"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_verify(&mut *store, &headers, &body)
-                    .await
-                    .map(|r| r.map(|v| Out::Verdict(v.valid, v.reason))),
-                Err(e) => Err(e),
-            }
+            guest!(
+                webhook,
+                "a webhook verifier",
+                |g| g.call_verify(&mut *store, &headers, &body),
+                |r| r.map(|v| Out::Verdict(v.valid, v.reason))
+            )
         }
         Op::Enrich(record) => {
-            let g = loaded
-                .enrichment
-                .as_ref()
-                .ok_or_else(|| not_provided(loaded, "enrichment"))?;
-            match g.load(&mut *store, inst) {
-                Ok(g) => g
-                    .call_enrich(&mut *store, &record)
-                    .await
-                    .map(|r| r.map(Out::Json)),
-                Err(e) => Err(e),
-            }
+            guest!(
+                enrichment,
+                "enrichment",
+                |g| g.call_enrich(&mut *store, &record),
+                |r| r.map(Out::Json)
+            )
         }
     })
 }
