@@ -42,9 +42,10 @@ pub mod markov;
 pub mod models;
 pub mod shapley;
 
+use crate::expr::{EvalCtx, Val};
 use crate::spec::AttributionSpec;
 use crate::spec::attribution::{ModelKind, TouchpointRule};
-use expr::CompiledExpr;
+use expr::{CompiledExpr, Scope};
 use indexmap::IndexMap;
 use models::{Credit, HeuristicParams, Journey, Journeys};
 use serde::Serialize;
@@ -98,9 +99,14 @@ fn invalid(pointer: impl Into<String>, message: impl Into<String>) -> Attributio
 
 fn compile(pointer: String, text: &str) -> Result<CompiledExpr, AttributionError> {
     CompiledExpr::compile(text).map_err(|e| {
+        let hint = e
+            .hint
+            .as_deref()
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         invalid(
             pointer,
-            format!("expression `{text}` does not compile: {e}"),
+            format!("expression `{text}` does not compile: {e}{hint}"),
         )
     })
 }
@@ -527,8 +533,18 @@ impl Plan {
         &self.tenant
     }
 
-    /// Run every record of a run through the plan.
+    /// Run every record of a run through the plan (`today()` and `now()` read the clock).
     pub fn run(&self, records: &[Value]) -> Result<Outcome, AttributionError> {
+        self.run_at(records, chrono::Utc::now())
+    }
+
+    /// Run every record of a run through the plan, with `now` as the expressions' clock.
+    pub fn run_at(
+        &self,
+        records: &[Value],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Outcome, AttributionError> {
+        let ectx = EvalCtx { now };
         let mut warnings = Vec::new();
         let mut graph = identity::IdentityGraph::default();
         let mut nodes = Vec::with_capacity(records.len());
@@ -552,15 +568,18 @@ impl Plan {
                 ));
                 continue;
             };
+            let scope = Scope {
+                record: rec,
+                journey: None,
+                ctx: &ectx,
+            };
             for r in self
                 .identity
                 .iter()
                 .filter(|r| r.select.matches(source, object))
             {
                 let text = |e: &Option<CompiledExpr>| {
-                    e.as_ref()
-                        .and_then(|e| e.eval_value(rec))
-                        .and_then(|v| scalar_text(&v))
+                    e.as_ref().and_then(|e| scalar_text(&e.eval(&scope)))
                 };
                 if let Some(e) = text(&r.email).and_then(|s| identity::normalize_email(&s)) {
                     graph.link(node, format!("email:{e}"));
@@ -578,11 +597,11 @@ impl Plan {
             }
             for (k, c) in self.conversions.iter().enumerate() {
                 if !c.select.matches(source, object)
-                    || !c.condition.as_ref().is_none_or(|e| e.eval_bool(rec))
+                    || !c.condition.as_ref().is_none_or(|e| e.eval_bool(&scope))
                 {
                     continue;
                 }
-                let Some(time) = c.time.eval_value(rec).as_ref().and_then(parse_time) else {
+                let Some(time) = time_of(&c.time.eval(&scope)) else {
                     warnings.push(format!(
                         "record {}: conversion `{}` has no readable time at `{}`; skipped",
                         i + 1,
@@ -593,7 +612,7 @@ impl Plan {
                 };
                 let value = match &c.value {
                     None => 1.0,
-                    Some(e) => match e.eval_value(rec).as_ref().and_then(number) {
+                    Some(e) => match e.eval(&scope).as_f64() {
                         Some(v) => v,
                         None => {
                             warnings.push(format!(
@@ -609,15 +628,12 @@ impl Plan {
                 let currency = c
                     .currency
                     .as_ref()
-                    .and_then(|e| e.eval_value(rec))
-                    .and_then(|v| scalar_text(&v))
+                    .and_then(|e| scalar_text(&e.eval(&scope)))
                     .filter(|s| !s.trim().is_empty())
                     .map(|s| s.trim().to_uppercase())
                     .unwrap_or_else(|| self.default_currency.clone());
                 let id =
-                    c.id.eval_value(rec)
-                        .and_then(|v| scalar_text(&v))
-                        .unwrap_or_else(|| format!("record{}", i + 1));
+                    scalar_text(&c.id.eval(&scope)).unwrap_or_else(|| format!("record{}", i + 1));
                 convs.push(Conv {
                     record: i,
                     rule: k,
@@ -629,11 +645,11 @@ impl Plan {
             }
             for (k, t) in self.touchpoints.iter().enumerate() {
                 if !t.select.matches(source, object)
-                    || !t.condition.as_ref().is_none_or(|e| e.eval_bool(rec))
+                    || !t.condition.as_ref().is_none_or(|e| e.eval_bool(&scope))
                 {
                     continue;
                 }
-                let Some(raw) = t.channel.eval_value(rec).and_then(|v| scalar_text(&v)) else {
+                let Some(raw) = scalar_text(&t.channel.eval(&scope)) else {
                     continue;
                 };
                 let raw = raw.trim().to_lowercase();
@@ -641,7 +657,7 @@ impl Plan {
                     continue;
                 }
                 let channel = self.channel_map.get(&raw).cloned().unwrap_or(raw);
-                let Some(time) = t.time.eval_value(rec).as_ref().and_then(parse_time) else {
+                let Some(time) = time_of(&t.time.eval(&scope)) else {
                     warnings.push(format!(
                         "record {}: touchpoint `{}` has no readable time at `{}`; skipped",
                         i + 1,
@@ -653,8 +669,7 @@ impl Plan {
                 let campaign = t
                     .campaign
                     .as_ref()
-                    .and_then(|e| e.eval_value(rec))
-                    .and_then(|v| scalar_text(&v))
+                    .and_then(|e| scalar_text(&e.eval(&scope)))
                     .filter(|s| !s.trim().is_empty());
                 touches.push(Touch {
                     record: i,
@@ -834,7 +849,12 @@ impl Plan {
             let prior = conv_times_of
                 .get(&person[c.record])
                 .map_or(0, |v| v.iter().filter(|&&t| t < c.time).count());
-            let ctx = context(rec, eligible, prior, c.time);
+            let journey = journey_object(eligible, prior, c.time);
+            let ctx = Scope {
+                record: rec,
+                journey: Some(&journey),
+                ctx: &ectx,
+            };
             let treatment = self
                 .treatments
                 .iter()
@@ -846,7 +866,7 @@ impl Plan {
             let confounders: Map<String, Value> = rule
                 .confounders
                 .iter()
-                .map(|(name, e)| (name.clone(), e.eval_value(&ctx).unwrap_or(Value::Null)))
+                .map(|(name, e)| (name.clone(), e.eval_json(&ctx).unwrap_or(Value::Null)))
                 .collect();
             let (score, reasons) = quality(rule, &ctx);
             let mut attribution = IndexMap::new();
@@ -914,14 +934,12 @@ fn compile_touch(q: &str, t: &TouchpointRule) -> Result<TouchPlan, AttributionEr
     })
 }
 
-/// The conversion context: the record plus a `journey` object.
-fn context(rec: &Value, eligible: &[Touch], prior: usize, conv_time: i64) -> Value {
-    let mut obj = rec.as_object().cloned().unwrap_or_default();
+/// The `journey` object of a conversion, seen by its treatment, confounder and quality
+/// expressions beside the record.
+fn journey_object(eligible: &[Touch], prior: usize, conv_time: i64) -> Value {
     let first = eligible.first();
     let last = eligible.last();
-    obj.insert(
-        "journey".into(),
-        json!({
+    json!({
             "touches": eligible.len(),
             "channels": eligible.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>(),
             "first_channel": first.map(|t| t.channel.as_str()),
@@ -929,23 +947,21 @@ fn context(rec: &Value, eligible: &[Touch], prior: usize, conv_time: i64) -> Val
             "first_campaign": first.and_then(|t| t.campaign.as_deref()),
             "last_campaign": last.and_then(|t| t.campaign.as_deref()),
             "prior_conversions": prior,
-            "days_from_first_touch": first.map(|t| (conv_time - t.time) as f64 / DAY_MS),
-        }),
-    );
-    Value::Object(obj)
+        "days_from_first_touch": first.map(|t| (conv_time - t.time) as f64 / DAY_MS),
+    })
 }
 
 /// Score and reasons of the declared quality checks.
-fn quality(rule: &ConversionPlan, ctx: &Value) -> (f64, Vec<String>) {
+fn quality(rule: &ConversionPlan, ctx: &Scope<'_>) -> (f64, Vec<String>) {
     let mut total = 0.0;
     let mut passed = 0.0;
     let mut reasons = Vec::new();
     for e in &rule.required {
         total += 1.0;
-        let present = match e.eval_value(ctx) {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(_) => true,
+        let present = match e.eval(ctx) {
+            Val::Absent | Val::Null => false,
+            Val::Str(s) => !s.trim().is_empty(),
+            _ => true,
         };
         if present {
             passed += 1.0;
@@ -965,23 +981,23 @@ fn quality(rule: &ConversionPlan, ctx: &Value) -> (f64, Vec<String>) {
     (score, reasons)
 }
 
-/// A number, or a numeric string.
-fn number(v: &Value) -> Option<f64> {
+/// Text of a scalar (integral floats without a fraction, so a customer id `42.0` is `42`).
+fn scalar_text(v: &Val<'_>) -> Option<String> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        Val::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(format!("{}", *f as i64)),
+        Val::Str(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_) => {
+            v.text().map(|t| t.into_owned())
+        }
         _ => None,
     }
 }
 
-fn scalar_text(v: &Value) -> Option<String> {
+/// A time read by [`parse_time`] from an expression's result.
+fn time_of(v: &Val<'_>) -> Option<i64> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
-            _ => n.to_string(),
-        }),
-        Value::Bool(b) => Some(b.to_string()),
+        Val::Int(i) => time_from_number(*i as f64),
+        Val::Float(f) => time_from_number(*f),
+        Val::Str(s) => parse_time_str(s),
         _ => None,
     }
 }
@@ -990,43 +1006,48 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// `YYYY-MM-DD[ T]HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or epoch seconds /
 /// milliseconds (numbers above 10^11 are milliseconds). Returns epoch milliseconds.
 pub fn parse_time(v: &Value) -> Option<i64> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let from_number = |f: f64| -> Option<i64> {
-        if !f.is_finite() {
-            return None;
-        }
-        Some(if f.abs() >= 1e11 {
-            f.round() as i64
-        } else {
-            (f * 1000.0).round() as i64
-        })
-    };
     match v {
-        Value::Number(n) => n.as_f64().and_then(from_number),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(f) = s.parse::<f64>() {
-                return from_number(f);
-            }
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.timestamp_millis());
-            }
-            // Salesforce writes offsets without a colon: 2024-03-01T12:00:00.000+0000.
-            if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
-                return Some(t.timestamp_millis());
-            }
-            for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-                if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-                    return Some(t.and_utc().timestamp_millis());
-                }
-            }
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc().timestamp_millis())
-        }
+        Value::Number(n) => n.as_f64().and_then(time_from_number),
+        Value::String(s) => parse_time_str(s),
         _ => None,
     }
+}
+
+/// Epoch seconds, or milliseconds above 10^11.
+fn time_from_number(f: f64) -> Option<i64> {
+    if !f.is_finite() {
+        return None;
+    }
+    Some(if f.abs() >= 1e11 {
+        f.round() as i64
+    } else {
+        (f * 1000.0).round() as i64
+    })
+}
+
+/// [`parse_time`] of text.
+fn parse_time_str(s: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    if let Ok(f) = s.parse::<f64>() {
+        return time_from_number(f);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    // Salesforce writes offsets without a colon: 2024-03-01T12:00:00.000+0000.
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// Format epoch milliseconds as RFC 3339 UTC (`2024-01-15T10:30:00Z`, milliseconds only when

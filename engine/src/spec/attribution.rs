@@ -260,7 +260,7 @@ pub struct ConversionRule {
     /// numbers. Default: 1 for every conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// Expression giving the ISO currency code, e.g. `str::to_uppercase(currency)`.
+    /// Expression giving the ISO currency code, e.g. `upper(currency)`.
     /// Default: the spec's `default_currency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,

@@ -6,17 +6,23 @@ pub mod add_hours;
 pub mod coalesce;
 pub mod concat;
 pub mod contains;
+pub mod exists;
 pub mod first_name;
 pub mod format_date;
 pub mod last_name;
 pub mod len;
 pub mod lower;
 pub mod matches;
+pub mod max;
+pub mod min;
 pub mod normalize_email;
 pub mod normalize_phone;
 pub mod now;
+pub mod number;
 pub mod parse_date;
 pub mod round;
+pub mod starts_with;
+pub mod strip_prefix;
 pub mod today;
 pub mod trim;
 pub mod upper;
@@ -80,6 +86,12 @@ pub static ALL: &[&FunctionDef] = &[
     &last_name::DEF,
     &normalize_phone::DEF,
     &normalize_email::DEF,
+    &number::DEF,
+    &exists::DEF,
+    &max::DEF,
+    &min::DEF,
+    &starts_with::DEF,
+    &strip_prefix::DEF,
 ];
 
 /// A function by name.
