@@ -1,6 +1,7 @@
 //! The one integration-test binary: each area is a module (wasmtime/ripgrep style).
 
 mod attribution;
+mod attribution_e2e;
 mod cli;
 mod connector;
 mod mapping;

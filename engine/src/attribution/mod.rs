@@ -36,6 +36,7 @@
 //! value expression when a tenant mixes currencies.
 
 pub mod anomaly;
+pub mod enrich;
 pub mod expr;
 pub mod identity;
 pub mod markov;
@@ -242,6 +243,10 @@ pub struct CausalMarketingData {
     pub treatment_assignment: TreatmentAssignment,
     /// Confounders by name (null when absent).
     pub confounders: Map<String, Value>,
+    /// What the spec's enrichment plugin returned for this record (the seed's
+    /// `kse_enhancement`); `None` without a plugin, or when it failed for this record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kse_enhancement: Option<Value>,
     /// Data-quality score in [0, 1].
     pub data_quality_score: f64,
     /// Why the score is below 1.
@@ -895,6 +900,7 @@ impl Plan {
                 conversion_date: format_time(c.time),
                 treatment_assignment: treatment,
                 confounders,
+                kse_enhancement: None,
                 data_quality_score: score,
                 data_quality_reasons: reasons,
                 anomaly_flags: std::mem::take(&mut flags[n]),

@@ -1,10 +1,23 @@
-//! `switchyard attribute`: run an attribution spec over NDJSON records and write
-//! CausalMarketingData records and per-model channel tables.
+//! `switchyard attribute`: run an attribution spec over NDJSON records (and records pulled
+//! through connectors) and write CausalMarketingData records and per-model channel tables.
 //!
 //! Input: one JSON object per line, naming its system and object in the fields the spec's
 //! `source_field`/`object_field` declare (default `source` and `object`), e.g.
 //! `{"source": "hubspot", "object": "deal", "id": "1", "properties": {...}}`. Blank lines are
 //! skipped; a line that is not a JSON object is an error naming the file and line.
+//!
+//! Pulled records (the spec's `[[attribution.pull]]`): with `--pull`, each rule's object is
+//! listed through its connector from the vendor (settings and secrets from `--tenant-config`
+//! files, as for `switchyard sync`); with `--sandbox`, the connector's emulator is started on
+//! 127.0.0.1 instead, the `--input` records a rule covers are loaded into it
+//! ([`crate::sandbox::Emulator::seed`]) and taken out of the input, and everything is read back
+//! through the connector runtime over HTTP, as `switchyard run --sandbox` delivers to one. Pulled
+//! records get the rule's `source` (and `record_object` when they carry no object) and are
+//! attributed together with the remaining input records.
+//!
+//! Enrichment: when the spec names an enrichment plugin, it is loaded before any record is
+//! read (a load failure is an `E601` diagnostic at `/attribution/enrichment/plugin`); a failure
+//! for one record is a warning naming the record, which is output without `kse_enhancement`.
 //!
 //! Output: `--output` gets one CausalMarketingData record per conversion (NDJSON; `-` for
 //! stdout); `--report` gets the report JSON
@@ -12,9 +25,11 @@
 //! On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
 //! nor `--output -` claims stdout, the report JSON goes there.
 
-use crate::attribution::{ErrorKind, Outcome, Plan, Report};
+use crate::attribution::{ErrorKind, Outcome, Plan, Report, enrich};
 use crate::diag::{self, Diagnostic, Diagnostics, Format};
+use crate::spec::attribution::{AttributionSpec, PullRule};
 use crate::spec::{self, Spec};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -24,18 +39,59 @@ pub struct Args {
     /// The attribution spec (TOML or JSON).
     #[arg(long, value_name = "FILE")]
     pub spec: PathBuf,
-    /// NDJSON records, or `-` for stdin.
+    /// NDJSON records, or `-` for stdin. Required unless `--pull` brings the records.
     #[arg(long, value_name = "FILE|-")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Where to write the CausalMarketingData records (NDJSON), or `-` for stdout.
     #[arg(long, value_name = "FILE|-")]
     pub output: Option<PathBuf>,
     /// Where to write the report JSON (channel tables per model and unattributed conversions).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also pull the spec's `[[attribution.pull]]` objects through their connectors.
+    #[arg(long, conflicts_with = "sandbox")]
+    pub pull: bool,
+    /// Start the emulators of the spec's `[[attribution.pull]]` connectors, load the input
+    /// records each pull covers into them, and read those records back through the connectors.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// A tenant's mapping spec giving a connector's settings and secrets for `--pull`
+    /// (repeatable, one per connector).
+    #[arg(long, value_name = "FILE")]
+    pub tenant_config: Vec<PathBuf>,
+    /// Folder of connector specs.
+    #[arg(long, value_name = "DIR", default_value = "connector-specs")]
+    pub connectors: PathBuf,
 }
 
 pub(super) fn run(a: Args) -> u8 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    rt.block_on(run_async(a))
+}
+
+fn place_error(
+    loaded: &spec::LoadedSpec,
+    code: &'static str,
+    pointer: &str,
+    message: String,
+) -> String {
+    let cwd = std::env::current_dir().ok();
+    let mut d = Diagnostics::default();
+    d.push(
+        loaded
+            .source
+            .place(Diagnostic::error(code, pointer.to_string(), message)),
+    );
+    diag::render(&d, Format::Human, cwd.as_deref())
+}
+
+async fn run_async(a: Args) -> u8 {
     let cwd = std::env::current_dir().ok();
     let (loaded, diags) = match spec::load_file(&a.spec) {
         Ok(x) => x,
@@ -61,13 +117,7 @@ pub(super) fn run(a: Args) -> u8 {
     let plan = match Plan::compile(spec) {
         Ok(p) => p,
         Err(crate::attribution::AttributionError::InvalidSpec { pointer, message }) => {
-            let mut d = Diagnostics::default();
-            d.push(
-                loaded
-                    .source
-                    .place(Diagnostic::error("E600", pointer, message)),
-            );
-            eprint!("{}", diag::render(&d, Format::Human, cwd.as_deref()));
+            eprint!("{}", place_error(&loaded, "E600", &pointer, message));
             return super::EXIT_INVALID;
         }
         Err(e) => {
@@ -75,14 +125,63 @@ pub(super) fn run(a: Args) -> u8 {
             return super::EXIT_INVALID;
         }
     };
-    let records = match read_ndjson(&a.input) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
+    if (a.pull || a.sandbox) && spec.attribution.pull.is_empty() {
+        eprintln!(
+            "error: {}: --{} needs [[attribution.pull]] rules naming what to pull",
+            a.spec.display(),
+            if a.sandbox { "sandbox" } else { "pull" }
+        );
+        return super::EXIT_USAGE;
+    }
+    if a.input.is_none() && !a.pull {
+        eprintln!("error: --input is required (unless --pull brings the records)");
+        return super::EXIT_USAGE;
+    }
+    // The enrichment plugin is loaded (and compiled) before any record is read.
+    let enricher = match &spec.attribution.enrichment {
+        None => None,
+        Some(settings) => {
+            let manifest = enrich::manifest_path(&a.spec, settings);
+            let loaded_plugin =
+                crate::plugin::PluginHost::new(crate::plugin::HostConfig::default())
+                    .map_err(|e| e.to_string())
+                    .and_then(|host| {
+                        // The CLI grants the plugin nothing (no hosts, secrets or config).
+                        enrich::load_enricher(&host, &manifest, crate::plugin::Grants::default())
+                            .map(|h| (host, h))
+                    });
+            match loaded_plugin {
+                Ok(x) => Some(x),
+                Err(message) => {
+                    eprint!("{}", place_error(&loaded, "E601", enrich::POINTER, message));
+                    return super::EXIT_INVALID;
+                }
+            }
         }
     };
-    let outcome = match plan.run(&records) {
+    let mut records = match &a.input {
+        Some(input) => match read_ndjson(input) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        },
+        None => Vec::new(),
+    };
+    if a.pull || a.sandbox {
+        match pull_records(spec, &a, &mut records).await {
+            Ok(mut pulled) => {
+                pulled.append(&mut records);
+                records = pulled;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_REJECTED;
+            }
+        }
+    }
+    let mut outcome = match plan.run(&records) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {}: {e}", a.spec.display());
@@ -91,9 +190,22 @@ pub(super) fn run(a: Args) -> u8 {
             };
         }
     };
-    let input_name = a.input.display().to_string();
+    let input_name = a.input.as_ref().map_or_else(
+        || "(pulled records)".to_string(),
+        |p| p.display().to_string(),
+    );
     for w in &outcome.warnings {
         eprintln!("warning: {input_name}: {w}");
+    }
+    if let Some((_host, h)) = &enricher {
+        for f in enrich::enrich_records(h, &mut outcome.records).await {
+            eprintln!(
+                "warning: {}: record {} kept without kse_enhancement: {}",
+                a.spec.display(),
+                f.record_id,
+                f.cause
+            );
+        }
     }
     match write_outputs(&a, &outcome) {
         Ok(()) => super::EXIT_OK,
@@ -102,6 +214,148 @@ pub(super) fn run(a: Args) -> u8 {
             super::EXIT_USAGE
         }
     }
+}
+
+/// Pull the spec's `[[attribution.pull]]` objects, connector by connector (see the module
+/// docs). With `--sandbox`, the input records a rule covers are moved into its emulator first.
+async fn pull_records(
+    spec: &AttributionSpec,
+    a: &Args,
+    input: &mut Vec<Value>,
+) -> Result<Vec<Value>, String> {
+    let cfg = &spec.attribution;
+    let mut connectors: Vec<&str> = Vec::new();
+    for r in &cfg.pull {
+        if !connectors.contains(&r.connector.as_str()) {
+            connectors.push(&r.connector);
+        }
+    }
+    let mut pulled = Vec::new();
+    for name in connectors {
+        let rules: Vec<&PullRule> = cfg.pull.iter().filter(|r| r.connector == name).collect();
+        let (route, route_path) = tenant_route(a, name)?;
+        let prepared =
+            super::run::prepare_route(route, &route_path, &a.connectors, a.sandbox, false).await?;
+        let missing = prepared.session.missing_settings();
+        if !missing.is_empty() {
+            if let Some(emu) = prepared.emulator {
+                emu.shutdown().await;
+            }
+            return Err(format!(
+                "connector `{name}` needs {} (give them with --tenant-config, as for `switchyard sync`)",
+                missing.join(", ")
+            ));
+        }
+        let result = async {
+            if let Some(emu) = &prepared.emulator {
+                eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
+                for r in &rules {
+                    let seed = take_covered(input, r, &cfg.source_field, &cfg.object_field);
+                    emu.seed(r.record_object(), &seed)
+                        .map_err(|e| format!("{}: {e}", a.spec.display()))?;
+                }
+            }
+            let mut out = Vec::new();
+            for r in &rules {
+                let before = out.len();
+                pull_one(&prepared.session, r, &mut out).await?;
+                for rec in &mut out[before..] {
+                    if let Value::Object(m) = rec {
+                        m.insert(cfg.source_field.clone(), Value::String(r.source().into()));
+                        m.entry(cfg.object_field.clone())
+                            .or_insert_with(|| Value::String(r.record_object().into()));
+                    }
+                }
+                eprintln!(
+                    "pulled {} {} records through connector `{name}`",
+                    out.len() - before,
+                    r.object
+                );
+            }
+            Ok::<_, String>(out)
+        }
+        .await;
+        if let Some(emu) = prepared.emulator {
+            emu.shutdown().await;
+        }
+        pulled.extend(result?);
+    }
+    Ok(pulled)
+}
+
+/// The route (tenant settings) of a connector: the `--tenant-config` file for it, else none
+/// (enough for `--sandbox`; `--pull` then reports the missing settings).
+fn tenant_route(
+    a: &Args,
+    connector: &str,
+) -> Result<(crate::spec::mapping::MappingSpec, PathBuf), String> {
+    for p in &a.tenant_config {
+        let m = crate::connector::route::load_mapping(p).map_err(|e| e.to_string())?;
+        if m.connector == connector {
+            return Ok((m, p.clone()));
+        }
+    }
+    Ok((
+        super::run::default_route(connector)?,
+        PathBuf::from(format!("(no tenant config for `{connector}`)")),
+    ))
+}
+
+/// Take the input records a pull rule covers out of `input`, without the source and object
+/// fields (the vendor's own shape).
+fn take_covered(
+    input: &mut Vec<Value>,
+    rule: &PullRule,
+    source_field: &str,
+    object_field: &str,
+) -> Vec<Value> {
+    let covers = |v: &Value| {
+        v.get(source_field).and_then(Value::as_str) == Some(rule.source())
+            && v.get(object_field).and_then(Value::as_str) == Some(rule.record_object())
+    };
+    let (mut taken, kept): (Vec<Value>, Vec<Value>) =
+        std::mem::take(input).into_iter().partition(covers);
+    *input = kept;
+    for v in &mut taken {
+        if let Value::Object(m) = v {
+            m.remove(source_field);
+            m.remove(object_field);
+        }
+    }
+    taken
+}
+
+/// List every page of one rule's object through the connector's list operation.
+async fn pull_one(
+    session: &crate::connector::Session,
+    rule: &PullRule,
+    out: &mut Vec<Value>,
+) -> Result<(), String> {
+    let conn = &session.connector;
+    let op = conn
+        .find_op(&rule.object, crate::spec::connector::OperationKind::List)
+        .ok_or_else(|| {
+            format!(
+                "connector `{}` has no list operation for object `{}`",
+                conn.name(),
+                rule.object
+            )
+        })?;
+    let mut vars = serde_json::Map::new();
+    if !rule.query.is_empty() {
+        // `Session::list` adds this object's entries to the query of every page request.
+        let q: serde_json::Map<String, Value> = rule
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        vars.insert("since_query".into(), Value::Object(q));
+    }
+    session
+        .list(&op.name, vars, None, |r| out.push(r))
+        .await
+        .map_err(|e| format!("pulling `{}` through `{}`: {e}", rule.object, conn.name()))?;
+    Ok(())
 }
 
 fn write_outputs(a: &Args, outcome: &Outcome) -> Result<(), String> {

@@ -372,6 +372,51 @@ fn insert_object(db: &mut Db, object: &str, input: &Value) -> Result<(String, Va
     Ok((id, record))
 }
 
+/// Loads one fixture record (see [`super::Emulator::seed`]): its numeric id and properties are
+/// kept, bookkeeping properties filled in when absent, e-mails indexed (duplicates refused).
+pub(super) fn seed(db: &mut Db, object: &str, input: &Value) -> Result<(), String> {
+    let object = object_name(object).ok_or_else(|| format!("unknown object `{object}`"))?;
+    let id = input.get("id").map(scalar_text).unwrap_or_default();
+    if id.parse::<u64>().is_err() {
+        return Err(format!("`id` must be a numeric string, found `{id}`"));
+    }
+    if db.get(object, &id).is_some() {
+        return Err(format!("id {id} is already loaded"));
+    }
+    let mut props = clean_properties(object, input.get("properties"))?;
+    if object == "contacts"
+        && let Some(email) = props.get("email").and_then(Value::as_str)
+        && let Some(existing) = contact_by_email(db, email, None)
+    {
+        return Err(format!("Contact already exists. Existing ID: {existing}"));
+    }
+    let created = props
+        .get("createdate")
+        .and_then(Value::as_str)
+        .map_or_else(now_iso, String::from);
+    for k in ["createdate", "lastmodifieddate", "hs_lastmodifieddate"] {
+        props
+            .entry(k)
+            .or_insert_with(|| Value::String(created.clone()));
+    }
+    props.insert("hs_object_id".into(), Value::String(id.clone()));
+    let updated = props
+        .get("lastmodifieddate")
+        .cloned()
+        .unwrap_or_else(|| Value::String(created.clone()));
+    let mut record = json!({"id": id, "properties": props, "createdAt": created,
+                            "updatedAt": updated, "archived": false});
+    if let Some(a) = input.get("associations").filter(|a| !a.is_null()) {
+        record["associations"] = a.clone();
+    }
+    let email = record["properties"]["email"].as_str().map(String::from);
+    db.insert(object, &id, record);
+    if object == "contacts" {
+        reindex_email(db, &id, None, email.as_deref());
+    }
+    Ok(())
+}
+
 /// Tasks need `hs_timestamp` (when the task is due) and HubSpot's enumeration values.
 fn check_task(props: &Map<String, Value>) -> Result<(), WriteError> {
     let invalid = |name: &str, message: String| {

@@ -301,6 +301,34 @@ impl Emulator {
         db.expired_tokens.extend(issued);
     }
 
+    /// Loads fixture records as if they had been created earlier, keeping their ids and
+    /// times, so that a demo or a test reads known data back through the vendor's API.
+    /// Records are in the vendor's own JSON shape. HubSpot (`contacts|companies|deals|tickets`,
+    /// also singular): `{"id": "<number>", "properties": {...}, "associations"?: ...}`, property
+    /// values become strings and `createdate`/`lastmodifieddate`/`hs_object_id` are filled in
+    /// when absent. Stripe (`customers|payment_intents|subscriptions`, also singular): the
+    /// object as the API returns it (`object` set, `created` filled in when absent). Other
+    /// vendors: not supported yet. A refused record is an error naming it; the records before
+    /// it stay loaded.
+    pub fn seed(&self, object: &str, records: &[serde_json::Value]) -> Result<(), SandboxError> {
+        let vendor = self.shared.vendor;
+        let mut db = self.shared.db();
+        for (i, r) in records.iter().enumerate() {
+            let res = match vendor {
+                Vendor::Hubspot => hubspot::seed(&mut db, object, r),
+                Vendor::Stripe => stripe::seed(&mut db, object, r),
+                other => Err(format!("seeding the {other} emulator is not supported")),
+            };
+            res.map_err(|m| {
+                SandboxError::InvalidOption(format!(
+                    "{vendor} seed record {} of `{object}`: {m}",
+                    i + 1
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Stops serving and closes every open connection.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

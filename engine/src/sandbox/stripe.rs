@@ -306,6 +306,35 @@ impl Res {
     }
 }
 
+/// Loads one fixture object (see [`super::Emulator::seed`]) as given, with its own id.
+pub(super) fn seed(db: &mut Db, resource: &str, input: &Value) -> Result<(), String> {
+    let res = Res::from_path(resource)
+        .or_else(|| {
+            [Res::Customer, Res::PaymentIntent, Res::Subscription]
+                .into_iter()
+                .find(|r| r.object() == resource)
+        })
+        .ok_or_else(|| format!("unknown resource `{resource}`"))?;
+    let Some(obj) = input.as_object() else {
+        return Err("a Stripe object must be a JSON object".into());
+    };
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("`id` must be a non-empty string")?
+        .to_string();
+    if db.get(res.table(), &id).is_some() {
+        return Err(format!("id {id} is already loaded"));
+    }
+    let mut obj = obj.clone();
+    obj.insert("object".into(), Value::String(res.object().into()));
+    obj.entry("created")
+        .or_insert_with(|| Value::from(super::util::now_unix()));
+    db.insert(res.table(), &id, Value::Object(obj));
+    Ok(())
+}
+
 fn resolve(seg: &str, method: &Method, path: &str) -> Result<Res, Response> {
     Res::from_path(seg).ok_or_else(|| {
         invalid(

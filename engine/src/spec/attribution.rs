@@ -96,6 +96,62 @@ pub struct AttributionConfig {
     /// 3.5, at least 5 samples.
     #[serde(default)]
     pub anomalies: AnomalySettings,
+    /// An enrichment plugin (the seed's `kse_enhancement`): each CausalMarketingData record is
+    /// passed to the plugin's `enrich` export and the JSON it returns is stored under
+    /// `kse_enhancement`. A failure for one record is reported and the record is output
+    /// without it. Default: none (no `kse_enhancement` field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<EnrichmentSettings>,
+    /// Records pulled through connectors (`switchyard attribute --pull`, or `--sandbox` against
+    /// the vendors' emulators), in addition to the `--input` records. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull: Vec<PullRule>,
+}
+
+/// The enrichment plugin hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentSettings {
+    /// Path of the plugin's manifest (`plugin.toml` of a plugin of world `enricher`), relative
+    /// to this spec file. Required.
+    pub plugin: String,
+}
+
+/// One object pulled through a connector (its list operation, every page). Each pulled record
+/// gets `source_field` set to `source`, and `object_field` set to `record_object` unless the
+/// vendor object already carries one (Stripe objects do).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRule {
+    /// Connector spec name (a file in the connector-specs folder), e.g. `hubspot`. Required.
+    pub connector: String,
+    /// The connector's object to list, e.g. `contact`, `deal`, `payment`. Required.
+    pub object: String,
+    /// System name written to the records' `source_field`. Default: the connector name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Object name written to the records' `object_field` when they have none, and the object
+    /// of the `--input` records that `--sandbox` loads into the emulator, e.g.
+    /// `payment_intent` for Stripe's `payment`. Default: `object`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_object: Option<String>,
+    /// Extra query parameters of the list request, e.g. HubSpot's
+    /// `properties = "email,hs_analytics_source"` (HubSpot lists return only default
+    /// properties unless asked). Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+}
+
+impl PullRule {
+    /// The system name of pulled records.
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.connector)
+    }
+
+    /// The object name of pulled records.
+    pub fn record_object(&self) -> &str {
+        self.record_object.as_deref().unwrap_or(&self.object)
+    }
 }
 
 /// A credit model.
