@@ -4,7 +4,8 @@
 //!
 //! Records are JSON objects (one NDJSON line each). The field named by `source_field` (default
 //! `source`) names the system (`hubspot`, `stripe`, …) and `object_field` (default `object`) the
-//! object (`deal`, `contact`, `payment_intent`, …). Expressions see the whole record, so
+//! object (`deal`, `contact`, `payment_intent`, …). Expressions are the engine's expression
+//! dialect (`crate::expr`, as in mapping specs) and see the whole record, so
 //! `properties.dealstage == 'closedwon'` reads `record.properties.dealstage`.
 
 use super::common::SpecVersion;
