@@ -190,10 +190,11 @@ async fn run_async(a: Args) -> u8 {
             };
         }
     };
-    let input_name = a.input.as_ref().map_or_else(
-        || "(pulled records)".to_string(),
-        |p| p.display().to_string(),
-    );
+    // Warnings number records by position in what the plan ran over.
+    let input_name = match &a.input {
+        Some(p) if !(a.pull || a.sandbox) => p.display().to_string(),
+        _ => "records (pulled ones first, then the input's)".to_string(),
+    };
     for w in &outcome.warnings {
         eprintln!("warning: {input_name}: {w}");
     }
