@@ -131,6 +131,7 @@ fn main() {
         load_mapping(&spec, &repo().join("connector-specs")).unwrap_or_else(|e| panic!("{e}"));
     let secrets = MemoryProvider::new();
     let ctx = MapContext {
+        ext: None,
         now: "2026-01-15T10:30:00Z".parse().expect("time"),
         secrets: &secrets,
     };

@@ -27,6 +27,7 @@ struct Compiler<'a> {
     templates: Vec<TemplatePlan>,
     registry: Option<handlebars::Handlebars<'static>>,
     needs_value: bool,
+    ext: Option<crate::expr::ExtFunctions>,
 }
 
 /// Compile a mapping spec against its connectors. Returns the plan unless there are errors,
@@ -46,6 +47,13 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         templates: Vec::new(),
         registry: None,
         needs_value: false,
+        ext: match env.plugins {
+            Some(p) => Some(p.functions().clone()),
+            None if !spec.plugins.is_empty() => {
+                Some(crate::expr::ExtFunctions::open(spec.plugins.keys()))
+            }
+            None => None,
+        },
     };
     let objects = c.objects();
     let triggers = c.triggers();
@@ -70,6 +78,7 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         registry: c.registry.map(Arc::new),
         objects,
         triggers,
+        plugins: env.plugins.cloned(),
     };
     (Some(plan), c.diags)
 }
@@ -169,6 +178,7 @@ impl<'a> Compiler<'a> {
             } else {
                 None
             },
+            ext: self.ext.as_ref(),
         };
         match Expr::compile(src, &env) {
             Ok(e) => {

@@ -17,17 +17,22 @@ mod bindings;
 mod cache;
 mod call;
 mod error;
+pub mod exec;
+pub mod grants;
 mod imports;
 mod inspect;
 mod load;
 mod runtime;
+mod set;
 
 pub use allow::AllowedHost;
 pub use call::{CallOutput, Page, PluginBatch, Verdict};
 pub use error::{PluginError, PluginErrorKind};
+pub use grants::OperatorConfig;
 pub use inspect::{Inspection, inspect_component};
-pub use load::{PluginHandle, PluginStatus};
+pub use load::{PluginHandle, PluginStatus, WatchGuard};
 pub use runtime::{EngineConfig, PluginHost};
+pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError};
 
 use indexmap::IndexMap;
 use serde_json::Value;

@@ -29,6 +29,11 @@ pub struct MappingSpec {
     /// Named lookup tables used by expressions as `table[key]`. Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub lookups: IndexMap<String, IndexMap<String, Value>>,
+    /// WebAssembly plugins whose mapping functions expressions call as `alias.function(…)`:
+    /// alias → `plugin.toml` manifest path, relative to this file. What a plugin may reach is
+    /// granted by the operator, not here. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub plugins: IndexMap<String, String>,
     /// The tenant's CRM configuration (seed 003 `crm_config`), as written.
     pub crm_config: CrmConfig,
 }
