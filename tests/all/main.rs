@@ -9,3 +9,4 @@ mod prism;
 mod sandbox;
 mod spec;
 mod ui;
+mod wiring;

@@ -58,11 +58,16 @@ impl Session {
             .map_err(ConnectorError::Plugin)
     }
 
-    fn stream(cop: &CompiledOp) -> String {
-        cop.spec.object.clone().unwrap_or_else(|| cop.name.clone())
+    /// The plugin's stream: the object's `api_name` (else its name), else the operation's name.
+    fn stream(&self, cop: &CompiledOp) -> String {
+        match &cop.spec.object {
+            Some(o) => self.connector.api_name(o).to_string(),
+            None => cop.name.clone(),
+        }
     }
 
-    /// One operation delegated to a full-connector plugin: list/search kinds read one page
+    /// One operation delegated to a full-connector plugin (stream = the object's `api_name`):
+    /// list/search kinds read one page
     /// (`{"records": […], "next_cursor": …}`), batch kinds write `items` (`{"results": […]}`),
     /// other kinds write the payload (with `id` when updating) and answer the plugin's result.
     pub(crate) async fn plugin_call(
@@ -72,7 +77,7 @@ impl Session {
         vars: Map<String, Value>,
     ) -> Result<Response, ConnectorError> {
         let h = self.plugin(alias)?;
-        let stream = Self::stream(cop);
+        let stream = self.stream(cop);
         let body = match cop.spec.kind {
             OperationKind::List | OperationKind::Search => {
                 let params = Value::Object(public_vars(&vars));
@@ -133,7 +138,7 @@ impl Session {
         mut f: impl FnMut(Value),
     ) -> Result<usize, ConnectorError> {
         let h = self.plugin(alias)?;
-        let stream = Self::stream(cop);
+        let stream = self.stream(cop);
         let params = Value::Object(public_vars(&vars));
         let mut cursor: Option<String> = None;
         let mut count = 0usize;
