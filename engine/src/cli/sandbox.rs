@@ -53,7 +53,7 @@ fn parse_limit(s: &str) -> Result<RateLimitOverride, String> {
 }
 
 /// Waits for Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send).
-async fn wait_for_stop() {
+pub(super) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -229,7 +229,7 @@ pub(crate) struct TokenEnv<'a> {
     pub templates: &'a Templates,
     pub ctx: &'a Value,
     /// Rewrites a URL to the tenant's `base_url` origin (emulators).
-    pub rewrite: &'a dyn Fn(String) -> String,
+    pub rewrite: &'a (dyn Fn(String) -> String + Sync),
     pub timeout: Duration,
     /// Where tokens are persisted (sealed), when the session has a store.
     pub store: Option<&'a TokenStore>,

@@ -13,6 +13,7 @@ pub mod route;
 pub mod secret;
 pub mod sync;
 pub mod template;
+pub mod webhook;
 
 pub use auth::jwt_assertion;
 pub use deliver::{

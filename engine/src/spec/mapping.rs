@@ -23,6 +23,10 @@ pub struct MappingSpec {
     /// Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The tenant's secrets of the inbound source (e.g. CallRail's `webhook_signing_key` for
+    /// webhook verification): name → `secret:`/`env:`/`file:` reference. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub source_secrets: IndexMap<String, String>,
     /// What this route is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
