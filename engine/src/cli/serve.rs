@@ -191,7 +191,7 @@ async fn serve(a: Args) -> u8 {
         Ok(addr) => eprintln!("listening on http://{addr}"),
         Err(e) => eprintln!("listening ({e})"),
     }
-    let shutdown = super::sandbox::wait_for_stop();
+    let shutdown = super::sandbox::stop_signal();
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
