@@ -354,3 +354,56 @@ async fn codec_plugin_signs_with_the_operators_grant_only() {
     assert_eq!(emu.records("contacts").len(), 1);
     emu.shutdown().await;
 }
+
+#[test]
+fn templates_call_plugin_functions_through_the_plugin_helper() {
+    needs_plugins();
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = repo_root().join("plugins/mapping-basics/plugin.toml");
+    let spec = |template: &str| {
+        json!({"spec_version": 1, "tenant": "t", "connector": "hubspot",
+               "plugins": {"basics": manifest.display().to_string()},
+               "crm_config": {"type": "hubspot", "field_mappings": {
+                   "email": "email",
+                   "notes": {"type": "template", "template": template}}}})
+        .to_string()
+    };
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"email\": \"a@example.com\", \"phone\": \"(415) 555-2671\", \"first\": \"Ada\"}\n",
+    )
+    .expect("input");
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        spec("Call {{first}} at {{plugin \"basics.phone_e164\" phone \"US\"}}"),
+    )
+    .expect("spec");
+    let (code, out, err) = run(&[
+        "map",
+        "--mapping",
+        good.to_str().expect("utf-8"),
+        "--input",
+        input.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["objects"]["contact"]["notes"], "Call Ada at +14155552671");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, spec("{{plugin \"basics.phone\" phone}}")).expect("spec");
+    let (code, _, err) = run(&[
+        "map",
+        "--mapping",
+        bad.to_str().expect("utf-8"),
+        "--input",
+        input.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("unknown plugin function `basics.phone` in template"),
+        "{err}"
+    );
+    assert!(err.contains("/crm_config/field_mappings/notes"), "{err}");
+}

@@ -12,6 +12,9 @@
 //! parser (`expr/parse.rs`) producing a typed tree whose variables are resolved to slots at compile
 //! time; evalexpr-only expressions (`a ^ 2`, `!b`, `"x" == y`) parse to the same tree.
 //! Missing fields are [`Val::Absent`]: falsy, and any comparison with them is false.
+//!
+//! Functions of WebAssembly plugins a spec declares are called as `alias.function(args)`; they
+//! are resolved at compile time through [`ExtFunctions`] and run through an [`ExtCalls`].
 
 pub mod functions;
 mod parse;
