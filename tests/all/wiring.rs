@@ -407,3 +407,69 @@ fn templates_call_plugin_functions_through_the_plugin_helper() {
     );
     assert!(err.contains("/crm_config/field_mappings/notes"), "{err}");
 }
+
+/// Plugins a spec references are hot-reloaded when their files change (operator `watch_ms`).
+#[test]
+fn spec_referenced_plugins_are_hot_reloaded() {
+    needs_plugins();
+    let dir = tempfile::tempdir().expect("dir");
+    let wasm = dir.path().join("basics.wasm");
+    std::fs::copy(
+        repo_root().join("target/plugins/mapping_basics.wasm"),
+        &wasm,
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.path().join("plugin.toml"),
+        "spec_version = 1\n[plugin]\nname = \"basics\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwit_version = \"0.1.0\"\nwasm = \"basics.wasm\"\n",
+    )
+    .expect("manifest");
+    let spec = dir.path().join("route.json");
+    let grants = dir.path().join("grants.toml");
+    std::fs::write(
+        &grants,
+        format!(
+            "[host]\ncache_dir = \"{}\"\nwatch_ms = 20\n",
+            dir.path().join("cache").display()
+        ),
+    )
+    .expect("grants");
+    let env = PluginEnv::discover(Some(&grants)).expect("env");
+    let decl: indexmap::IndexMap<String, String> = [("b".to_string(), "plugin.toml".to_string())]
+        .into_iter()
+        .collect();
+    let set = env.load_set(&spec, &decl, "t").expect("loads");
+    let handle = set.get("b").expect("handle").clone();
+    assert_eq!(handle.status().loads, 1);
+    let _watch = env.watch(&set).expect("watching");
+    // A broken new version: reported, the old one keeps serving.
+    std::fs::write(&wasm, b"\0asm broken").expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while handle.status().last_error.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        handle.status().last_error.is_some(),
+        "{:?}",
+        handle.status()
+    );
+    assert_eq!(handle.status().loads, 1);
+    // A good one again: reloaded.
+    std::fs::copy(
+        repo_root().join("target/plugins/mapping_basics.wasm"),
+        &wasm,
+    )
+    .expect("copy");
+    while handle.status().loads < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(handle.status().loads, 2, "{:?}", handle.status());
+    assert!(handle.status().last_error.is_none());
+    let f = set.functions().resolve("b.split_name").expect("function");
+    use switchyard::expr::ExtCalls as _;
+    let v = set
+        .session()
+        .call(&f, vec![json!("Ada Lovelace")])
+        .expect("calls");
+    assert_eq!(v["last"], "Lovelace", "{v}");
+}
