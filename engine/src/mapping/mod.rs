@@ -6,7 +6,7 @@
 //! raw NDJSON line with a validating scanner that captures only those paths as borrowed
 //! slices, evaluates the precompiled sources over them and writes the output line straight
 //! into a reused buffer; `apply` does the same over a parsed `serde_json::Value` and returns a
-//! [`Mapped`]. Both share one evaluator, so they agree.
+//! [`Mapped`](crate::record::Mapped). Both share one evaluator, so they agree.
 
 mod apply;
 mod compile;
