@@ -492,6 +492,16 @@ impl CompiledMapping {
         Ok(())
     }
 
+    /// The evaluation context: the run's plugin session, else `own` (a session for this call).
+    fn ectx<'c>(ctx: &MapContext<'c>, own: Option<&'c crate::plugin::PluginSession>) -> Ectx<'c> {
+        Ectx {
+            base: Self::eval_ctx(ctx),
+            ext: ctx
+                .ext
+                .or_else(|| own.map(|s| s as &dyn crate::expr::ExtCalls)),
+        }
+    }
+
     /// Map one record.
     pub fn apply(&self, record: &Value, ctx: &MapContext) -> Result<Mapped, RecordError> {
         if !record.is_object() {
@@ -506,19 +516,8 @@ impl CompiledMapping {
             mapped: Mapped::default(),
             current: None,
         };
-        let own;
-        let ext: Option<&dyn crate::expr::ExtCalls> = match (ctx.ext, &self.plugins) {
-            (Some(e), _) => Some(e),
-            (None, Some(p)) => {
-                own = p.session();
-                Some(&own)
-            }
-            (None, None) => None,
-        };
-        let ectx = Ectx {
-            base: Self::eval_ctx(ctx),
-            ext,
-        };
+        let own = ctx.ext.is_none().then(|| self.plugin_session()).flatten();
+        let ectx = Self::ectx(ctx, own.as_ref());
         self.run(&Rec::Value(record), &ectx, &mut sink)?;
         Ok(sink.mapped)
     }
@@ -536,19 +535,8 @@ impl CompiledMapping {
             return Ok(LineOutcome::Blank);
         }
         let start = out.len();
-        let own;
-        let ext: Option<&dyn crate::expr::ExtCalls> = match (ctx.ext, &self.plugins) {
-            (Some(e), _) => Some(e),
-            (None, Some(p)) => {
-                own = p.session();
-                Some(&own)
-            }
-            (None, None) => None,
-        };
-        let ectx = Ectx {
-            base: Self::eval_ctx(ctx),
-            ext,
-        };
+        let own = ctx.ext.is_none().then(|| self.plugin_session()).flatten();
+        let ectx = Self::ectx(ctx, own.as_ref());
         let mut sink = LineSink {
             out,
             obj_start: start,
