@@ -19,7 +19,7 @@
 //! Every grant matching a (plugin, tenant) pair applies; their hosts, secrets and config are
 //! merged in file order (a later grant's value for the same key wins).
 
-use super::{Grants, HostConfig, Secret};
+use super::{Grants, HostConfig};
 use crate::connector::SecretResolver;
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -210,8 +210,7 @@ impl OperatorConfig {
                         name: name.clone(),
                         cause: e.to_string(),
                     })?;
-                g.secrets
-                    .insert(name.clone(), Secret::new(v.expose().to_string()));
+                g.secrets.insert(name.clone(), v);
             }
             for (k, v) in &grant.config {
                 g.config.insert(k.clone(), v.clone());

@@ -36,7 +36,6 @@ pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError};
 
 use indexmap::IndexMap;
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
 
 /// The WIT package version this host implements.
@@ -44,33 +43,7 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// The WIT package name.
 pub const WIT_PACKAGE: &str = "switchyard:plugin";
 
-/// A secret value; never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value (only for handing it to the plugin that was granted it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// What the operator grants one plugin (for one tenant). The host links only the intersection of
 /// these grants and what the manifest requests.
@@ -235,7 +208,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?} {s}"), "Secret(<redacted>) <redacted>");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         let g = Grants {
             secrets: [("k".to_string(), s)].into_iter().collect(),
             ..Grants::default()
