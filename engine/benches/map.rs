@@ -127,10 +127,11 @@ fn peak_rss_kb() -> Option<u64> {
 
 fn main() {
     let spec = repo().join("mapping-specs/examples/hubspot-advanced.json");
-    let (plan, _) =
-        load_mapping(&spec, &repo().join("connector-specs")).unwrap_or_else(|e| panic!("{e}"));
+    let (plan, _) = load_mapping(&spec, &repo().join("connector-specs"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
     let secrets = MemoryProvider::new();
     let ctx = MapContext {
+        ext: None,
         now: "2026-01-15T10:30:00Z".parse().expect("time"),
         secrets: &secrets,
     };

@@ -4,15 +4,17 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A secret value. Debug and Display print `[redacted]`; read it with [`Secret::expose`] only
-/// where a request is built.
+/// A secret value — the one type for every secret in the engine (connector credentials,
+/// mapping secrets, plugin grants). `Debug` and `Display` print `[redacted]`; read it with
+/// [`Secret::expose`] only where a request is built. Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wrap a value.
-    pub fn new(v: impl Into<String>) -> Self {
+    pub fn new(v: impl Into<Arc<str>>) -> Self {
         Secret(v.into())
     }
     /// The value, for building a request. Never log it.
@@ -23,7 +25,7 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
+        f.write_str("[redacted]")
     }
 }
 
@@ -140,7 +142,7 @@ impl SecretProvider for EnvProvider {
     fn resolve(&self, r: &SecretRef) -> Result<Secret, SecretError> {
         match r {
             SecretRef::Env(n) => std::env::var(n)
-                .map(Secret)
+                .map(Secret::new)
                 .map_err(|_| SecretError::NotFound(r.label())),
             _ => Err(SecretError::NotFound(r.label())),
         }
@@ -175,7 +177,7 @@ fn read_secret_file(p: &Path) -> std::io::Result<Secret> {
             s.pop();
         }
     }
-    Ok(Secret(s))
+    Ok(Secret::new(s))
 }
 
 /// In-memory secrets (tests, embedding hosts): any reference by its full text.

@@ -8,5 +8,7 @@ mod mapping;
 mod plugin;
 mod prism;
 mod sandbox;
+mod serve;
 mod spec;
 mod ui;
+mod wiring;

@@ -168,6 +168,7 @@ fn compile_codes(spec: Value) -> Vec<(Severity, &'static str, String)> {
     let env = CompileEnv {
         target: &target,
         source: Some(&source),
+        plugins: None,
     };
     let (_, d) = switchyard::mapping::compile(&m, &env);
     d.0.into_iter()
@@ -312,6 +313,7 @@ fn unknown_actions_are_errors_when_the_connector_declares_actions() {
         &CompileEnv {
             target: &target,
             source: Some(&source),
+            plugins: None,
         },
     );
     let e = d.0.iter().find(|d| d.code == "E207").expect("E207");
@@ -331,6 +333,7 @@ fn compiled(example: &str) -> CompiledMapping {
         &CompileEnv {
             target: &target,
             source: Some(&source),
+            plugins: None,
         },
     )
     .expect("compiles")
@@ -340,6 +343,7 @@ fn ctx(secrets: &MemoryProvider) -> MapContext<'_> {
     MapContext {
         now: NOW.parse().expect("now"),
         secrets,
+        ext: None,
     }
 }
 
@@ -544,6 +548,7 @@ fn helper_templates_jsonpaths_defaults_and_runtime_errors() {
         &CompileEnv {
             target: &target,
             source: Some(&source),
+            plugins: None,
         },
     )
     .expect("compiles");

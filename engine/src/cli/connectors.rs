@@ -78,17 +78,26 @@ pub(super) fn run(a: Args) -> u8 {
         }
         for (cfg, route) in routes {
             let cfg = &cfg;
-            let p =
-                match async { prepare_route(route?, cfg, &a.connectors, a.sandbox, false).await }
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        println!("{}\tfailed\t{e}", cfg.display());
-                        failed += 1;
-                        continue;
-                    }
-                };
+            let p = match async {
+                prepare_route(
+                    route?,
+                    cfg,
+                    &a.connectors,
+                    a.sandbox,
+                    false,
+                    &crate::plugin::PluginEnv::discover(None)?,
+                )
+                .await
+            }
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("{}\tfailed\t{e}", cfg.display());
+                    failed += 1;
+                    continue;
+                }
+            };
             let name = p.mapping.connector.clone();
             if !a.names.is_empty() && !a.names.contains(&name) {
                 continue;

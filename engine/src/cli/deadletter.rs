@@ -127,13 +127,20 @@ async fn replay(
             return super::EXIT_USAGE;
         }
     };
+    let plugins = match crate::plugin::PluginEnv::discover(None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
     let mut failed = 0;
     for r in rows
         .into_iter()
         .filter(|r| ids.is_empty() || ids.contains(&r.id))
     {
         let route = mapping.clone().unwrap_or_else(|| PathBuf::from(&r.route));
-        let p = match prepare(&route, &connectors, false, false).await {
+        let p = match prepare(&route, &connectors, false, false, &plugins).await {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("{}: error: {e}", r.id);

@@ -31,6 +31,9 @@ pub struct Args {
     /// Folder (or file) of connector specs holding the mapping's connector and source.
     #[arg(long, value_name = "DIR", default_value = "connector-specs")]
     pub connectors: PathBuf,
+    /// The operator's plugin grants (TOML). Default: `$SWITCHYARD_PLUGIN_GRANTS`, else none.
+    #[arg(long, value_name = "FILE")]
+    pub plugin_grants: Option<PathBuf>,
 }
 
 /// Load and compile a mapping spec with the connectors found under `connectors`. `Err` holds
@@ -38,6 +41,7 @@ pub struct Args {
 pub fn load_mapping(
     mapping: &Path,
     connectors: &Path,
+    plugins: Option<&crate::plugin::PluginEnv>,
 ) -> Result<(CompiledMapping, Diagnostics), String> {
     let (loaded, mut diags) = spec::load_file(mapping)
         .map_err(|e| format!("error: cannot read {}: {e}", mapping.display()))?;
@@ -82,7 +86,18 @@ pub fn load_mapping(
         },
         None => None,
     };
-    let env = CompileEnv { target, source };
+    let set = match plugins {
+        Some(p) => Some(
+            p.load_set(mapping, &m.plugins, &m.tenant)
+                .map_err(|e| format!("error: {e}"))?,
+        ),
+        None => None,
+    };
+    let env = CompileEnv {
+        target,
+        source,
+        plugins: set.as_ref(),
+    };
     let (plan, d) = crate::mapping::compile(m, &env);
     for x in d.0 {
         diags.push(loaded.source.place(x));
@@ -106,7 +121,14 @@ pub fn run(a: Args) -> u8 {
         },
         None => Utc::now(),
     };
-    let plan = match load_mapping(&a.mapping, &a.connectors) {
+    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let plan = match load_mapping(&a.mapping, &a.connectors, Some(&plugins)) {
         Ok((p, _)) => p,
         Err(msg) => {
             eprint!("{msg}");
@@ -149,9 +171,11 @@ pub fn run(a: Args) -> u8 {
         None => Box::new(std::io::stderr()),
     };
     let secrets = crate::secrets::default_provider();
+    let session = plan.plugin_session();
     let ctx = MapContext {
         now,
         secrets: &secrets,
+        ext: session.as_ref().map(|s| s as &dyn crate::expr::ExtCalls),
     };
     match map_stream(&plan, &ctx, input, output, rejects) {
         Ok(0) => EXIT_OK,

@@ -8,6 +8,7 @@ mod plugin;
 mod run;
 mod sandbox;
 mod schema;
+mod serve;
 mod sync;
 mod validate;
 
@@ -73,6 +74,8 @@ pub enum Command {
     Deadletter(deadletter::Args),
     /// WebAssembly plugins: scaffold (`new`), `inspect`, run once (`test`).
     Plugin(plugin::Args),
+    /// Receive webhooks: verify, map and deliver (`POST /webhooks/{tenant}/{source}`).
+    Serve(serve::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -100,5 +103,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Connectors(a) => connectors::run(a),
         Command::Deadletter(a) => deadletter::run(a),
         Command::Plugin(a) => plugin::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -50,6 +50,9 @@ pub struct Args {
     /// (what `switchyard map` prints); the mapping spec only gives the route.
     #[arg(long)]
     pub mapped: bool,
+    /// The operator's plugin grants (TOML). Default: `$SWITCHYARD_PLUGIN_GRANTS`, else none.
+    #[arg(long, value_name = "FILE")]
+    pub plugin_grants: Option<PathBuf>,
 }
 
 /// A route ready to deliver: its mapping, connector session and (with `--sandbox`) emulator.
@@ -58,6 +61,8 @@ pub(super) struct Prepared {
     pub plan: Option<crate::mapping::CompiledMapping>,
     pub session: Session,
     pub emulator: Option<crate::sandbox::Emulator>,
+    /// Hot reload of the route's plugins (stops when dropped).
+    pub _watch: Vec<crate::plugin::WatchGuard>,
 }
 
 /// Load a route and bind its connector (to an emulator with `sandbox`).
@@ -66,9 +71,10 @@ pub(super) async fn prepare(
     connectors: &Path,
     sandbox: bool,
     dry_run: bool,
+    plugins: &crate::plugin::PluginEnv,
 ) -> Result<Prepared, String> {
     let mapping = route::load_mapping(mapping_path).map_err(|e| e.to_string())?;
-    prepare_route(mapping, mapping_path, connectors, sandbox, dry_run).await
+    prepare_route(mapping, mapping_path, connectors, sandbox, dry_run, plugins).await
 }
 
 /// A route with no tenant settings for `connector` (enough for `--sandbox`, or to report
@@ -95,9 +101,10 @@ pub(super) async fn prepare_route(
     connectors: &Path,
     sandbox: bool,
     dry_run: bool,
+    plugins: &crate::plugin::PluginEnv,
 ) -> Result<Prepared, String> {
-    let spec =
-        crate::connector::find_spec(connectors, &mapping.connector).map_err(|e| e.to_string())?;
+    let (spec, spec_path) = crate::connector::find_spec_file(connectors, &mapping.connector)
+        .map_err(|e| e.to_string())?;
     let (emulator, secrets, base) = if sandbox {
         let vendor: crate::sandbox::Vendor = mapping
             .connector
@@ -113,6 +120,34 @@ pub(super) async fn prepare_route(
             .collect();
         let s = credentials_for(&spec, &creds);
         let base = emu.base_url().to_string();
+        // The connector's plugins may reach the emulator, with its credentials.
+        for rel in spec.plugins.values() {
+            let manifest = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
+            if let Ok((Some(l), _)) = crate::spec::load_file(&manifest)
+                && let Some(crate::spec::Spec::Plugin(m)) = l.spec
+            {
+                plugins.grant_extra(
+                    &m.plugin.name,
+                    crate::plugin::Grants {
+                        allowed_hosts: vec![base.clone()],
+                        secrets: creds
+                            .iter()
+                            .map(|(k, v)| (k.clone(), crate::plugin::Secret::new(v.clone())))
+                            .collect(),
+                        config: [("base_url".to_string(), Value::String(base.clone()))]
+                            .into_iter()
+                            .chain(
+                                creds
+                                    .iter()
+                                    .filter(|(k, _)| k.ends_with("_id"))
+                                    .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
+                            )
+                            .collect(),
+                        allow_private_networks: true,
+                    },
+                );
+            }
+        }
         (Some(emu), s, Some(base))
     } else {
         (None, HashMap::<String, Secret>::new(), None)
@@ -135,9 +170,20 @@ pub(super) async fn prepare_route(
         Some(s) => Some(crate::connector::find_spec(connectors, s).map_err(|e| e.to_string())?),
         None => None,
     };
+    let mapping_plugins = plugins
+        .load_set(mapping_path, &mapping.plugins, &mapping.tenant)
+        .map_err(|e| e.to_string())?;
+    let connector_plugins = plugins
+        .load_set(&spec_path, &spec.plugins, &mapping.tenant)
+        .map_err(|e| e.to_string())?;
+    let watch: Vec<crate::plugin::WatchGuard> = [&mapping_plugins, &connector_plugins]
+        .into_iter()
+        .filter_map(|s| plugins.watch(s))
+        .collect();
     let env = crate::mapping::CompileEnv {
         target: &spec,
         source: source.as_ref(),
+        plugins: Some(&mapping_plugins),
     };
     let (plan, diags) = crate::mapping::compile(&mapping, &env);
     let plan = match plan {
@@ -150,12 +196,15 @@ pub(super) async fn prepare_route(
         }
     };
     let connector = Arc::new(Connector::compile(spec).map_err(|e| e.to_string())?);
-    let session = Runtime::new().session(connector, binding);
+    let session = Runtime::new()
+        .session(connector, binding)
+        .with_plugins(connector_plugins);
     Ok(Prepared {
         mapping,
         plan,
         session,
         emulator,
+        _watch: watch,
     })
 }
 
@@ -308,7 +357,14 @@ pub(super) fn run(a: Args) -> u8 {
 }
 
 async fn run_async(a: Args) -> u8 {
-    let prepared = match prepare(&a.mapping, &a.connectors, a.sandbox, a.dry_run).await {
+    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    let prepared = match prepare(&a.mapping, &a.connectors, a.sandbox, a.dry_run, &plugins).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -326,9 +382,13 @@ async fn run_async(a: Args) -> u8 {
         }
     };
     let secrets = crate::secrets::default_provider();
+    let plugin_session = prepared.plan.as_ref().and_then(|p| p.plugin_session());
     let map_ctx = crate::mapping::MapContext {
         now: chrono::Utc::now(),
         secrets: &secrets,
+        ext: plugin_session
+            .as_ref()
+            .map(|s| s as &dyn crate::expr::ExtCalls),
     };
     let plan = if a.mapped {
         None

@@ -52,20 +52,23 @@ fn parse_limit(s: &str) -> Result<RateLimitOverride, String> {
     s.parse().map_err(|e: sandbox::SandboxError| e.to_string())
 }
 
-/// Waits for Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send).
-async fn wait_for_stop() {
+/// Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send). The SIGTERM handler
+/// is installed when this is called (inside the runtime), before the future is awaited, so a
+/// signal sent right after the server announces itself is not lost.
+pub(super) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 pub(super) fn run(a: Args) -> u8 {
@@ -102,6 +105,7 @@ async fn serve(a: Args) -> u8 {
         slow_ms: a.slow_ms,
         script,
     };
+    let stop = stop_signal();
     let mut running = Vec::new();
     for (i, vendor) in a.vendors.iter().enumerate() {
         let port = match a.port {
@@ -151,7 +155,7 @@ async fn serve(a: Args) -> u8 {
         }
         let _ = out.flush();
     }
-    wait_for_stop().await;
+    stop.await;
     for e in running {
         let s = e.stats();
         eprintln!(

@@ -69,16 +69,25 @@ pub(super) fn run(a: Args) -> u8 {
             .tenant_config
             .clone()
             .unwrap_or_else(|| PathBuf::from("(no tenant config)"));
-        let p =
-            match async { prepare_route(route?, &cfg_path, &a.connectors, a.sandbox, false).await }
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return super::EXIT_USAGE;
-                }
-            };
+        let p = match async {
+            prepare_route(
+                route?,
+                &cfg_path,
+                &a.connectors,
+                a.sandbox,
+                false,
+                &crate::plugin::PluginEnv::discover(None)?,
+            )
+            .await
+        }
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        };
         if p.mapping.connector != a.connector {
             eprintln!(
                 "error: `{}` configures connector `{}`, not `{}`",

@@ -31,6 +31,8 @@ pub(crate) enum AuthPlan {
         password: Tpl,
     },
     Token(Box<TokenFlow>),
+    /// Requests are signed by this plugin's signer (a key of the spec's `plugins`).
+    Plugin(String),
 }
 
 #[derive(Debug)]
@@ -204,11 +206,7 @@ impl AuthPlan {
                 refresh_ahead: Duration::from_secs(60),
                 base_url_field: base_url_field.clone(),
             })),
-            Some(Auth::Plugin { plugin }) => {
-                return Err(ConnectorError::Config(format!(
-                    "auth by plugin `{plugin}` needs the plugin host, which this runtime does not load"
-                )));
-            }
+            Some(Auth::Plugin { plugin }) => AuthPlan::Plugin(plugin.clone()),
         })
     }
 
@@ -231,7 +229,7 @@ pub(crate) struct TokenEnv<'a> {
     pub templates: &'a Templates,
     pub ctx: &'a Value,
     /// Rewrites a URL to the tenant's `base_url` origin (emulators).
-    pub rewrite: &'a dyn Fn(String) -> String,
+    pub rewrite: &'a (dyn Fn(String) -> String + Sync),
     pub timeout: Duration,
     /// Where tokens are persisted (sealed), when the session has a store.
     pub store: Option<&'a TokenStore>,
@@ -325,7 +323,7 @@ impl AuthPlan {
         };
         let mut out = Credentials::default();
         match self {
-            AuthPlan::None => {}
+            AuthPlan::None | AuthPlan::Plugin(_) => {}
             AuthPlan::Bearer { token, scheme } => {
                 let tok = s(token)?;
                 out.headers.push((

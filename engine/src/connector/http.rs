@@ -357,8 +357,36 @@ impl Session {
         })
     }
 
-    async fn send(&self, op: &CompiledOp, b: Built) -> Result<Step, ConnectorError> {
+    async fn send(&self, op: &CompiledOp, mut b: Built) -> Result<Step, ConnectorError> {
         let timeout = Duration::from_millis(self.connector.retry.timeout_ms);
+        if let super::auth::AuthPlan::Plugin(alias) = &self.connector.auth {
+            let mut headers = std::mem::take(&mut b.headers);
+            headers.append(&mut b.auth_headers);
+            let signed = self
+                .plugin_sign(
+                    alias,
+                    crate::plugin::HttpRequest {
+                        method: b.method.to_string(),
+                        url: b.url.to_string(),
+                        headers,
+                        body: b.body.take().unwrap_or_default(),
+                    },
+                )
+                .await?;
+            b.method = reqwest::Method::from_bytes(signed.method.as_bytes()).map_err(|_| {
+                ConnectorError::Config(format!(
+                    "plugin `{alias}` signed the request with an invalid method `{}`",
+                    signed.method
+                ))
+            })?;
+            b.url = url::Url::parse(&signed.url).map_err(|e| {
+                ConnectorError::Config(format!(
+                    "plugin `{alias}` signed the request with an invalid URL: {e}"
+                ))
+            })?;
+            b.headers = signed.headers;
+            b.body = (!signed.body.is_empty()).then_some(signed.body);
+        }
         let mut req = self
             .http
             .request(b.method.clone(), b.url.clone())
@@ -393,10 +421,27 @@ impl Session {
                 });
             }
         };
-        let parsed: Result<Value, _> = if bytes.iter().all(u8::is_ascii_whitespace) {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let is_json = content_type.is_empty()
+            || content_type.contains("json")
+            || content_type.starts_with("text/javascript");
+        let parsed: Result<Value, String> = if bytes.iter().all(u8::is_ascii_whitespace) {
             Ok(Value::Null)
+        } else if let (Some(alias), false) = (&op.spec.decode, is_json) {
+            match self
+                .plugin_decode(alias, content_type.clone(), bytes.to_vec())
+                .await
+            {
+                Ok(v) => Ok(v),
+                Err(e @ ConnectorError::Plugin(_)) => Err(e.to_string()),
+                Err(e) => return Err(e),
+            }
         } else {
-            serde_json::from_slice(&bytes)
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string())
         };
         let retry_after = headers
             .get("retry-after")
@@ -405,10 +450,10 @@ impl Session {
             .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
         let body = match parsed {
             Ok(v) => v,
-            Err(_) if (200..300).contains(&status) => {
+            Err(why) if (200..300).contains(&status) => {
                 return Ok(Step::Again {
                     ambiguous: true,
-                    why: format!("malformed response body (status {status})"),
+                    why: format!("malformed response body (status {status}): {why}"),
                 });
             }
             Err(_) => Value::String(String::from_utf8_lossy(&bytes).chars().take(300).collect()),

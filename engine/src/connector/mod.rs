@@ -7,11 +7,13 @@
 mod auth;
 pub mod deliver;
 mod http;
+mod plugin;
 pub mod ratelimit;
 pub mod route;
 pub mod secret;
 pub mod sync;
 pub mod template;
+pub mod webhook;
 
 pub use auth::jwt_assertion;
 pub use deliver::{
@@ -69,6 +71,9 @@ pub enum ConnectorError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A plugin the connector delegates to failed (its message names the plugin and cause).
+    #[error("{0}")]
+    Plugin(crate::plugin::PluginError),
     /// A 5xx, timeout, dropped connection or malformed body: the outcome is unknown.
     #[error("{path}: {message} (after {attempts} attempts)")]
     Transient {
@@ -108,6 +113,14 @@ impl ConnectorError {
             ConnectorError::Http { .. } => ErrorKind::Rejected,
             ConnectorError::RateLimited { .. } => ErrorKind::RateLimited,
             ConnectorError::Transient { .. } => ErrorKind::Transient,
+            ConnectorError::Plugin(crate::plugin::PluginError::Guest { kind, .. }) => match *kind {
+                "invalid-input" | "upstream" => ErrorKind::Rejected,
+                _ => ErrorKind::Config,
+            },
+            ConnectorError::Plugin(e) => match e.kind() {
+                crate::plugin::PluginErrorKind::WallTimeout => ErrorKind::Transient,
+                _ => ErrorKind::Config,
+            },
         }
     }
 }
@@ -369,6 +382,7 @@ pub struct Session {
     pub(crate) dry_run: Option<DryRunSink>,
     pub(crate) ctx_base: Arc<Map<String, Value>>,
     pub(crate) token_store: Option<auth::TokenStore>,
+    pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
 }
 
 /// Per (tenant, connector) state shared by every session of a runtime.
@@ -448,6 +462,7 @@ impl Runtime {
             dry_run: None,
             ctx_base: Arc::new(ctx),
             token_store: None,
+            plugins: None,
         }
     }
 }
@@ -533,6 +548,9 @@ impl Session {
         mut f: impl FnMut(Value),
     ) -> Result<usize, ConnectorError> {
         let cop = self.connector.op(op)?;
+        if let Some(alias) = &cop.spec.plugin {
+            return self.plugin_list(alias, cop, vars, limit, f).await;
+        }
         let since_query: Vec<(String, String)> = match vars.get("since_query") {
             Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
             _ => vec![],
@@ -661,6 +679,9 @@ impl Session {
         retrying: Retrying,
     ) -> Result<Response, ConnectorError> {
         let cop = self.connector.op(op)?;
+        if let Some(alias) = &cop.spec.plugin {
+            return self.plugin_call(alias, cop, vars).await;
+        }
         let ctx = self.context(vars);
         self.call_with(cop, &ctx, &Extra::default(), retrying).await
     }
@@ -744,10 +765,18 @@ pub fn load_spec(path: &std::path::Path) -> Result<ConnectorSpec, ConnectorError
 /// Find the spec of connector `name` in `dir` (`<name>.toml`, `<name>.json`, or any file whose
 /// `connector.name` is `name`).
 pub fn find_spec(dir: &std::path::Path, name: &str) -> Result<ConnectorSpec, ConnectorError> {
+    find_spec_file(dir, name).map(|(s, _)| s)
+}
+
+/// [`find_spec`], with the file it was read from (plugin manifests are relative to it).
+pub fn find_spec_file(
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<(ConnectorSpec, std::path::PathBuf), ConnectorError> {
     for ext in ["toml", "json"] {
         let p = dir.join(format!("{name}.{ext}"));
         if p.exists() {
-            return load_spec(&p);
+            return load_spec(&p).map(|s| (s, p));
         }
     }
     let entries = std::fs::read_dir(dir)
@@ -756,7 +785,7 @@ pub fn find_spec(dir: &std::path::Path, name: &str) -> Result<ConnectorSpec, Con
         if let Ok(c) = load_spec(&e.path())
             && c.connector.name == name
         {
-            return Ok(c);
+            return Ok((c, e.path()));
         }
     }
     Err(ConnectorError::Config(format!(

@@ -2,34 +2,8 @@
 //! a tenant's secret references (`env:NAME`, `file:PATH`, `secret:…` through a secrets file).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-/// A secret value. `Debug` and `Display` print `[redacted]`; only [`Secret::expose`] reads it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// Wrap a value.
-    pub fn new(s: impl Into<Arc<str>>) -> Self {
-        Self(s.into())
-    }
-    /// The value itself, for building a request.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// Why a secret reference could not be resolved (never contains the value).
 #[derive(Debug, thiserror::Error)]

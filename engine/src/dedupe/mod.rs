@@ -18,7 +18,10 @@ pub fn normalise(field: &str, v: &Value) -> Option<String> {
     }
     let f = field.to_ascii_lowercase();
     if f.contains("email") || s.contains('@') {
-        return Some(s.to_lowercase());
+        return Some(
+            crate::expr::functions::normalize_email::normalize(&s)
+                .unwrap_or_else(|| s.to_lowercase()),
+        );
     }
     if f.contains("phone") || f.contains("mobile") {
         return Some(e164(&s).unwrap_or_else(|| {

@@ -12,6 +12,9 @@
 //! parser (`expr/parse.rs`) producing a typed tree whose variables are resolved to slots at compile
 //! time; evalexpr-only expressions (`a ^ 2`, `!b`, `"x" == y`) parse to the same tree.
 //! Missing fields are [`Val::Absent`]: falsy, and any comparison with them is false.
+//!
+//! Functions of WebAssembly plugins a spec declares are called as `alias.function(args)`; they
+//! are resolved at compile time through [`ExtFunctions`] and run through an [`ExtCalls`].
 
 pub mod functions;
 mod parse;
@@ -259,6 +262,97 @@ pub struct ExprEnv<'a> {
     /// Whether a dotted name is a field of the source record, when the source declares a
     /// catalog (`None`: any name may be a field).
     pub is_field: Option<&'a dyn Fn(&str) -> bool>,
+    /// Functions from outside the dialect (plugin mapping functions), called as
+    /// `alias.function(…)`. `None`: none.
+    pub ext: Option<&'a ExtFunctions>,
+}
+
+/// Functions provided from outside the dialect, by qualified name `alias.function` (the alias
+/// is the name a spec gives a plugin under `plugins`). Resolved at compile time; called at
+/// evaluation through an [`ExtCalls`].
+#[derive(Debug, Clone, Default)]
+pub struct ExtFunctions {
+    by_name: IndexMap<String, Arc<ExtFn>>,
+    providers: Vec<String>,
+    open: bool,
+}
+
+/// One external function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtFn {
+    /// Index of the provider (the plugin) in declaration order.
+    pub provider: usize,
+    /// The function's own name (what the provider is asked to run).
+    pub name: String,
+    /// `alias.function`, as written in expressions.
+    pub qualified: String,
+}
+
+impl ExtFunctions {
+    /// Adds a provider (`alias`) with its function names; returns its index.
+    pub fn add_provider(&mut self, alias: &str, functions: &[String]) -> usize {
+        let provider = self.providers.len();
+        self.providers.push(alias.to_string());
+        for f in functions {
+            let qualified = format!("{alias}.{f}");
+            self.by_name.insert(
+                qualified.clone(),
+                Arc::new(ExtFn {
+                    provider,
+                    name: f.clone(),
+                    qualified,
+                }),
+            );
+        }
+        provider
+    }
+
+    /// Providers whose function lists are not known (static validation without loading the
+    /// plugins): any `alias.function` of a listed alias resolves.
+    pub fn open<'s>(aliases: impl IntoIterator<Item = &'s String>) -> ExtFunctions {
+        ExtFunctions {
+            by_name: IndexMap::new(),
+            providers: aliases.into_iter().cloned().collect(),
+            open: true,
+        }
+    }
+
+    /// A function by qualified name.
+    pub fn resolve(&self, qualified: &str) -> Option<Arc<ExtFn>> {
+        if let Some(f) = self.by_name.get(qualified) {
+            return Some(f.clone());
+        }
+        let (alias, name) = qualified.split_once('.')?;
+        let provider = self.providers.iter().position(|p| p == alias)?;
+        self.open.then(|| {
+            Arc::new(ExtFn {
+                provider,
+                name: name.to_string(),
+                qualified: qualified.to_string(),
+            })
+        })
+    }
+
+    /// Every qualified name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Provider aliases in order.
+    pub fn providers(&self) -> &[String] {
+        &self.providers
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// Runs external functions during evaluation (the plugin host implements it).
+pub trait ExtCalls: Sync {
+    /// Calls `f` with JSON arguments (absent arguments are passed as `null`).
+    fn call(&self, f: &ExtFn, args: Vec<Value>) -> Result<Value, String>;
 }
 
 static NO_LOOKUPS: std::sync::LazyLock<IndexMap<String, IndexMap<String, Value>>> =
@@ -270,6 +364,7 @@ impl ExprEnv<'static> {
         ExprEnv {
             lookups: &NO_LOOKUPS,
             is_field: None,
+            ext: None,
         }
     }
 }
@@ -280,6 +375,7 @@ impl<'a> ExprEnv<'a> {
         ExprEnv {
             lookups,
             is_field: None,
+            ext: None,
         }
     }
 }
@@ -360,7 +456,31 @@ impl Expr {
         get: &dyn Fn(usize) -> Val<'a>,
         ctx: &EvalCtx,
     ) -> Result<Val<'a>, EvalError> {
-        parse::eval(&self.root, self, get, ctx)
+        parse::eval(
+            &self.root,
+            self,
+            get,
+            &parse::Ctx {
+                base: ctx,
+                ext: None,
+            },
+        )
+    }
+
+    /// [`Expr::eval_with`] with a runner of external functions (plugin calls). Without one,
+    /// calling an external function is an evaluation error.
+    pub fn eval_ext<'a>(
+        &'a self,
+        get: &dyn Fn(usize) -> Val<'a>,
+        ctx: &EvalCtx,
+        ext: Option<&dyn ExtCalls>,
+    ) -> Result<Val<'a>, EvalError> {
+        parse::eval(&self.root, self, get, &parse::Ctx { base: ctx, ext })
+    }
+
+    /// Whether the expression calls an external function.
+    pub fn calls_ext(&self) -> bool {
+        parse::calls_ext(&self.root)
     }
 
     /// Whether the expression is a bare variable (a path).

@@ -1,7 +1,9 @@
 //! Lexer, Pratt parser and tree-walking evaluator of the expression dialect.
 
 use super::functions::{self, FunctionDef};
-use super::{EvalCtx, EvalError, Expr, ExprEnv, ExprError, ExprErrorKind, Val, parse_number};
+use super::{
+    EvalCtx, EvalError, Expr, ExprEnv, ExprError, ExprErrorKind, ExtCalls, ExtFn, Val, parse_number,
+};
 use crate::diag::did_you_mean;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -84,6 +86,8 @@ pub enum Node {
     Cond(Box<Node>, Box<Node>, Box<Node>),
     /// A function call.
     Call(&'static FunctionDef, Vec<Node>),
+    /// A call of an external (plugin) function.
+    Ext(Arc<ExtFn>, Vec<Node>),
     /// `matches(x, '<constant regex>')`, with the regex compiled at load.
     Matches(Box<Node>, Box<regex::Regex>),
 }
@@ -464,6 +468,37 @@ impl Parser<'_, '_> {
     }
 
     fn call_args(&mut self, name: &str, at: usize, mut args: Vec<Node>) -> Result<Node, ExprError> {
+        if let Some((alias, _)) = name.split_once('.') {
+            let ext = self.env.ext;
+            if let Some(f) = ext.and_then(|e| e.resolve(name)) {
+                return Ok(Node::Ext(f, args));
+            }
+            let known = ext.is_some_and(|e| e.providers().iter().any(|p| p == alias));
+            let hint = ext.and_then(|e| did_you_mean(name, e.names())).or_else(|| {
+                Some(if known {
+                    let names: Vec<&str> = ext
+                        .map(|e| {
+                            e.names()
+                                .filter(|n| n.starts_with(&format!("{alias}.")))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!("plugin `{alias}` provides: {}", names.join(", "))
+                } else {
+                    format!("declare a mapping-functions plugin `{alias}` under `plugins`")
+                })
+            });
+            return Err(ExprError {
+                offset: at,
+                message: if known {
+                    format!("unknown function `{name}`: plugin `{alias}` does not provide it")
+                } else {
+                    format!("unknown function `{name}`: no plugin `{alias}` is declared")
+                },
+                kind: ExprErrorKind::UnknownFunction,
+                hint,
+            });
+        }
         let Some(def) = functions::lookup(name) else {
             return Err(ExprError {
                 offset: at,
@@ -508,11 +543,29 @@ impl Parser<'_, '_> {
     }
 }
 
+/// What evaluation reads besides variables.
+pub(super) struct Ctx<'c> {
+    pub base: &'c EvalCtx,
+    pub ext: Option<&'c dyn ExtCalls>,
+}
+
+/// Whether a tree calls an external function.
+pub(super) fn calls_ext(node: &Node) -> bool {
+    match node {
+        Node::Ext(..) => true,
+        Node::Lit(_) | Node::Var(_) => false,
+        Node::Lookup(_, a) | Node::Unary(_, a) | Node::Matches(a, _) => calls_ext(a),
+        Node::Bin(_, a, b) | Node::And(a, b) | Node::Or(a, b) => calls_ext(a) || calls_ext(b),
+        Node::Cond(a, b, c) => calls_ext(a) || calls_ext(b) || calls_ext(c),
+        Node::Call(_, args) => args.iter().any(calls_ext),
+    }
+}
+
 pub(super) fn eval<'a>(
     node: &'a Node,
     expr: &'a Expr,
     get: &dyn Fn(usize) -> Val<'a>,
-    ctx: &EvalCtx,
+    ctx: &Ctx<'_>,
 ) -> Result<Val<'a>, EvalError> {
     Ok(match node {
         Node::Lit(v) => match v {
@@ -586,7 +639,27 @@ pub(super) fn eval<'a>(
             if def.absent_propagates && vals.iter().any(|v| matches!(v, Val::Absent)) {
                 return Ok(Val::Absent);
             }
-            (def.call)(vals, ctx).map_err(|e| EvalError(format!("{}(): {e}", def.name)))?
+            (def.call)(vals, ctx.base).map_err(|e| EvalError(format!("{}(): {e}", def.name)))?
+        }
+        Node::Ext(f, args) => {
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(
+                    eval(a, expr, get, ctx)?
+                        .to_json()
+                        .unwrap_or(serde_json::Value::Null),
+                );
+            }
+            let Some(ext) = ctx.ext else {
+                return Err(EvalError(format!(
+                    "{}(): plugin functions are not available here",
+                    f.qualified
+                )));
+            };
+            let v = ext
+                .call(f, vals)
+                .map_err(|e| EvalError(format!("{}(): {e}", f.qualified)))?;
+            Val::from_json_owned(v)
         }
         Node::Matches(x, re) => {
             let v = eval(x, expr, get, ctx)?;

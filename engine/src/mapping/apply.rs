@@ -41,6 +41,12 @@ struct Fail<'a> {
 
 type R<'a, T> = Result<T, Fail<'a>>;
 
+/// What evaluation reads besides the record: the clock and the plugin-function runner.
+pub(crate) struct Ectx<'c> {
+    pub base: EvalCtx,
+    pub ext: Option<&'c dyn crate::expr::ExtCalls>,
+}
+
 fn fail<'a>(reason: String) -> Fail<'a> {
     Fail { ptr: None, reason }
 }
@@ -298,7 +304,7 @@ fn json_text(v: &Val) -> String {
 }
 
 impl CompiledMapping {
-    fn eval_src<'a>(&'a self, src: &'a Src, rec: &Rec<'a>, ctx: &EvalCtx) -> R<'a, Val<'a>> {
+    fn eval_src<'a>(&'a self, src: &'a Src, rec: &Rec<'a>, ctx: &Ectx<'_>) -> R<'a, Val<'a>> {
         Ok(match src {
             Src::Slot(i) => rec.get(self, *i),
             Src::Lit(v) => match v {
@@ -328,7 +334,7 @@ impl CompiledMapping {
             Src::Expr(i, ptr) => {
                 let plan = &self.exprs[*i];
                 plan.expr
-                    .eval_with(&|v| rec.get(self, plan.slots[v]), ctx)
+                    .eval_ext(&|v| rec.get(self, plan.slots[v]), &ctx.base, ctx.ext)
                     .map_err(|e| Fail {
                         ptr: Some(ptr),
                         reason: e.0,
@@ -340,7 +346,7 @@ impl CompiledMapping {
                     let plan = &self.exprs[*e];
                     let c = plan
                         .expr
-                        .eval_with(&|v| rec.get(self, plan.slots[v]), ctx)
+                        .eval_ext(&|v| rec.get(self, plan.slots[v]), &ctx.base, ctx.ext)
                         .map_err(|e| Fail {
                             ptr: Some(ptr),
                             reason: e.0,
@@ -413,7 +419,7 @@ impl CompiledMapping {
             .map_err(|e| fail(format!("template failed: {}", e.reason())))
     }
 
-    fn tree<'a>(&'a self, t: &'a Tree, rec: &Rec<'a>, ctx: &EvalCtx) -> R<'a, Option<Value>> {
+    fn tree<'a>(&'a self, t: &'a Tree, rec: &Rec<'a>, ctx: &Ectx<'_>) -> R<'a, Option<Value>> {
         Ok(match t {
             Tree::Leaf(src) => self
                 .eval_src(src, rec, ctx)?
@@ -443,7 +449,7 @@ impl CompiledMapping {
     fn run<'a, S: Sink<'a>>(
         &'a self,
         rec: &Rec<'a>,
-        ctx: &EvalCtx,
+        ctx: &Ectx<'_>,
         sink: &mut S,
     ) -> Result<(), RecordError> {
         for obj in &self.objects {
@@ -472,7 +478,7 @@ impl CompiledMapping {
             let plan = &self.exprs[t.expr];
             let c = plan
                 .expr
-                .eval_with(&|v| rec.get(self, plan.slots[v]), ctx)
+                .eval_ext(&|v| rec.get(self, plan.slots[v]), &ctx.base, ctx.ext)
                 .map_err(|e| RecordError {
                     line: None,
                     field: Some(format!("trigger:{}", t.name)),
@@ -484,6 +490,16 @@ impl CompiledMapping {
             }
         }
         Ok(())
+    }
+
+    /// The evaluation context: the run's plugin session, else `own` (a session for this call).
+    fn ectx<'c>(ctx: &MapContext<'c>, own: Option<&'c crate::plugin::PluginSession>) -> Ectx<'c> {
+        Ectx {
+            base: Self::eval_ctx(ctx),
+            ext: ctx
+                .ext
+                .or_else(|| own.map(|s| s as &dyn crate::expr::ExtCalls)),
+        }
     }
 
     /// Map one record.
@@ -500,7 +516,9 @@ impl CompiledMapping {
             mapped: Mapped::default(),
             current: None,
         };
-        self.run(&Rec::Value(record), &Self::eval_ctx(ctx), &mut sink)?;
+        let own = ctx.ext.is_none().then(|| self.plugin_session()).flatten();
+        let ectx = Self::ectx(ctx, own.as_ref());
+        self.run(&Rec::Value(record), &ectx, &mut sink)?;
         Ok(sink.mapped)
     }
 
@@ -517,7 +535,8 @@ impl CompiledMapping {
             return Ok(LineOutcome::Blank);
         }
         let start = out.len();
-        let ectx = Self::eval_ctx(ctx);
+        let own = ctx.ext.is_none().then(|| self.plugin_session()).flatten();
+        let ectx = Self::ectx(ctx, own.as_ref());
         let mut sink = LineSink {
             out,
             obj_start: start,

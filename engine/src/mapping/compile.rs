@@ -27,6 +27,7 @@ struct Compiler<'a> {
     templates: Vec<TemplatePlan>,
     registry: Option<handlebars::Handlebars<'static>>,
     needs_value: bool,
+    ext: Option<crate::expr::ExtFunctions>,
 }
 
 /// Compile a mapping spec against its connectors. Returns the plan unless there are errors,
@@ -46,6 +47,13 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         templates: Vec::new(),
         registry: None,
         needs_value: false,
+        ext: match env.plugins {
+            Some(p) => Some(p.functions().clone()),
+            None if !spec.plugins.is_empty() => {
+                Some(crate::expr::ExtFunctions::open(spec.plugins.keys()))
+            }
+            None => None,
+        },
     };
     let objects = c.objects();
     let triggers = c.triggers();
@@ -70,6 +78,7 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         registry: c.registry.map(Arc::new),
         objects,
         triggers,
+        plugins: env.plugins.cloned(),
     };
     (Some(plan), c.diags)
 }
@@ -169,6 +178,7 @@ impl<'a> Compiler<'a> {
             } else {
                 None
             },
+            ext: self.ext.as_ref(),
         };
         match Expr::compile(src, &env) {
             Ok(e) => {
@@ -196,6 +206,32 @@ impl<'a> Compiler<'a> {
                     .with_hint_opt(e.hint.clone()),
                 );
                 None
+            }
+        }
+    }
+
+    /// `{{plugin "alias.function" …}}` calls in a template name functions that exist.
+    fn check_plugin_calls(&mut self, src: &str, ptr: &str) {
+        static CALL: std::sync::LazyLock<Option<regex::Regex>> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r#"\{\{~?\s*plugin\s+"([^"]*)""#).ok());
+        let Some(re) = CALL.as_ref() else { return };
+        for cap in re.captures_iter(src) {
+            let name = &cap[1];
+            let known = self.ext.as_ref().and_then(|e| e.resolve(name)).is_some();
+            if !known {
+                let hint = self
+                    .ext
+                    .as_ref()
+                    .and_then(|e| crate::diag::did_you_mean(name, e.names()))
+                    .or_else(|| Some("declare a mapping-functions plugin under `plugins`".into()));
+                self.diags.push(
+                    Diagnostic::error(
+                        "E213",
+                        ptr,
+                        format!("unknown plugin function `{name}` in template"),
+                    )
+                    .with_hint_opt(hint),
+                );
             }
         }
     }
@@ -232,7 +268,15 @@ impl<'a> Compiler<'a> {
         let name = format!("t{}", self.templates.len());
         if parts.is_none() {
             self.needs_value = true;
-            let reg = self.registry.get_or_insert_with(template::new_registry);
+            self.check_plugin_calls(src, ptr);
+            let plugins = self.env.plugins;
+            let reg = self.registry.get_or_insert_with(|| {
+                let mut r = template::new_registry();
+                if let Some(set) = plugins {
+                    r.register_helper("plugin", Box::new(PluginHelper(set.clone())));
+                }
+                r
+            });
             if let Err(e) = reg.register_template_string(&name, src) {
                 self.diags.push(Diagnostic::error(
                     "E211",
@@ -944,5 +988,49 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+    }
+}
+
+/// The `plugin` template helper: `{{plugin "alias.function" arg…}}` renders the function's
+/// result (text as is, other values as JSON, null as nothing). Each call opens its own plugin
+/// session (templates cannot see the run's session); expressions are the cheaper route.
+struct PluginHelper(Arc<crate::plugin::PluginSet>);
+
+impl handlebars::HelperDef for PluginHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        _: &'reg handlebars::Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+        out: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        use crate::expr::ExtCalls as _;
+        let fail = |m: String| handlebars::RenderErrorReason::Other(m);
+        let name = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
+            fail("`plugin` needs a function name such as \"basics.split_name\"".into())
+        })?;
+        let f = self
+            .0
+            .functions()
+            .resolve(name)
+            .ok_or_else(|| fail(format!("unknown plugin function `{name}`")))?;
+        let args: Vec<Value> = h
+            .params()
+            .iter()
+            .skip(1)
+            .map(|p| p.value().clone())
+            .collect();
+        let v = self
+            .0
+            .session()
+            .call(&f, args)
+            .map_err(|e| fail(format!("{name}(): {e}")))?;
+        match v {
+            Value::Null => {}
+            Value::String(s) => out.write(&s)?,
+            other => out.write(&other.to_string())?,
+        }
+        Ok(())
     }
 }

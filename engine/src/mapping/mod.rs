@@ -6,7 +6,7 @@
 //! raw NDJSON line with a validating scanner that captures only those paths as borrowed
 //! slices, evaluates the precompiled sources over them and writes the output line straight
 //! into a reused buffer; `apply` does the same over a parsed `serde_json::Value` and returns a
-//! [`Mapped`]. Both share one evaluator, so they agree.
+//! [`Mapped`](crate::record::Mapped). Both share one evaluator, so they agree.
 
 mod apply;
 mod compile;
@@ -31,6 +31,9 @@ pub struct CompileEnv<'a> {
     pub target: &'a ConnectorSpec,
     /// The inbound source (its `inbound.object` catalog decides what bare strings are).
     pub source: Option<&'a ConnectorSpec>,
+    /// The spec's plugins, loaded (their mapping functions become `alias.function`). `None`:
+    /// calls of any function of a declared alias compile (static validation) but cannot run.
+    pub plugins: Option<&'a Arc<crate::plugin::PluginSet>>,
 }
 
 /// Per-run context of [`CompiledMapping::apply`].
@@ -40,6 +43,9 @@ pub struct MapContext<'a> {
     pub now: DateTime<Utc>,
     /// Secrets (mapping output never contains them; request building resolves them).
     pub secrets: &'a dyn SecretProvider,
+    /// Runs plugin mapping functions (a [`crate::plugin::PluginSession`], one per run). `None`:
+    /// a plan with plugins opens a session per record.
+    pub ext: Option<&'a dyn crate::expr::ExtCalls>,
 }
 
 impl std::fmt::Debug for MapContext<'_> {
@@ -89,6 +95,8 @@ pub struct CompiledMapping {
     pub(crate) registry: Option<Arc<handlebars::Handlebars<'static>>>,
     pub(crate) objects: Vec<ObjectPlan>,
     pub(crate) triggers: Vec<TriggerPlan>,
+    /// The plugins whose functions the plan calls.
+    pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
 }
 
 #[derive(Debug)]
@@ -181,6 +189,11 @@ impl CompiledMapping {
     /// Names of the objects the mapping produces, in output order.
     pub fn object_names(&self) -> impl Iterator<Item = &str> {
         self.objects.iter().map(|o| o.name.as_str())
+    }
+
+    /// A plugin session for one run, when the plan calls plugin functions.
+    pub fn plugin_session(&self) -> Option<crate::plugin::PluginSession> {
+        self.plugins.as_ref().map(|p| p.session())
     }
 
     pub(crate) fn eval_ctx(ctx: &MapContext) -> EvalCtx {

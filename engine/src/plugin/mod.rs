@@ -17,21 +17,25 @@ mod bindings;
 mod cache;
 mod call;
 mod error;
+pub mod exec;
+pub mod grants;
 mod imports;
 mod inspect;
 mod load;
 mod runtime;
+mod set;
 
 pub use allow::AllowedHost;
 pub use call::{CallOutput, Page, PluginBatch, Verdict};
 pub use error::{PluginError, PluginErrorKind};
+pub use grants::OperatorConfig;
 pub use inspect::{Inspection, inspect_component};
-pub use load::{PluginHandle, PluginStatus};
+pub use load::{PluginHandle, PluginStatus, WatchGuard};
 pub use runtime::{EngineConfig, PluginHost};
+pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError};
 
 use indexmap::IndexMap;
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
 
 /// The WIT package version this host implements.
@@ -39,33 +43,7 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// The WIT package name.
 pub const WIT_PACKAGE: &str = "switchyard:plugin";
 
-/// A secret value; never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value (only for handing it to the plugin that was granted it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// What the operator grants one plugin (for one tenant). The host links only the intersection of
 /// these grants and what the manifest requests.
@@ -230,7 +208,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?} {s}"), "Secret(<redacted>) <redacted>");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         let g = Grants {
             secrets: [("k".to_string(), s)].into_iter().collect(),
             ..Grants::default()

@@ -21,6 +21,7 @@
 // only add noise.
 #![allow(clippy::result_large_err)]
 
+mod acmecrm;
 mod faults;
 mod hubspot;
 mod pipedrive;
@@ -55,16 +56,19 @@ pub enum Vendor {
     Zendesk,
     /// Stripe customers, payment intents and subscriptions.
     Stripe,
+    /// AcmeCRM: HMAC-signed requests, CSV and XML answers (reached through plugins).
+    Acmecrm,
 }
 
 impl Vendor {
     /// Every vendor with an emulator, in a stable order.
-    pub const ALL: [Vendor; 5] = [
+    pub const ALL: [Vendor; 6] = [
         Vendor::Hubspot,
         Vendor::Salesforce,
         Vendor::Pipedrive,
         Vendor::Zendesk,
         Vendor::Stripe,
+        Vendor::Acmecrm,
     ];
 
     /// The lowercase name (`hubspot`, `salesforce`, …).
@@ -75,6 +79,7 @@ impl Vendor {
             Vendor::Pipedrive => "pipedrive",
             Vendor::Zendesk => "zendesk",
             Vendor::Stripe => "stripe",
+            Vendor::Acmecrm => "acmecrm",
         }
     }
 }
@@ -145,7 +150,7 @@ pub struct SandboxOptions {
 pub enum SandboxError {
     /// The vendor name is not one with an emulator.
     #[error(
-        "unknown vendor `{0}` (expected one of hubspot, salesforce, pipedrive, zendesk, stripe)"
+        "unknown vendor `{0}` (expected one of hubspot, salesforce, pipedrive, zendesk, stripe, acmecrm)"
     )]
     UnknownVendor(String),
     /// An option has an invalid value.
@@ -287,7 +292,8 @@ impl Emulator {
     /// The live (not deleted) records of one object, in creation order, in the vendor's own
     /// JSON shape. Object names: HubSpot `contacts|companies|deals|tickets`; Salesforce the
     /// sObject name (`Lead`, `Contact`, …); Pipedrive `persons|deals|leads`; Zendesk
-    /// `tickets|users`; Stripe `customers|payment_intents|subscriptions`.
+    /// `tickets|users`; Stripe `customers|payment_intents|subscriptions`; AcmeCRM
+    /// `contacts|deals`.
     pub fn records(&self, object: &str) -> Vec<serde_json::Value> {
         self.shared.records(object)
     }
@@ -353,6 +359,7 @@ pub async fn start(vendor: Vendor, opts: SandboxOptions) -> Result<Emulator, San
         Vendor::Pipedrive => pipedrive::router(shared.clone()),
         Vendor::Zendesk => zendesk::router(shared.clone()),
         Vendor::Stripe => stripe::router(shared.clone()),
+        Vendor::Acmecrm => acmecrm::router(shared.clone()),
     };
     let server = server::serve(listener, shared.clone(), router);
     Ok(Emulator { shared, server })

@@ -9,7 +9,7 @@
 use super::faults::{FaultKind, TIMEOUT_HOLD};
 use super::ratelimit::Decision;
 use super::state::{Shared, lock};
-use super::{Credentials, Vendor, hubspot, pipedrive, salesforce, stripe, zendesk};
+use super::{Credentials, Vendor, acmecrm, hubspot, pipedrive, salesforce, stripe, zendesk};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
@@ -176,6 +176,7 @@ pub(crate) fn default_limit(vendor: Vendor) -> (u32, Duration) {
         Vendor::Pipedrive => pipedrive::DEFAULT_LIMIT,
         Vendor::Zendesk => zendesk::DEFAULT_LIMIT,
         Vendor::Stripe => stripe::DEFAULT_LIMIT,
+        Vendor::Acmecrm => acmecrm::DEFAULT_LIMIT,
     }
 }
 
@@ -187,6 +188,7 @@ pub(crate) fn credentials(vendor: Vendor, base_url: &str) -> Credentials {
         Vendor::Pipedrive => pipedrive::credentials(base_url),
         Vendor::Zendesk => zendesk::credentials(base_url),
         Vendor::Stripe => stripe::credentials(base_url),
+        Vendor::Acmecrm => acmecrm::credentials(base_url),
     }
 }
 
@@ -194,7 +196,7 @@ fn exempt(vendor: Vendor, path: &str) -> bool {
     match vendor {
         Vendor::Hubspot => hubspot::exempt(path),
         Vendor::Salesforce => salesforce::exempt(path),
-        Vendor::Pipedrive | Vendor::Zendesk | Vendor::Stripe => false,
+        Vendor::Pipedrive | Vendor::Zendesk | Vendor::Stripe | Vendor::Acmecrm => false,
     }
 }
 
@@ -205,6 +207,7 @@ fn server_error(shared: &Shared, status: u16) -> Response<Body> {
         Vendor::Pipedrive => pipedrive::server_error(shared, status),
         Vendor::Zendesk => zendesk::server_error(shared, status),
         Vendor::Stripe => stripe::server_error(shared, status),
+        Vendor::Acmecrm => acmecrm::server_error(shared, status),
     }
 }
 
@@ -215,6 +218,7 @@ fn throttled(shared: &Shared, d: &Decision) -> Response<Body> {
         Vendor::Pipedrive => pipedrive::throttled(shared, d),
         Vendor::Zendesk => zendesk::throttled(shared, d),
         Vendor::Stripe => stripe::throttled(shared, d),
+        Vendor::Acmecrm => acmecrm::throttled(shared, d),
     }
 }
 
@@ -225,5 +229,6 @@ fn limit_headers(shared: &Shared, d: &Decision, h: &mut HeaderMap) {
         Vendor::Pipedrive => pipedrive::limit_headers(d, h),
         Vendor::Zendesk => zendesk::limit_headers(d, h),
         Vendor::Stripe => stripe::limit_headers(shared, h),
+        Vendor::Acmecrm => acmecrm::limit_headers(d, h),
     }
 }

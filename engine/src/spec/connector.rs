@@ -577,9 +577,15 @@ pub struct Operation {
     /// Send an `Idempotency-Key` header (Stripe) with this header name. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_header: Option<String>,
-    /// Delegate this operation to a plugin (a key of `plugins`). Default: HTTP as declared.
+    /// Delegate this operation to a plugin (a key of `plugins`, full-connector world): list and
+    /// search kinds call its `read` (stream = `object`, paging by its cursor), other kinds its
+    /// `write`. Default: HTTP as declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// Decode response bodies that are not JSON (CSV, XML, …) with this plugin's decoder (a key
+    /// of `plugins`, request-codec world). Default: JSON only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<String>,
 }
 
 /// Pagination styles of the seed systems.

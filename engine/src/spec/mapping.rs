@@ -23,12 +23,21 @@ pub struct MappingSpec {
     /// Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The tenant's secrets of the inbound source (e.g. CallRail's `webhook_signing_key` for
+    /// webhook verification): name → `secret:`/`env:`/`file:` reference. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub source_secrets: IndexMap<String, String>,
     /// What this route is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Named lookup tables used by expressions as `table[key]`. Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub lookups: IndexMap<String, IndexMap<String, Value>>,
+    /// WebAssembly plugins whose mapping functions expressions call as `alias.function(…)`:
+    /// alias → `plugin.toml` manifest path, relative to this file. What a plugin may reach is
+    /// granted by the operator, not here. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub plugins: IndexMap<String, String>,
     /// The tenant's CRM configuration (seed 003 `crm_config`), as written.
     pub crm_config: CrmConfig,
 }

@@ -28,7 +28,7 @@ pub struct PluginInfo {
     /// Version of the `switchyard:plugin` WIT package the plugin was built against. Default: "0.1.0".
     #[serde(default = "default_wit_version")]
     pub wit_version: String,
-    /// Path of the WebAssembly component, relative to the manifest. Default: "<name>.wasm" with `-`
+    /// Path of the WebAssembly component, relative to the manifest. Default: `<name>.wasm` with `-`
     /// replaced by `_`.
     #[serde(default)]
     pub wasm: Option<String>,

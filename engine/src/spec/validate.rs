@@ -115,7 +115,11 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                         .as_deref()
                         .and_then(|s| connectors.get(s).copied())
                         .filter(|c| c.inbound.is_some());
-                    let env = crate::mapping::CompileEnv { target, source };
+                    let env = crate::mapping::CompileEnv {
+                        target,
+                        source,
+                        plugins: None,
+                    };
                     for d in crate::mapping::compile(m, &env).1.0 {
                         out.push(l.source.place(d));
                     }
@@ -574,6 +578,9 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             if let Some(item) = &b.item {
                 check_template_tree(item, &pointer_join(&bp, "item"), c, &mut out);
             }
+        }
+        if let Some(p) = &op.decode {
+            plugin_ref(p, &pointer_join(&base, "decode"), &mut out);
         }
         if let Some(p) = &op.plugin {
             plugin_ref(p, &pointer_join(&base, "plugin"), &mut out);

@@ -22,8 +22,14 @@ pub static DEF: FunctionDef = FunctionDef {
     ],
     call: |args, _| {
         let t = text_arg(&args[0], "the email")?;
-        let e = t.trim().to_lowercase();
-        let ok = matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@') && !e.contains(char::is_whitespace));
-        Ok(if ok { s(e) } else { Val::Absent })
+        Ok(normalize(&t).map_or(Val::Absent, s))
     },
 };
+
+/// The engine's one email normaliser (expressions, duplicate detection, attribution identity
+/// joins): trimmed and lowercased; `None` unless it is `local@domain` without spaces.
+pub fn normalize(raw: &str) -> Option<String> {
+    let e = raw.trim().to_lowercase();
+    let ok = matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@') && !e.contains(char::is_whitespace));
+    ok.then_some(e)
+}
