@@ -6,8 +6,8 @@
 //! field: enrichment never drops a conversion.
 //!
 //! Loading is one function, [`load_enricher`], taking the host and the operator's [`Grants`], so
-//! that a caller decides what the plugin may reach (the CLI grants nothing: no hosts, no
-//! secrets, no config).
+//! that a caller decides what the plugin may reach (the CLI passes what the operator's plugin
+//! grants give the plugin's name for the spec's tenant; nothing without a grants file).
 
 use super::CausalMarketingData;
 use crate::plugin::{Grants, PluginHandle, PluginHost};
@@ -36,6 +36,24 @@ pub struct EnrichFailure {
 pub fn manifest_path(spec_file: &Path, settings: &EnrichmentSettings) -> PathBuf {
     let dir = spec_file.parent().unwrap_or_else(|| Path::new(""));
     dir.join(&settings.plugin)
+}
+
+/// The `plugin.name` of a manifest (operator grants are given per plugin name).
+pub fn plugin_name(manifest: &Path) -> Result<String, String> {
+    let what = || format!("enrichment plugin `{}`", manifest.display());
+    let (loaded, diags) =
+        crate::spec::load_file(manifest).map_err(|e| format!("cannot read {}: {e}", what()))?;
+    if diags.has_errors() {
+        return Err(format!(
+            "{} is not a valid plugin manifest:\n{}",
+            what(),
+            crate::diag::render_human(&diags, None).trim_end()
+        ));
+    }
+    match loaded.and_then(|l| l.spec) {
+        Some(crate::spec::Spec::Plugin(m)) => Ok(m.plugin.name),
+        _ => Err(format!("{} is not a plugin manifest", what())),
+    }
 }
 
 /// Load the enrichment plugin at `manifest` with the operator's `grants`; the error says why

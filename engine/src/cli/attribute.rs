@@ -16,8 +16,10 @@
 //! attributed together with the remaining input records.
 //!
 //! Enrichment: when the spec names an enrichment plugin, it is loaded before any record is
-//! read (a load failure is an `E601` diagnostic at `/attribution/enrichment/plugin`); a failure
-//! for one record is a warning naming the record, which is output without `kse_enhancement`.
+//! read, with the operator's grants for its name and the spec's tenant (`--plugin-grants`, as
+//! for `switchyard run`); a load failure is an `E601` diagnostic at
+//! `/attribution/enrichment/plugin`. A failure for one record is a warning naming the record,
+//! which is output without `kse_enhancement`.
 //!
 //! Output: `--output` gets one CausalMarketingData record per conversion (NDJSON; `-` for
 //! stdout); `--report` gets the report JSON
@@ -62,6 +64,10 @@ pub struct Args {
     /// Folder of connector specs.
     #[arg(long, value_name = "DIR", default_value = "connector-specs")]
     pub connectors: PathBuf,
+    /// The operator's plugin grants (TOML), for the enrichment plugin and connector plugins.
+    /// Default: `$SWITCHYARD_PLUGIN_GRANTS`, else none.
+    #[arg(long, value_name = "FILE")]
+    pub plugin_grants: Option<PathBuf>,
 }
 
 pub(super) fn run(a: Args) -> u8 {
@@ -137,19 +143,23 @@ async fn run_async(a: Args) -> u8 {
         eprintln!("error: --input is required (unless --pull brings the records)");
         return super::EXIT_USAGE;
     }
-    // The enrichment plugin is loaded (and compiled) before any record is read.
+    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    // The enrichment plugin is loaded (and compiled) before any record is read, with what the
+    // operator grants it for this tenant.
     let enricher = match &spec.attribution.enrichment {
         None => None,
         Some(settings) => {
             let manifest = enrich::manifest_path(&a.spec, settings);
-            let loaded_plugin =
-                crate::plugin::PluginHost::new(crate::plugin::HostConfig::default())
-                    .map_err(|e| e.to_string())
-                    .and_then(|host| {
-                        // The CLI grants the plugin nothing (no hosts, secrets or config).
-                        enrich::load_enricher(&host, &manifest, crate::plugin::Grants::default())
-                            .map(|h| (host, h))
-                    });
+            let loaded_plugin = enrich::plugin_name(&manifest).and_then(|name| {
+                let grants = plugins.grants(&name, &spec.attribution.tenant)?;
+                enrich::load_enricher(plugins.host()?, &manifest, grants)
+            });
             match loaded_plugin {
                 Ok(x) => Some(x),
                 Err(message) => {
@@ -170,7 +180,7 @@ async fn run_async(a: Args) -> u8 {
         None => Vec::new(),
     };
     if a.pull || a.sandbox {
-        match pull_records(spec, &a, &mut records).await {
+        match pull_records(spec, &a, &plugins, &mut records).await {
             Ok(mut pulled) => {
                 pulled.append(&mut records);
                 records = pulled;
@@ -198,7 +208,7 @@ async fn run_async(a: Args) -> u8 {
     for w in &outcome.warnings {
         eprintln!("warning: {input_name}: {w}");
     }
-    if let Some((_host, h)) = &enricher {
+    if let Some(h) = &enricher {
         for f in enrich::enrich_records(h, &mut outcome.records).await {
             eprintln!(
                 "warning: {}: record {} kept without kse_enhancement: {}",
@@ -222,6 +232,7 @@ async fn run_async(a: Args) -> u8 {
 async fn pull_records(
     spec: &AttributionSpec,
     a: &Args,
+    plugins: &crate::plugin::PluginEnv,
     input: &mut Vec<Value>,
 ) -> Result<Vec<Value>, String> {
     let cfg = &spec.attribution;
@@ -236,7 +247,8 @@ async fn pull_records(
         let rules: Vec<&PullRule> = cfg.pull.iter().filter(|r| r.connector == name).collect();
         let (route, route_path) = tenant_route(a, name)?;
         let prepared =
-            super::run::prepare_route(route, &route_path, &a.connectors, a.sandbox, false).await?;
+            super::run::prepare_route(route, &route_path, &a.connectors, a.sandbox, false, plugins)
+                .await?;
         let missing = prepared.session.missing_settings();
         if !missing.is_empty() {
             if let Some(emu) = prepared.emulator {
