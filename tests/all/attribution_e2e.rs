@@ -538,3 +538,53 @@ async fn seeding_an_emulator_refuses_what_the_vendor_could_not_hold() {
     assert!(err.to_string().contains("not supported"), "{err}");
     zd.shutdown().await;
 }
+
+#[test]
+fn operator_grants_reach_the_enrichment_plugin_for_the_spec_tenant() {
+    kse_wasm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grants = |tenant: &str| {
+        let path = dir.path().join(format!("grants-{tenant}.toml"));
+        let text = format!(
+            "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n[[grant]]\nplugin = \"kse-enricher\"\ntenants = [\"{tenant}\"]\nconfig = {{ high_value_threshold = 150 }}\n",
+            dir.path().join("cache").display()
+        );
+        std::fs::write(&path, text).expect("write grants");
+        path.display().to_string()
+    };
+    let tier = |records: &[Value], id: &str| {
+        records
+            .iter()
+            .find(|r| r["record_id"] == id)
+            .map(|r| r["kse_enhancement"]["conceptual_space"]["value_tier"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // A 199.00 payment: "medium" by default (high from 1000).
+    let (out, records, _) = attribute(&["--spec", KSE_SPEC, "--input", HS_DATA]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tier(&records, "stripe_payment_intent_pi_2"), "medium");
+    // The operator grants the example's tenant (`acme`) a threshold of 150: "high".
+    let acme = grants("acme");
+    let (out, records, _) = attribute(&[
+        "--spec",
+        KSE_SPEC,
+        "--input",
+        HS_DATA,
+        "--plugin-grants",
+        &acme,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tier(&records, "stripe_payment_intent_pi_2"), "high");
+    // A grant for another tenant does not apply.
+    let other = grants("other");
+    let (out, records, _) = attribute(&[
+        "--spec",
+        KSE_SPEC,
+        "--input",
+        HS_DATA,
+        "--plugin-grants",
+        &other,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tier(&records, "stripe_payment_intent_pi_2"), "medium");
+}

@@ -4,8 +4,9 @@
 //! - `kse_score` = data quality × (½ + ½ × confounder coverage) × treatment confidence, rounded
 //!   to 4 decimals: how much weight a causal model should give the record.
 //! - `neural_content`: a one-line summary of the conversion and its journey.
-//! - `conceptual_space`: value tier, journey length, channel mix, confounder coverage, quality
-//!   band, whether an anomaly was flagged.
+//! - `conceptual_space`: value tier (`high` from the `high_value_threshold` config value the
+//!   operator grants, default 1000; `medium` from 100), journey length, channel mix, confounder
+//!   coverage, quality band, whether an anomaly was flagged.
 //! - `knowledge_graph`: the conversion, its channels, campaigns and treatment group as nodes and
 //!   edges.
 //!
@@ -97,7 +98,11 @@ fn enhance(r: &Value) -> Result<Value, PluginError> {
     for v in mix.values_mut() {
         *v = json!(round4(v.as_f64().unwrap_or(0.0) / channels.len() as f64));
     }
-    let value_tier = if value >= 1000.0 {
+    // The operator may move the "high value" line per tenant (config grant); default 1000.
+    let high = switchyard_sdk::host::config("high_value_threshold")
+        .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .unwrap_or(1000.0);
+    let value_tier = if value >= high {
         "high"
     } else if value >= 100.0 {
         "medium"
