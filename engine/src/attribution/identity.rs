@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-/// Normalise an email: trimmed and lowercased; `None` when empty or without `@`.
+/// Normalise an email with the engine's one email normaliser (trimmed, lowercased; `None`
+/// unless `local@domain`), so identity joins agree with duplicate detection and expressions.
 pub fn normalize_email(raw: &str) -> Option<String> {
-    let e = raw.trim().to_lowercase();
-    (e.contains('@') && e.len() > 2).then_some(e)
+    crate::expr::functions::normalize_email::normalize(raw)
 }
 
 /// Normalise a phone number to E.164 (`+14155550123`), reading numbers without a country
