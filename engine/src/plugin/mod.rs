@@ -23,7 +23,7 @@ mod load;
 mod runtime;
 
 pub use allow::AllowedHost;
-pub use call::{CallOutput, Page, PluginBatch, Verdict};
+pub use call::{CallOutput, Page, PluginBatch, PreparedArgs, Verdict};
 pub use error::{PluginError, PluginErrorKind};
 pub use inspect::{Inspection, inspect_component};
 pub use load::{PluginHandle, PluginStatus};
