@@ -210,7 +210,9 @@ mod tests {
         assert_eq!(n, Some(json!(4)), "last duplicate wins, like Value");
         assert_eq!(missing, None);
         assert_eq!(a.fields(1, ["x"]).expect("missing arg"), [None]);
-        let err = args(&[json!([1])]).fields(0, ["x"]).unwrap_err();
+        let err = args(&[json!([1])])
+            .fields(0, ["x"])
+            .expect_err("not an object");
         assert!(matches!(err, PluginError::InvalidInput(m) if m.starts_with("argument 0:")));
     }
 
