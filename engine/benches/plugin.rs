@@ -7,7 +7,8 @@
 //! Needs `.ci/build-plugins` first.
 //!
 //! Run: `cargo bench -p switchyard --bench plugin`; `PLUGIN_BENCH=fresh,batch,phone,load,epoch`
-//! (any subset) runs only those sections, e.g. under a profiler.
+//! (any subset) runs only those sections, e.g. under a profiler; `PLUGIN_BENCH_PREINIT=FILE`
+//! also measures a pre-initialised build of mapping-basics (`tools/plugin-preinit`).
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -326,6 +327,29 @@ async fn run() {
             us(m)
         );
     }
+    // A pre-initialised build of mapping-basics (see tools/plugin-preinit), when given.
+    if let Ok(path) = std::env::var("PLUGIN_BENCH_PREINIT") {
+        let m = dir.path().join("preinit.toml");
+        let text = format!(
+            "spec_version = 1\n[plugin]\nname = \"preinit\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{path}\"\n"
+        );
+        std::fs::write(&m, text).expect("manifest");
+        let pre = host.load(&m, Grants::default()).expect("load pre-initialised");
+        let phone = [json!("(415) 555-2671"), json!("US")];
+        let got = pre.call_function("phone_e164", &phone).await.expect("call");
+        assert_eq!(got, json!("+14155552671"));
+        let m = fresh_calls(&pre, "phone_e164", &phone, 500).await;
+        println!(
+            "fresh, mapping-basics pre-initialised (metadata decoded in the snapshot), phone_e164: median {:.2} us",
+            us(m)
+        );
+        let m = fresh_calls(&pre, "contact_key", &args, 2000).await;
+        println!(
+            "fresh, mapping-basics pre-initialised, contact_key(1 KB record): median {:.2} us",
+            us(m)
+        );
+    }
+
     if on("batch") {
         println!("-- batch: one instance serves 1000 calls");
         let m = batch_calls(&small, "contact_key", &args, 20000).await;
