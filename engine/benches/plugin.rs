@@ -334,7 +334,9 @@ async fn run() {
             "spec_version = 1\n[plugin]\nname = \"preinit\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{path}\"\n"
         );
         std::fs::write(&m, text).expect("manifest");
-        let pre = host.load(&m, Grants::default()).expect("load pre-initialised");
+        let pre = host
+            .load(&m, Grants::default())
+            .expect("load pre-initialised");
         let phone = [json!("(415) 555-2671"), json!("US")];
         let got = pre.call_function("phone_e164", &phone).await.expect("call");
         assert_eq!(got, json!("+14155552671"));
