@@ -19,8 +19,8 @@ pub struct EngineConfig {
     pub max_wasm_stack: usize,
     /// Keep the pages a plugin instance dirtied resident for the next instance of the same plugin
     /// (restoring only those pages, found with Linux's `PAGEMAP_SCAN`; ignored where the kernel
-    /// lacks it). Saves the page faults of every fresh instance, at the cost of up to 16 MiB of
-    /// resident memory per pool slot. Default: true.
+    /// lacks it). Saves the page faults of every fresh instance, at the cost of up to 4 MiB of
+    /// resident memory per linear-memory pool slot. Default: true.
     pub keep_resident: bool,
 }
 
@@ -52,7 +52,9 @@ const SWITCHYARD_KEEP_RESIDENT: (usize, usize, usize) = (128 << 10, 64 << 10, 0)
 /// instance dirtied (up to this much per linear memory / table), which then stay resident: the
 /// next instance of the plugin does not page-fault on its stack, data and heap again. Without it,
 /// keeping memory resident means `memset`ting all of it, so linear memories are decommitted.
-const PAGEMAP_KEEP_RESIDENT: (usize, usize) = (16 << 20, 1 << 20);
+/// 4 MiB covers what a mapping call dirties (stack top, heap, some data) while bounding the
+/// resident memory of idle warm slots (wasmtime keeps up to 100 per pool).
+const PAGEMAP_KEEP_RESIDENT: (usize, usize) = (4 << 20, 1 << 20);
 
 static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
 
