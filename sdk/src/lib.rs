@@ -4,7 +4,8 @@
 //! `webhook-verifier`, `enricher`); it generates the bindings for that world of the
 //! `switchyard:plugin@0.1.0` WIT package (in `sdk/wit/`) and the matching helpers:
 //!
-//! * [`MappingFunctions`] + [`export_mapping_functions!`] for mapping functions (JSON in, JSON out);
+//! * [`MappingFunctions`] + [`export_mapping_functions!`] for mapping functions (JSON in, JSON out;
+//!   [`Args`] parses large arguments lazily);
 //! * [`export!`] for the other worlds, whose `Guest` traits are re-exported in [`exports`];
 //! * [`host`] wrappers around the host imports (log, config, secrets, clock, http).
 
@@ -163,13 +164,38 @@ macro_rules! export {
 }
 
 /// Mapping functions with JSON arguments and results.
+///
+/// Implement [`call`](MappingFunctions::call) (every argument parsed into a `Value`) or, for
+/// functions that read only part of a large argument (a 1 KB record, say),
+/// [`call_args`](MappingFunctions::call_args), which gets the arguments as JSON text and parses
+/// only what it asks for ([`Args::parse`] into a borrowed struct, [`Args::fields`]).
 #[cfg(feature = "mapping-functions")]
 pub trait MappingFunctions {
     /// Names of the functions this plugin provides.
     fn functions() -> Vec<String>;
-    /// Calls function `name`.
-    fn call(name: &str, args: Vec<serde_json::Value>) -> Result<serde_json::Value, PluginError>;
+
+    /// Calls function `name` with every argument parsed. The default refuses every name: implement
+    /// this or [`call_args`](MappingFunctions::call_args).
+    fn call(name: &str, args: Vec<serde_json::Value>) -> Result<serde_json::Value, PluginError> {
+        let _ = args;
+        Err(PluginError::InvalidInput(format!(
+            "unknown function `{name}`"
+        )))
+    }
+
+    /// Calls function `name` with the arguments as JSON text, parsed on demand. The default parses
+    /// every argument and calls [`call`](MappingFunctions::call).
+    fn call_args(name: &str, args: &Args) -> Result<serde_json::Value, PluginError> {
+        Self::call(name, args.values()?)
+    }
 }
+
+#[cfg(feature = "mapping-functions")]
+mod args;
+#[cfg(feature = "mapping-functions")]
+mod skim;
+#[cfg(feature = "mapping-functions")]
+pub use args::Args;
 
 /// Glue between [`MappingFunctions`] and the generated bindings.
 #[cfg(feature = "mapping-functions")]
@@ -178,14 +204,7 @@ pub fn __call_mapping<T: MappingFunctions>(
     name: String,
     args: Vec<String>,
 ) -> Result<String, PluginError> {
-    let mut values = Vec::with_capacity(args.len());
-    for (i, arg) in args.iter().enumerate() {
-        let value = serde_json::from_str(arg).map_err(|e| {
-            PluginError::InvalidInput(format!("argument {i} is not valid json: {e}"))
-        })?;
-        values.push(value);
-    }
-    let out = T::call(&name, values)?;
+    let out = T::call_args(&name, &Args::new(args))?;
     serde_json::to_string(&out).map_err(|e| PluginError::Internal(e.to_string()))
 }
 

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use switchyard::plugin::{Grants, HostConfig, PluginErrorKind, PluginHandle, PluginHost, Secret};
+use switchyard::plugin::{
+    Grants, HostConfig, PluginErrorKind, PluginHandle, PluginHost, PreparedArgs, Secret,
+};
 
 /// The built component `name` (crate name with `_`), or a panic telling how to build it.
 fn wasm(name: &str) -> PathBuf {
@@ -104,7 +106,7 @@ async fn mapping_functions_phone_name_address() {
     let b = basics(dir.path());
     assert_eq!(
         b.functions().await.expect("ok"),
-        vec!["phone_e164", "split_name", "split_address"]
+        vec!["phone_e164", "split_name", "split_address", "contact_key"]
     );
     let call = |f: &'static str, args: Vec<Value>| {
         let b = b.clone();
@@ -134,6 +136,50 @@ async fn mapping_functions_phone_name_address() {
         .await,
         json!({"number": "221B", "street": "Baker Street", "locality": "London NW1 6XE", "postal_code": "6XE"})
     );
+    // Lazily parsed record argument: three members read, the rest skipped.
+    let record = json!({"id": 7, "notes": {"deep": [1, {"x": "y"}]}, "first_name": "Grace",
+                        "last_name": "Hopper", "email": "  Grace@Navy.MIL "});
+    assert_eq!(
+        call("contact_key", vec![record.clone()]).await,
+        json!("grace@navy.mil")
+    );
+    assert_eq!(
+        call(
+            "contact_key",
+            vec![json!({"first_name": "Grace", "last_name": "Hopper", "email": ""})]
+        )
+        .await,
+        json!("grace.hopper")
+    );
+    assert_eq!(
+        call("contact_key", vec![json!({"id": 1})]).await,
+        Value::Null
+    );
+    let err = b
+        .call_function("contact_key", &[json!([1, 2])])
+        .await
+        .expect_err("not an object");
+    assert_eq!(err.kind(), PluginErrorKind::Guest);
+    assert!(err.to_string().contains("argument 0:"), "{err}");
+    // The same record serialised once and passed to several calls (fresh and batch).
+    let prepared = PreparedArgs::new(std::slice::from_ref(&record));
+    assert_eq!(prepared.len(), 1);
+    assert_eq!(
+        b.call_function_prepared("contact_key", &prepared)
+            .await
+            .expect("ok"),
+        json!("grace@navy.mil")
+    );
+    let mut batch = b.batch(10).await.expect("ok");
+    for _ in 0..3 {
+        assert_eq!(
+            batch
+                .call_function_prepared("contact_key", &prepared)
+                .await
+                .expect("ok"),
+            json!("grace@navy.mil")
+        );
+    }
     let err = b.call_function("nope", &[]).await.expect_err("must fail");
     assert_eq!(err.kind(), PluginErrorKind::Guest);
     assert!(err.to_string().contains("unknown function `nope`"), "{err}");

@@ -26,7 +26,7 @@ mod runtime;
 mod set;
 
 pub use allow::AllowedHost;
-pub use call::{CallOutput, Page, PluginBatch, Verdict};
+pub use call::{CallOutput, Page, PluginBatch, PreparedArgs, Verdict};
 pub use error::{PluginError, PluginErrorKind};
 pub use grants::OperatorConfig;
 pub use inspect::{Inspection, inspect_component};

@@ -1,23 +1,30 @@
-//! Example mapping-function plugin: `phone_e164`, `split_name`, `split_address`.
+//! Example mapping-function plugin: `phone_e164`, `split_name`, `split_address`, `contact_key`.
+//!
+//! It implements `call_args`, so arguments are parsed lazily: `contact_key` reads three members
+//! of a record and skips the rest of it without building it.
 
 use serde_json::{Value, json};
-use switchyard_sdk::{MappingFunctions, PluginError};
+use switchyard_sdk::{Args, MappingFunctions, PluginError};
 
 struct Basics;
 
 impl MappingFunctions for Basics {
     fn functions() -> Vec<String> {
-        ["phone_e164", "split_name", "split_address"]
+        ["phone_e164", "split_name", "split_address", "contact_key"]
             .map(String::from)
             .to_vec()
     }
 
-    fn call(name: &str, args: Vec<Value>) -> Result<Value, PluginError> {
-        let text = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or_default();
+    fn call_args(name: &str, args: &Args) -> Result<Value, PluginError> {
+        let text = |i: usize| args.str(i).map(Option::unwrap_or_default);
         match name {
-            "phone_e164" => phone_e164(text(0), args.get(1).and_then(Value::as_str)),
-            "split_name" => Ok(split_name(text(0))),
-            "split_address" => Ok(split_address(text(0))),
+            "phone_e164" => phone_e164(&text(0)?, args.str(1)?.as_deref()),
+            "split_name" => Ok(split_name(&text(0)?)),
+            "split_address" => Ok(split_address(&text(0)?)),
+            "contact_key" => {
+                let [email, first, last] = args.fields(0, ["email", "first_name", "last_name"])?;
+                Ok(contact_key(email, first, last))
+            }
             other => Err(PluginError::InvalidInput(format!(
                 "unknown function `{other}`"
             ))),
@@ -92,4 +99,23 @@ fn split_address(line: &str) -> Value {
             .find(|w| w.chars().any(|c| c.is_ascii_digit()))
     });
     json!({"number": number, "street": street, "locality": rest, "postal_code": postal_code})
+}
+
+/// A de-duplication key for a contact record: its e-mail address trimmed and lower-cased, else
+/// `first.last` lower-cased, else null.
+fn contact_key(email: Option<Value>, first: Option<Value>, last: Option<Value>) -> Value {
+    let clean = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(e) = clean(&email) {
+        return Value::String(e);
+    }
+    match (clean(&first), clean(&last)) {
+        (Some(f), Some(l)) => Value::String(format!("{f}.{l}")),
+        (Some(one), None) | (None, Some(one)) => Value::String(one),
+        (None, None) => Value::Null,
+    }
 }

@@ -1,10 +1,12 @@
 //! Hostile mapping functions: `spin` (infinite loop), `grow` (memory growth without end),
 //! `recurse` (unbounded recursion), `big` (an output of N bytes), `panic`; and honest ones:
-//! `echo` (returns its first argument) and `work` (compute-bound loop of N rounds).
+//! `echo` (returns its first argument, fully parsed and re-serialised), `work` (compute-bound loop
+//! of N rounds) and `contact_key` (reads three members of a record argument lazily; the same
+//! function as in `plugins/mapping-basics`, here in a small plugin for the benchmark).
 
 use serde_json::Value;
 use std::hint::black_box;
-use switchyard_sdk::{MappingFunctions, PluginError};
+use switchyard_sdk::{Args, MappingFunctions, PluginError};
 
 struct Hostile;
 
@@ -20,9 +22,26 @@ fn recurse(n: u64, a: u64, b: u64, c: u64) -> u64 {
 
 impl MappingFunctions for Hostile {
     fn functions() -> Vec<String> {
-        ["spin", "grow", "recurse", "big", "panic", "echo", "work"]
-            .map(String::from)
-            .to_vec()
+        [
+            "spin",
+            "grow",
+            "recurse",
+            "big",
+            "panic",
+            "echo",
+            "work",
+            "contact_key",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn call_args(name: &str, args: &Args) -> Result<Value, PluginError> {
+        if name == "contact_key" {
+            let [email, first, last] = args.fields(0, ["email", "first_name", "last_name"])?;
+            return Ok(contact_key(email, first, last));
+        }
+        Self::call(name, args.values()?)
     }
 
     fn call(name: &str, args: Vec<Value>) -> Result<Value, PluginError> {
@@ -59,3 +78,21 @@ impl MappingFunctions for Hostile {
 }
 
 switchyard_sdk::export_mapping_functions!(Hostile);
+
+/// E-mail trimmed and lower-cased, else `first.last` lower-cased, else null.
+fn contact_key(email: Option<Value>, first: Option<Value>, last: Option<Value>) -> Value {
+    let clean = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(e) = clean(&email) {
+        return Value::String(e);
+    }
+    match (clean(&first), clean(&last)) {
+        (Some(f), Some(l)) => Value::String(format!("{f}.{l}")),
+        (Some(one), None) | (None, Some(one)) => Value::String(one),
+        (None, None) => Value::Null,
+    }
+}
