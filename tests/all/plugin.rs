@@ -1134,6 +1134,30 @@ fn cli_new_scaffolds_a_plugin_that_builds_and_runs() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "\"HI\"");
+    // The third party's plugin runs from a tenant's mapping spec, with no change to the host.
+    let spec = dir.path().join("route.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({"spec_version": 1, "tenant": "t", "connector": "hubspot",
+            "plugins": {"shouter": m.to_str().expect("ok")},
+            "crm_config": {"type": "hubspot", "field_mappings": {
+                "email": "email",
+                "firstname": {"type": "computed", "formula": "shouter.shout(first)"}}}})
+        .to_string(),
+    )
+    .expect("ok");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"email\": \"a@b.co\", \"first\": \"ada\"}\n").expect("ok");
+    let (code, out, err) = run(&[
+        "map",
+        "--mapping",
+        spec.to_str().expect("ok"),
+        "--input",
+        input.to_str().expect("ok"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["objects"]["contact"]["firstname"], "ADA");
     for world in [
         "request-codec",
         "full-connector",
