@@ -96,6 +96,9 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                 for d in check_connector(c).0 {
                     out.push(l.source.place(d));
                 }
+                for d in check_plugin_manifests(&l.source.path, &c.plugins, None).0 {
+                    out.push(l.source.place(d));
+                }
             }
             Some(Spec::Attribution(a)) => {
                 // Settings and expressions compile exactly as `switchyard attribute` compiles them.
@@ -107,6 +110,10 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
             }
             Some(Spec::Mapping(m)) => {
                 for d in check_mapping_refs(m, &connectors).0 {
+                    out.push(l.source.place(d));
+                }
+                let world = Some(crate::spec::plugin::PluginWorld::MappingFunctions);
+                for d in check_plugin_manifests(&l.source.path, &m.plugins, world).0 {
                     out.push(l.source.place(d));
                 }
                 if let Some(target) = connectors.get(m.connector.as_str()) {
@@ -126,6 +133,47 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                 }
             }
             _ => {}
+        }
+    }
+    out
+}
+
+/// Every plugin a spec declares names a readable plugin manifest (relative to the spec file)
+/// of the expected world (E226). The wasm itself is not loaded: validation stays static.
+fn check_plugin_manifests(
+    spec: &std::path::Path,
+    plugins: &indexmap::IndexMap<String, String>,
+    world: Option<crate::spec::plugin::PluginWorld>,
+) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    let base = spec.parent().unwrap_or(std::path::Path::new("."));
+    for (alias, rel) in plugins {
+        let ptr = pointer_join("/plugins", alias);
+        let path = base.join(rel);
+        let problem = match super::load_file(&path) {
+            Err(e) => Some(format!("cannot read plugin manifest `{rel}`: {e}")),
+            Ok((_, d)) if d.has_errors() => Some(format!(
+                "plugin manifest `{rel}` is invalid (validate it for details)"
+            )),
+            Ok((Some(l), _)) => match l.spec {
+                Some(Spec::Plugin(p)) => match world {
+                    Some(w) if p.plugin.world != w => Some(format!(
+                        "plugin `{}` implements world `{}`, not `{}`",
+                        p.plugin.name,
+                        p.plugin.world.as_str(),
+                        w.as_str()
+                    )),
+                    _ => None,
+                },
+                _ => Some(format!("`{rel}` is not a plugin manifest")),
+            },
+            Ok((None, _)) => Some(format!("`{rel}` is not a plugin manifest")),
+        };
+        if let Some(p) = problem {
+            out.push(
+                Diagnostic::error("E226", &ptr, p)
+                    .with_hint("the path is relative to this spec file"),
+            );
         }
     }
     out
