@@ -101,6 +101,28 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                 }
             }
             Some(Spec::Attribution(a)) => {
+                if let Some(e) = &a.attribution.enrichment {
+                    let decl = [("plugin".to_string(), e.plugin.clone())]
+                        .into_iter()
+                        .collect();
+                    let world = Some(crate::spec::plugin::PluginWorld::Enricher);
+                    for mut d in check_plugin_manifests(&l.source.path, &decl, world).0 {
+                        d.pointer = "/attribution/enrichment/plugin".into();
+                        d.code = "E601";
+                        out.push(l.source.place(d));
+                    }
+                }
+                for (i, rule) in a.attribution.pull.iter().enumerate() {
+                    if !connectors.is_empty() && !connectors.contains_key(rule.connector.as_str()) {
+                        let d = Diagnostic::error(
+                            "E200",
+                            format!("/attribution/pull/{i}/connector"),
+                            format!("unknown connector `{}`", rule.connector),
+                        )
+                        .with_hint_opt(did_you_mean(&rule.connector, connectors.keys().copied()));
+                        out.push(l.source.place(d));
+                    }
+                }
                 // Settings and expressions compile exactly as `switchyard attribute` compiles them.
                 if let Err(crate::attribution::AttributionError::InvalidSpec { pointer, message }) =
                     crate::attribution::Plan::compile(a)
