@@ -362,7 +362,7 @@ async fn pull_one(
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        vars.insert("since_query".into(), Value::Object(q));
+        vars.insert("extra_query".into(), Value::Object(q));
     }
     session
         .list(&op.name, vars, None, |r| out.push(r))

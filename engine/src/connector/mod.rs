@@ -539,7 +539,9 @@ impl Session {
     }
 
     /// Run a list/search operation through every page, calling `f` per record; stops after
-    /// `limit` records when given. Returns the number of records.
+    /// `limit` records when given. Returns the number of records. The entries of
+    /// `vars["extra_query"]` (an object) are added to the query of every page request
+    /// (incremental sync's "modified since", a pull rule's extra parameters).
     pub async fn list(
         &self,
         op: &str,
@@ -551,13 +553,13 @@ impl Session {
         if let Some(alias) = &cop.spec.plugin {
             return self.plugin_list(alias, cop, vars, limit, f).await;
         }
-        let since_query: Vec<(String, String)> = match vars.get("since_query") {
+        let extra_query: Vec<(String, String)> = match vars.get("extra_query") {
             Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
             _ => vec![],
         };
         let ctx = self.context(vars);
         let mut extra = Extra {
-            query: since_query.clone(),
+            query: extra_query.clone(),
             ..Extra::default()
         };
         let mut count = 0usize;
@@ -587,7 +589,7 @@ impl Session {
                 }
             }
             extra = Extra {
-                query: since_query.clone(),
+                query: extra_query.clone(),
                 ..Extra::default()
             };
             let more = |p: &Option<Path>| {

@@ -92,7 +92,7 @@ pub async fn pull(
     if let Some((k, v)) = extra_query {
         let mut q = Map::new();
         q.insert(k, Value::String(v));
-        vars.insert("since_query".into(), Value::Object(q));
+        vars.insert("extra_query".into(), Value::Object(q));
     }
     session.list(&op.name, vars, limit, collect).await?;
     let mut kept = Vec::with_capacity(records.len());
