@@ -13,32 +13,85 @@ fn ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Index of the first `"` or `\\` at or after `i`, eight bytes at a time (wasm has 64-bit
-/// integers but, without the SIMD proposal, no vector scan).
-fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let w = u64::from_le_bytes(bytes);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        // A zero byte in `q` or `s` is a match; the lowest flagged byte is exact.
-        let m = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+/// Bit `k` set when byte `k` of `block` is `"` or `\\`: one 16-byte vector compare with wasm
+/// SIMD (plugins are built with `+simd128`, see `.ci/build-plugins`) or SSE2 (native builds, so
+/// the SDK's own tests run the same block logic), a plain loop elsewhere.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn special_mask(block: &[u8; 16]) -> u32 {
+    use core::arch::wasm32::{u8x16_bitmask, u8x16_eq, u8x16_splat, v128, v128_load, v128_or};
+    // SAFETY: `block` is 16 readable bytes; `v128_load` has no alignment requirement.
+    let v = unsafe { v128_load(block.as_ptr().cast::<v128>()) };
+    let m = v128_or(
+        u8x16_eq(v, u8x16_splat(b'"')),
+        u8x16_eq(v, u8x16_splat(b'\\')),
+    );
+    u32::from(u8x16_bitmask(m))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_mask(block: &[u8; 16]) -> u32 {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; `block` is 16 readable bytes and
+    // `_mm_loadu_si128` has no alignment requirement.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let m = _mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+        );
+        _mm_movemask_epi8(m) as u32
     }
-    b.get(i..)?
+}
+
+#[cfg(not(any(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    target_arch = "x86_64"
+)))]
+#[inline(always)]
+fn special_mask(block: &[u8; 16]) -> u32 {
+    block
         .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|p| i + p)
+        .enumerate()
+        .filter(|(_, c)| matches!(c, b'"' | b'\\'))
+        .fold(0, |m, (k, _)| m | 1 << k)
+}
+
+/// Index of the first `"` or `\\` at or after `i`, sixteen bytes at a time. The last partial
+/// block is read as the text's last 16 bytes (overlapping bytes already scanned, masked off), so
+/// only texts shorter than 16 bytes take the byte loop.
+#[inline(always)]
+fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+        let m = special_mask(block);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    let start = b.len().checked_sub(16);
+    match start.and_then(|s| Some((s, <&[u8; 16]>::try_from(b.get(s..)?).ok()?))) {
+        Some((s, block)) => {
+            // `i` is in the last 16 bytes: drop the bits of bytes before it.
+            let m = special_mask(block) >> (i - s);
+            (m != 0).then(|| i + m.trailing_zeros() as usize)
+        }
+        None => b
+            .get(i..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+            .map(|p| i + p),
+    }
 }
 
 /// `i` is just after an opening quote; returns the index just after the closing one.
+#[inline(always)]
 fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         let at = quote_or_backslash(b, i)?;
@@ -123,17 +176,59 @@ pub(crate) fn member_ranges(
             return None;
         }
         let vs = ws(b, i + 1);
-        let ve = skip_value(b, vs)?;
-        if let Some(k) = names.iter().position(|n| n.as_bytes() == key)
-            && let Some(slot) = found.get_mut(k)
-        {
-            *slot = Some((vs, ve));
+        // Most members are strings: skip those here rather than through `skip_value`.
+        let ve = if b.get(vs) == Some(&b'"') {
+            skip_string(b, vs + 1)?
+        } else {
+            skip_value(b, vs)?
+        };
+        // The first wanted name equal to the key (lengths compared first: most keys differ).
+        for (n, slot) in names.iter().zip(found.iter_mut()) {
+            if n.len() == key.len() && n.as_bytes() == key {
+                *slot = Some((vs, ve));
+                break;
+            }
         }
         i = ws(b, ve);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
             b'}' => return (ws(b, i + 1) == b.len()).then_some(()),
             _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_scan_agrees_with_a_byte_loop() {
+        // Every length 0..70 and start offset, quotes and backslashes at every position
+        // (first, last, in the overlapping tail block, none at all).
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..70 {
+            for round in 0..40 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        match seed % (3 + round) {
+                            0 => b'"',
+                            1 => b'\\',
+                            _ => b'a' + (seed >> 8) as u8 % 26,
+                        }
+                    })
+                    .collect();
+                for i in 0..=len + 1 {
+                    let want = text
+                        .get(i..)
+                        .and_then(|t| t.iter().position(|&c| c == b'"' || c == b'\\'))
+                        .map(|p| i + p);
+                    assert_eq!(quote_or_backslash(&text, i), want, "len {len} from {i}");
+                }
+            }
         }
     }
 }
