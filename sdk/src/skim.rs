@@ -53,11 +53,33 @@ fn special_mask(block: &[u8; 16]) -> u32 {
 )))]
 #[inline(always)]
 fn special_mask(block: &[u8; 16]) -> u32 {
-    block
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c, b'"' | b'\\'))
-        .fold(0, |m, (k, _)| m | 1 << k)
+    swar_mask(block)
+}
+
+/// [`special_mask`] without vectors (wasm built without `+simd128`): two 64-bit words, exact
+/// zero-byte detection (no false positives from borrows), high bits gathered by a multiply.
+#[cfg_attr(
+    any(
+        all(target_arch = "wasm32", target_feature = "simd128"),
+        all(target_arch = "x86_64", not(test))
+    ),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn swar_mask(block: &[u8; 16]) -> u32 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // High bit of each byte of `x` that is zero.
+    let zero = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    // Bits 7, 15, .., 63 to bits 0..8.
+    let gather = |m: u64| ((m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+    let word = |k: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&block[k..k + 8]);
+        let w = u64::from_le_bytes(w);
+        gather(zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
+    };
+    word(0) | word(8) << 8
 }
 
 /// Index of the first `"` or `\\` at or after `i`, sixteen bytes at a time. The last partial
@@ -201,6 +223,24 @@ pub(crate) fn member_ranges(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swar_mask_is_exact() {
+        for round in 0..2000u32 {
+            let mut block = [0u8; 16];
+            for (k, c) in block.iter_mut().enumerate() {
+                let r = (round.wrapping_mul(2_654_435_761) >> (k % 24)) ^ k as u32 * 7;
+                *c = [b'"', b'\\', b'#', b']', b'!', 0, 1, 0xff, b'a'][(r % 9) as usize];
+            }
+            let want = block
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| matches!(c, b'"' | b'\\'))
+                .fold(0u32, |m, (k, _)| m | 1 << k);
+            assert_eq!(swar_mask(&block), want, "{block:?}");
+            assert_eq!(special_mask(&block), want, "{block:?}");
+        }
+    }
 
     #[test]
     fn block_scan_agrees_with_a_byte_loop() {
