@@ -394,10 +394,20 @@ mod compact_tests {
 
     #[test]
     fn compact_path_takes_serde_json_text() {
-        let text = serde_json::json!({"a": "x", "long_key_name_here": "a value of more than sixty-four bytes, to cross a block boundary for sure", "n": [1, {"k": "v"}], "b": 2, "email": "e@x"}).to_string();
+        let long = "a value of more than sixty-four bytes, to cross a block boundary for sure";
+        let text = serde_json::json!({"a": "x", "long_key_name_here": long,
+            "n": [1, {"k": "v"}], "b": 2, "email": "e@x"})
+        .to_string();
         let mut found = [None; 2];
         assert!(compact_member_ranges(text.as_bytes(), &["email", "n"], &mut found).is_some());
-        let got: Vec<&str> = found.iter().map(|r| r.map_or("", |(s, e)| &text[s..e])).collect();
+        let got: Vec<&str> = found
+            .iter()
+            .map(|r| r.map_or("", |(s, e)| &text[s..e]))
+            .collect();
         assert_eq!(got, [r#""e@x""#, r#"[1,{"k":"v"}]"#]);
+        // A backslash anywhere in a scanned block, or whitespace: the general path's job.
+        let escaped = serde_json::json!({"a": "q\"", "email": "e"}).to_string();
+        assert!(compact_member_ranges(escaped.as_bytes(), &["email"], &mut [None]).is_none());
+        assert!(compact_member_ranges(b"{\"a\": 1}", &["a"], &mut [None]).is_none());
     }
 }
