@@ -3,7 +3,9 @@
 //! and the cost of epoch interruption on a compute-bound plugin. Each target line ends with
 //! `met` / `NOT met`; the lines are repeated under `-- targets` at the end. The "realistic" function
 //! is `contact_key` (reads three members of the record lazily, returns a short string); `echo`
-//! (the whole record back, parsed and re-serialised on both sides) is reported beside it.
+//! (the whole record back, parsed and re-serialised on both sides) is reported beside it. Batch
+//! `contact_key` is checked both through `call_function` (record serialised per call) and through
+//! `call_function_prepared` (serialised once, as the mapping engine can pass NDJSON records).
 //! Needs `.ci/build-plugins` first.
 //!
 //! Run: `cargo bench -p switchyard --bench plugin`; `PLUGIN_BENCH=fresh,batch,phone,load,epoch`
