@@ -94,6 +94,12 @@ impl Args {
             let mut all = true;
             for (slot, range) in found.iter_mut().zip(ranges) {
                 if let Some((start, end)) = range {
+                    // A string without escapes or control characters is taken as it is;
+                    // anything else goes through serde_json (which validates it).
+                    if let Some(s) = plain_string(text, start, end) {
+                        *slot = Some(Value::String(s.to_owned()));
+                        continue;
+                    }
                     match text.get(start..end).map(serde_json::from_str) {
                         Some(Ok(v)) => *slot = Some(v),
                         _ => all = false,
@@ -109,6 +115,16 @@ impl Args {
         de.end().map_err(|e| bad(i, e))?;
         Ok(found)
     }
+}
+
+/// The contents of `text[start..end]` when that is a JSON string with no escapes and no control
+/// characters (so its text is its value).
+fn plain_string(text: &str, start: usize, end: usize) -> Option<&str> {
+    let inner = text.get(start..end)?.strip_prefix('"')?.strip_suffix('"')?;
+    inner
+        .bytes()
+        .all(|c| c != b'\\' && c != b'"' && c >= 0x20)
+        .then_some(inner)
 }
 
 struct CowStr;

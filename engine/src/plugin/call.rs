@@ -228,8 +228,12 @@ fn new_store(
 /// Re-arms the CPU budget right before a call: `ticks + 1` deadline callbacks, so the guest runs
 /// at least its budget and at most one tick more.
 fn arm(store: &mut Store<PluginState>, handle: &PluginHandle) {
-    let rt = &handle.inner.host.rt;
-    let ticks = rt.ticks(store.data().eff.limits.cpu);
+    let ticks = handle.inner.host.rt.ticks(store.data().eff.limits.cpu);
+    arm_ticks(store, ticks);
+}
+
+/// [`arm`] with the budget already converted to ticks (a batch converts it once per instance).
+fn arm_ticks(store: &mut Store<PluginState>, ticks: u64) {
     store.data_mut().ticks_left = ticks + 1;
     store.set_epoch_deadline(1);
 }
@@ -715,6 +719,8 @@ struct Live {
     inst: Instance,
     guest: super::bindings::guest::mapping::Guest,
     calls: u32,
+    /// The CPU budget of one call in epoch ticks (fixed for the instance's `Loaded`).
+    ticks: u64,
 }
 
 /// One instance serving a bounded batch of mapping-function calls.
@@ -767,12 +773,14 @@ impl PluginBatch {
             let guest = idx
                 .load(&mut store, &inst)
                 .map_err(|e| map_trap(&loaded, &report, e))?;
+            let ticks = self.handle.inner.host.rt.ticks(loaded.eff.limits.cpu);
             self.live = Some(Live {
                 loaded,
                 store,
                 inst,
                 guest,
                 calls: 0,
+                ticks,
             });
         }
         self.live
@@ -796,12 +804,11 @@ impl PluginBatch {
         name: &str,
         args: &PreparedArgs,
     ) -> Result<Value, PluginError> {
-        let handle = self.handle.clone();
         let live = self.ensure().await?;
         live.calls += 1;
         let report = Arc::new(CallReport::default());
         live.store.data_mut().reset_call(report.clone());
-        arm(&mut live.store, &handle);
+        arm_ticks(&mut live.store, live.ticks);
         let _ = &live.inst;
         let args = &args.texts;
         let wall = live.loaded.eff.limits.wall;
@@ -813,15 +820,16 @@ impl PluginBatch {
                 .map(|r| r.map(Out::Json)))
         })
         .await;
-        let loaded = live.loaded.clone();
-        let out = finish(&loaded, &report, res);
-        if out.is_err() {
-            // A trapped or timed-out instance is not reused.
+        let out = finish(&live.loaded, &report, res);
+        let failed = out.is_err();
+        let value = out.and_then(|out| match out {
+            Out::Json(s) => parse_json(&live.loaded, &s),
+            _ => Err(unexpected(&live.loaded)),
+        });
+        if failed {
+            // A trapped, timed-out or over-limit instance is not reused.
             self.live = None;
         }
-        match out? {
-            Out::Json(s) => parse_json(&loaded, &s),
-            _ => Err(unexpected(&loaded)),
-        }
+        value
     }
 }
