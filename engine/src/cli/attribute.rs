@@ -71,14 +71,7 @@ pub struct Args {
 }
 
 pub(super) fn run(a: Args) -> u8 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    rt.block_on(run_async(a))
+    super::block_on(run_async(a))
 }
 
 fn place_error(

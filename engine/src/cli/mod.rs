@@ -24,6 +24,17 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: some records were rejected.
 pub const EXIT_REJECTED: u8 = 3;
 
+/// Runs an async subcommand on a fresh multi-threaded runtime; its exit code.
+fn block_on(f: impl std::future::Future<Output = u8>) -> u8 {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
 const EXAMPLES: &str = "\
 Examples:
   switchyard validate connector-specs mapping-specs      check every spec (CI)

@@ -346,14 +346,7 @@ pub(super) fn print_summary(r: &DeliveryReport) {
 }
 
 pub(super) fn run(a: Args) -> u8 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    rt.block_on(run_async(a))
+    super::block_on(run_async(a))
 }
 
 async fn run_async(a: Args) -> u8 {

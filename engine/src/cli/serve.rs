@@ -69,14 +69,7 @@ struct App {
 }
 
 pub(super) fn run(a: Args) -> u8 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    rt.block_on(serve(a))
+    super::block_on(serve(a))
 }
 
 fn load_route(
