@@ -113,6 +113,72 @@ fn hubspot_emu_opts() -> SandboxOptions {
     }
 }
 
+/// The local dedupe index is namespaced by CRM instance (a fresh emulator on another port does
+/// not inherit the last one's ids), and an indexed record deleted in the CRM is forgotten on
+/// the update's 404 and created again, instead of failing.
+#[tokio::test]
+async fn stale_index_entries_are_forgotten_when_the_crm_answers_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    for round in 0..2 {
+        let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+            .await
+            .unwrap();
+        let s = session(
+            spec("hubspot"),
+            &emu,
+            &[("api_token", "access_token")],
+            json!({}),
+            true,
+        );
+        let d = Deliverer::new(
+            s,
+            Some(store.clone()),
+            opts(dd(DuplicateAction::UpdateExisting), "contact"),
+        );
+        let r = d.deliver((0..3).map(|i| contact(i, "Ann")).collect()).await;
+        assert_eq!(
+            (r.created, r.updated, r.failed),
+            (3, 0, 0),
+            "round {round}: {:?}",
+            r.objects
+        );
+        assert_eq!(emu.records("contacts").len(), 3);
+        // Within one instance the index still finds them: updates, no new records.
+        let r = d.deliver((0..3).map(|i| contact(i, "Ann")).collect()).await;
+        assert_eq!(
+            (r.created, r.updated, r.failed),
+            (0, 3, 0),
+            "{:?}",
+            r.objects
+        );
+        assert_eq!(emu.records("contacts").len(), 3);
+        if round == 1 {
+            // Someone deletes one of them in the CRM: its indexed id answers 404, the entry is
+            // forgotten, the vendor search finds nothing, and the record is created again.
+            let id = r.objects[0].id.clone().unwrap();
+            let del = reqwest::Client::new()
+                .delete(format!("{}/crm/v3/objects/contacts/{id}", emu.base_url()))
+                .bearer_auth(emu.credentials().get("access_token").unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert!(del.status().is_success(), "{}", del.status());
+            assert_eq!(emu.records("contacts").len(), 2);
+            let r = d.deliver((0..3).map(|i| contact(i, "Ann")).collect()).await;
+            assert_eq!(
+                (r.created, r.updated, r.failed),
+                (1, 2, 0),
+                "{:?}",
+                r.objects
+            );
+            assert_eq!(emu.records("contacts").len(), 3);
+            assert_ne!(r.objects[0].id.as_deref(), Some(id.as_str()));
+        }
+        emu.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn hubspot_creates_then_updates_duplicates_by_normalised_email_and_phone() {
     let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())

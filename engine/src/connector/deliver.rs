@@ -262,12 +262,21 @@ impl Deliverer {
         self.session.connector.name()
     }
 
+    /// The dedupe index's namespace: the connector, and the base URL when the binding replaces
+    /// it (an emulator on a fresh port is another CRM instance, whose ids mean other records).
+    fn index_ns(&self) -> String {
+        match &self.session.binding.base_url {
+            Some(b) => format!("{}@{b}", self.cname()),
+            None => self.cname().to_string(),
+        }
+    }
+
     /// Ids are kept as JSON text so that their type survives.
     fn index_get(&self, object: &str, key: &str) -> Option<Value> {
         let text = self
             .store
             .as_ref()?
-            .dedupe_get(self.tenant(), self.cname(), object, key)
+            .dedupe_get(self.tenant(), &self.index_ns(), object, key)
             .ok()
             .flatten()?;
         Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -278,9 +287,21 @@ impl Deliverer {
         if let Some(Err(e)) = self
             .store
             .as_ref()
-            .map(|s| s.dedupe_put(self.tenant(), self.cname(), object, keys, &text))
+            .map(|s| s.dedupe_put(self.tenant(), &self.index_ns(), object, keys, &text))
         {
             tracing::warn!(error = %e, "dedupe index write failed");
+        }
+    }
+
+    /// Forget every index entry pointing at `id` (the CRM no longer has it).
+    fn index_forget(&self, object: &str, id: &Value) {
+        let text = id.to_string();
+        if let Some(Err(e)) = self
+            .store
+            .as_ref()
+            .map(|s| s.dedupe_forget(self.tenant(), &self.index_ns(), object, &text))
+        {
+            tracing::warn!(error = %e, "dedupe index delete failed");
         }
     }
 
@@ -365,12 +386,13 @@ impl Deliverer {
         key: &str,
         fields: &[String],
         payload: &Map<String, Value>,
+        use_index: bool,
     ) -> Result<Option<Value>, ConnectorError> {
-        if let Some(id) = self.index_get(object, &format!("record:{key}")) {
+        if use_index && let Some(id) = self.index_get(object, &format!("record:{key}")) {
             return Ok(Some(id));
         }
         for (f, norm, raw) in dedupe::match_keys(fields, payload) {
-            if let Some(id) = self.index_get(object, &format!("{f}:{norm}")) {
+            if use_index && let Some(id) = self.index_get(object, &format!("{f}:{norm}")) {
                 return Ok(Some(id));
             }
             if let Some(id) = self.search(object, &f, &raw, &norm).await? {
@@ -512,35 +534,53 @@ impl Deliverer {
         let match_fields: Vec<String> = dd.map(|d| d.match_fields.clone()).unwrap_or_default();
         let action = dd.map(|d| d.action).unwrap_or_default();
         let dry = self.session.is_dry_run();
-        let existing = if dry && match_fields.is_empty() {
-            None
-        } else {
-            self.find_existing(object, key, &match_fields, payload)
-                .await?
-        };
         let vars = self.vars(object, key, payload, ids);
-        if let Some(id) = existing.filter(|_| action != DuplicateAction::Create || dd.is_none()) {
-            if action == DuplicateAction::Skip && dd.is_some() {
-                return Ok((
-                    Outcome::Skipped,
-                    Some(id),
-                    Some("duplicate (action: skip)".into()),
-                ));
-            }
-            let Some(up) = conn.find_op(object, OperationKind::Update) else {
-                return Ok((
-                    Outcome::Skipped,
-                    Some(id),
-                    Some(format!(
-                        "duplicate, and connector has no update operation for `{object}`"
-                    )),
-                ));
+        // Our index may point at a record the CRM no longer has (deleted there, or another
+        // instance, e.g. a fresh emulator): on 404 the entry is forgotten and the vendor is
+        // asked again.
+        let mut use_index = true;
+        loop {
+            let existing = if dry && match_fields.is_empty() {
+                None
+            } else {
+                self.find_existing(object, key, &match_fields, payload, use_index)
+                    .await?
             };
-            let mut v = vars.clone();
-            v.insert("id".into(), id.clone());
-            self.session.call(&up.name, v, Retrying::Safe).await?;
-            self.index_put(object, &self.index_keys(object, key, payload), &id);
-            return Ok((Outcome::Updated, Some(id), None));
+            if let Some(id) = existing.filter(|_| action != DuplicateAction::Create || dd.is_none())
+            {
+                if action == DuplicateAction::Skip && dd.is_some() {
+                    return Ok((
+                        Outcome::Skipped,
+                        Some(id),
+                        Some("duplicate (action: skip)".into()),
+                    ));
+                }
+                let Some(up) = conn.find_op(object, OperationKind::Update) else {
+                    return Ok((
+                        Outcome::Skipped,
+                        Some(id),
+                        Some(format!(
+                            "duplicate, and connector has no update operation for `{object}`"
+                        )),
+                    ));
+                };
+                let mut v = vars.clone();
+                v.insert("id".into(), id.clone());
+                match self.session.call(&up.name, v, Retrying::Safe).await {
+                    Err(ConnectorError::Http { status: 404, .. }) if use_index => {
+                        tracing::info!(object, id = %id, "indexed record is gone from the CRM; looking again");
+                        self.index_forget(object, &id);
+                        use_index = false;
+                        continue;
+                    }
+                    r => {
+                        r?;
+                    }
+                }
+                self.index_put(object, &self.index_keys(object, key, payload), &id);
+                return Ok((Outcome::Updated, Some(id), None));
+            }
+            break;
         }
         let create = conn
             .find_op(object, OperationKind::Create)

@@ -207,6 +207,23 @@ impl Store {
         })
     }
 
+    /// Forget every match key recorded for a remote id (the record is gone from the CRM).
+    pub fn dedupe_forget(
+        &self,
+        tenant: &str,
+        connector: &str,
+        object: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM dedupe_index WHERE tenant=?1 AND connector=?2 AND object=?3 AND remote_id=?4",
+                params![tenant, connector, object, id],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Add a dead letter; returns its id.
     #[allow(clippy::too_many_arguments)]
     pub fn dead_letter(
