@@ -76,6 +76,7 @@ pub(super) fn run(a: Args) -> u8 {
                 ));
             }
         }
+        let plugins = crate::plugin::PluginEnv::discover(None);
         for (cfg, route) in routes {
             let cfg = &cfg;
             let p = match async {
@@ -85,7 +86,7 @@ pub(super) fn run(a: Args) -> u8 {
                     &a.connectors,
                     a.sandbox,
                     false,
-                    &crate::plugin::PluginEnv::discover(None)?,
+                    plugins.as_ref().map_err(Clone::clone)?,
                 )
                 .await
             }

@@ -123,11 +123,9 @@ pub(super) async fn prepare_route(
         // The connector's plugins may reach the emulator, with its credentials.
         for rel in spec.plugins.values() {
             let manifest = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
-            if let Ok((Some(l), _)) = crate::spec::load_file(&manifest)
-                && let Some(crate::spec::Spec::Plugin(m)) = l.spec
-            {
+            if let Ok(name) = crate::plugin::manifest_name(&manifest) {
                 plugins.grant_extra(
-                    &m.plugin.name,
+                    &name,
                     crate::plugin::Grants {
                         allowed_hosts: vec![base.clone()],
                         secrets: creds
@@ -269,8 +267,13 @@ fn record_key(v: &Value, line: &str) -> String {
             return s;
         }
     }
+    content_key(line)
+}
+
+/// The idempotency key of a record that carries none: a hash of its text.
+pub(super) fn content_key(text: &str) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(line.as_bytes())[..16])
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
 }
 
 /// Map one input record with the route's compiled mapping, or read it as already mapped.

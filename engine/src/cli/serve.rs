@@ -314,10 +314,7 @@ fn map_records(
             .and_then(|p| p.first(r))
             .map(crate::connector::scalar)
             .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| {
-                use sha2::Digest;
-                hex::encode(&sha2::Sha256::digest(r.to_string().as_bytes())[..16])
-            });
+            .unwrap_or_else(|| super::run::content_key(&r.to_string()));
         items.push(DeliveryItem { key, mapped });
     }
     Ok(items)

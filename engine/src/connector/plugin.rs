@@ -38,10 +38,7 @@ impl Session {
         req: HttpRequest,
     ) -> Result<HttpRequest, ConnectorError> {
         let h = self.plugin(alias)?;
-        exec::run(async move { h.sign(req).await })
-            .await
-            .map_err(ConnectorError::Config)?
-            .map_err(ConnectorError::Plugin)
+        on_plugin_runtime(async move { h.sign(req).await }).await
     }
 
     /// Decodes a non-JSON body with the plugin's decoder.
@@ -52,10 +49,7 @@ impl Session {
         body: Vec<u8>,
     ) -> Result<Value, ConnectorError> {
         let h = self.plugin(alias)?;
-        exec::run(async move { h.decode(&content_type, &body).await })
-            .await
-            .map_err(ConnectorError::Config)?
-            .map_err(ConnectorError::Plugin)
+        on_plugin_runtime(async move { h.decode(&content_type, &body).await }).await
     }
 
     /// The plugin's stream: the object's `api_name` (else its name), else the operation's name.
@@ -78,49 +72,46 @@ impl Session {
     ) -> Result<Response, ConnectorError> {
         let h = self.plugin(alias)?;
         let stream = self.stream(cop);
-        let body = match cop.spec.kind {
-            OperationKind::List | OperationKind::Search => {
-                let params = Value::Object(public_vars(&vars));
-                let cursor = vars
-                    .get("cursor")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let page =
-                    exec::run(async move { h.read(&stream, &params, cursor.as_deref()).await })
-                        .await
-                        .map_err(ConnectorError::Config)?
-                        .map_err(ConnectorError::Plugin)?;
-                serde_json::json!({"records": page.records, "next_cursor": page.next_cursor})
-            }
-            OperationKind::BatchCreate
-            | OperationKind::BatchUpdate
-            | OperationKind::BatchUpsert => {
-                let items: Vec<Value> = match vars.get("items") {
-                    Some(Value::Array(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
-                let results = exec::run(async move { h.write(&stream, &items).await })
-                    .await
-                    .map_err(ConnectorError::Config)?
-                    .map_err(ConnectorError::Plugin)?;
-                serde_json::json!({"results": results})
-            }
-            _ => {
-                let mut record = match vars.get("payload") {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => Map::new(),
-                };
-                if let Some(id) = vars.get("id").filter(|v| !v.is_null()) {
-                    record.insert("id".into(), id.clone());
+        let body =
+            match cop.spec.kind {
+                OperationKind::List | OperationKind::Search => {
+                    let params = Value::Object(public_vars(&vars));
+                    let cursor = vars
+                        .get("cursor")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let page = on_plugin_runtime(async move {
+                        h.read(&stream, &params, cursor.as_deref()).await
+                    })
+                    .await?;
+                    serde_json::json!({"records": page.records, "next_cursor": page.next_cursor})
                 }
-                let results =
-                    exec::run(async move { h.write(&stream, &[Value::Object(record)]).await })
-                        .await
-                        .map_err(ConnectorError::Config)?
-                        .map_err(ConnectorError::Plugin)?;
-                results.into_iter().next().unwrap_or(Value::Null)
-            }
-        };
+                OperationKind::BatchCreate
+                | OperationKind::BatchUpdate
+                | OperationKind::BatchUpsert => {
+                    let items: Vec<Value> = match vars.get("items") {
+                        Some(Value::Array(a)) => a.clone(),
+                        _ => Vec::new(),
+                    };
+                    let results =
+                        on_plugin_runtime(async move { h.write(&stream, &items).await }).await?;
+                    serde_json::json!({"results": results})
+                }
+                _ => {
+                    let mut record = match vars.get("payload") {
+                        Some(Value::Object(m)) => m.clone(),
+                        _ => Map::new(),
+                    };
+                    if let Some(id) = vars.get("id").filter(|v| !v.is_null()) {
+                        record.insert("id".into(), id.clone());
+                    }
+                    let results = on_plugin_runtime(async move {
+                        h.write(&stream, &[Value::Object(record)]).await
+                    })
+                    .await?;
+                    results.into_iter().next().unwrap_or(Value::Null)
+                }
+            };
         Ok(Response {
             status: 200,
             headers: HeaderMap::new(),
@@ -144,10 +135,8 @@ impl Session {
         let mut count = 0usize;
         for _ in 0..100_000 {
             let (h2, s2, p2, c2) = (h.clone(), stream.clone(), params.clone(), cursor.clone());
-            let page = exec::run(async move { h2.read(&s2, &p2, c2.as_deref()).await })
-                .await
-                .map_err(ConnectorError::Config)?
-                .map_err(ConnectorError::Plugin)?;
+            let page =
+                on_plugin_runtime(async move { h2.read(&s2, &p2, c2.as_deref()).await }).await?;
             for r in page.records {
                 f(r);
                 count += 1;
@@ -162,6 +151,18 @@ impl Session {
         }
         Ok(count)
     }
+}
+
+/// Runs a plugin call on the plugin runtime, mapping both failures to connector errors.
+async fn on_plugin_runtime<T, F>(call: F) -> Result<T, ConnectorError>
+where
+    F: std::future::Future<Output = Result<T, crate::plugin::PluginError>> + Send + 'static,
+    T: Send + 'static,
+{
+    exec::run(call)
+        .await
+        .map_err(ConnectorError::Config)?
+        .map_err(ConnectorError::Plugin)
 }
 
 /// Template variables a plugin may see as `params`: everything but secrets.

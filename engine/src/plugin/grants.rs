@@ -196,11 +196,7 @@ impl OperatorConfig {
             if !(plugin_ok && tenant_ok) {
                 continue;
             }
-            for h in &grant.allowed_hosts {
-                if !g.allowed_hosts.contains(h) {
-                    g.allowed_hosts.push(h.clone());
-                }
-            }
+            let mut secrets = IndexMap::new();
             for (name, reference) in &grant.secrets {
                 let v = resolver
                     .resolve(reference)
@@ -210,12 +206,14 @@ impl OperatorConfig {
                         name: name.clone(),
                         cause: e.to_string(),
                     })?;
-                g.secrets.insert(name.clone(), v);
+                secrets.insert(name.clone(), v);
             }
-            for (k, v) in &grant.config {
-                g.config.insert(k.clone(), v.clone());
-            }
-            g.allow_private_networks |= grant.allow_private_networks;
+            g.merge(Grants {
+                allowed_hosts: grant.allowed_hosts.clone(),
+                secrets,
+                config: grant.config.clone(),
+                allow_private_networks: grant.allow_private_networks,
+            });
         }
         Ok(g)
     }

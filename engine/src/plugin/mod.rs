@@ -32,7 +32,7 @@ pub use grants::OperatorConfig;
 pub use inspect::{Inspection, inspect_component};
 pub use load::{PluginHandle, PluginStatus, WatchGuard};
 pub use runtime::{EngineConfig, PluginHost};
-pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError};
+pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError, manifest_name};
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -59,6 +59,21 @@ pub struct Grants {
     /// Let HTTP reach private, loopback and link-local addresses (on-premise CRMs, tests).
     /// Default: false.
     pub allow_private_networks: bool,
+}
+
+impl Grants {
+    /// Adds `other` to these grants: hosts appended (no duplicates), secrets and config set
+    /// (a later value for the same key wins), private networks allowed if either allows them.
+    pub fn merge(&mut self, other: Grants) {
+        for h in other.allowed_hosts {
+            if !self.allowed_hosts.contains(&h) {
+                self.allowed_hosts.push(h);
+            }
+        }
+        self.secrets.extend(other.secrets);
+        self.config.extend(other.config);
+        self.allow_private_networks |= other.allow_private_networks;
+    }
 }
 
 /// Effective per-call limits (the manifest's request capped by the operator's [`Limits`]).

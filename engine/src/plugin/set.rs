@@ -101,8 +101,8 @@ impl PluginSet {
     }
 }
 
-/// The `plugin.name` of a manifest.
-fn manifest_name(manifest: &Path) -> Result<String, String> {
+/// The `plugin.name` of a manifest (grants are keyed by it).
+pub fn manifest_name(manifest: &Path) -> Result<String, String> {
     let (loaded, diags) =
         crate::spec::load_file(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     if diags.has_errors() {
@@ -221,10 +221,7 @@ impl PluginEnv {
             .map_err(|e| e.to_string())?;
         for (name, extra) in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             if name == plugin || name == "*" {
-                g.allowed_hosts.extend(extra.allowed_hosts.iter().cloned());
-                g.secrets.extend(extra.secrets.clone());
-                g.config.extend(extra.config.clone());
-                g.allow_private_networks |= extra.allow_private_networks;
+                g.merge(extra.clone());
             }
         }
         Ok(g)
