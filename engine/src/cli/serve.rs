@@ -270,10 +270,9 @@ async fn webhook(
     let items = match map_records(plan, route, &records) {
         Ok(items) => items,
         Err(e) => {
-            return answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": e, "route": route.path.display().to_string()}),
-            );
+            // The sender sees why; the server's file layout stays in the log.
+            tracing::warn!(tenant, source, route = %route.path.display(), error = %e, "webhook record rejected by the mapping");
+            return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e}));
         }
     };
     let m = &route.prepared.mapping;
