@@ -10,7 +10,7 @@ use switchyard::connector::{
     Binding, Connector, Deliverer, DeliveryItem, DeliveryOptions, Runtime, Secret,
 };
 use switchyard::record::Mapped;
-use switchyard::sandbox::{self, SandboxOptions, Vendor};
+use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()

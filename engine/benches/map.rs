@@ -9,8 +9,8 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
-use switchyard::cli::map::{load_mapping, map_stream};
 use switchyard::mapping::MapContext;
+use switchyard::mapping::{load_mapping, map_stream};
 use switchyard::secrets::MemoryProvider;
 
 const PROJECTS: [&str; 5] = ["kitchen", "bathroom", "whole_home", "addition", "unknown"];

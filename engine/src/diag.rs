@@ -157,7 +157,7 @@ impl std::fmt::Display for Diagnostics {
 }
 
 /// Output formats of `switchyard validate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// rustc-like text.
     Human,

@@ -16,7 +16,6 @@
 //! ```
 
 pub mod attribution;
-pub mod cli;
 pub mod connector;
 pub mod dedupe;
 pub mod diag;
@@ -24,7 +23,6 @@ pub mod expr;
 pub mod mapping;
 pub mod plugin;
 pub mod record;
-pub mod sandbox;
 pub mod secrets;
 pub mod spec;
 pub mod store;

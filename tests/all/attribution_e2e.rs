@@ -142,7 +142,7 @@ fn assert_same_results(records: &[Value], report: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_with_tenant_configs_reads_the_vendors_over_http() {
-    use switchyard::sandbox::{self, SandboxOptions, Vendor};
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
     // Two "vendors" (emulators in this process) holding the example's HubSpot and Stripe
     // records; the web page views stay in a file.
     let hs = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
@@ -501,7 +501,7 @@ fn enrichment_plugin_that_cannot_be_loaded_is_a_diagnostic_at_its_setting() {
 
 #[tokio::test]
 async fn seeding_an_emulator_refuses_what_the_vendor_could_not_hold() {
-    use switchyard::sandbox::{self, SandboxOptions, Vendor};
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
     let hs = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
         .await
         .expect("hubspot");

@@ -12,9 +12,9 @@ use switchyard::connector::{
     Session,
 };
 use switchyard::record::{FiredTrigger, Mapped};
-use switchyard::sandbox::{self, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
 use switchyard::spec::mapping::{DuplicateAction, DuplicateDetection, MatchStrategy};
 use switchyard::store::Store;
+use switchyard_sandbox::{self as sandbox, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
 
 fn spec(name: &str) -> switchyard::spec::connector::ConnectorSpec {
     connector::load_spec(&repo_root().join(format!("connector-specs/{name}.toml"))).unwrap()
@@ -1210,7 +1210,7 @@ async fn batch_partial_failures_fail_only_the_refused_records() {
 /// blind; `switchyard deadletter replay` sends it again once the vendor is back.
 #[tokio::test]
 async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
-    use switchyard::sandbox::{FaultKind, ScriptedFault};
+    use switchyard_sandbox::{FaultKind, ScriptedFault};
     let emu = sandbox::start(
         Vendor::Hubspot,
         SandboxOptions {

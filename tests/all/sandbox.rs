@@ -3,9 +3,9 @@
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchyard::sandbox::{
-    self, Emulator, FaultConfig, FaultKind, RateLimitOverride, SandboxOptions, ScriptedFault,
-    Vendor,
+use switchyard_sandbox::{
+    self as sandbox, Emulator, FaultConfig, FaultKind, RateLimitOverride, SandboxOptions,
+    ScriptedFault, Vendor,
 };
 
 fn client() -> Client {

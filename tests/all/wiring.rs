@@ -12,8 +12,8 @@ use switchyard::connector::{
 };
 use switchyard::plugin::PluginEnv;
 use switchyard::record::Mapped;
-use switchyard::sandbox::{self, SandboxOptions, Vendor};
 use switchyard::spec::mapping::{DuplicateAction, DuplicateDetection, MatchStrategy};
+use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
 
 fn needs_plugins() {
     assert!(

@@ -11,6 +11,7 @@
 mod apply;
 mod compile;
 pub mod scan;
+mod stream;
 
 use crate::expr::{EvalCtx, Expr, Val};
 use crate::secrets::SecretProvider;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use apply::{LineOutcome, Scratch};
 pub use compile::compile;
+pub use stream::{load_mapping, map_stream};
 
 /// What a mapping compiles against: the target connector and, optionally, the source.
 #[derive(Clone, Copy)]

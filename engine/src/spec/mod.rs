@@ -23,7 +23,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use std::path::{Path, PathBuf};
 
 /// The kinds of spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpecKind {
     /// A connector spec (`[connector]`).
     Connector,

@@ -1,10 +1,10 @@
 //! `switchyard plugin new|inspect|test`: scaffold a plugin crate, show what a component imports
 //! and exports (and check its manifest), run a plugin once.
 
-use crate::plugin::{Grants, HostConfig, PluginHost, Secret, WIT_VERSION, inspect_component};
-use crate::spec::plugin::PluginWorld;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use switchyard::plugin::{Grants, HostConfig, PluginHost, Secret, WIT_VERSION, inspect_component};
+use switchyard::spec::plugin::PluginWorld;
 
 /// Arguments of `switchyard plugin`.
 #[derive(Debug, clap::Args)]
@@ -99,7 +99,7 @@ pub(super) fn run(a: Args) -> u8 {
 }
 
 fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk")
 }
 
 fn new(name: &str, world: &str, dir: &Path, sdk: Option<PathBuf>) -> Result<u8, String> {
@@ -315,13 +315,13 @@ fn inspect(file: &Path) -> Result<u8, String> {
         (file.to_path_buf(), None)
     } else {
         let (loaded, diags) =
-            crate::spec::load_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            switchyard::spec::load_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
         if diags.has_errors() {
-            print!("{}", crate::diag::render_human(&diags, None));
+            print!("{}", switchyard::diag::render_human(&diags, None));
             return Ok(super::EXIT_INVALID);
         }
         match loaded.and_then(|l| l.spec) {
-            Some(crate::spec::Spec::Plugin(m)) => {
+            Some(switchyard::spec::Spec::Plugin(m)) => {
                 let dir = file.parent().unwrap_or(Path::new("."));
                 (dir.join(m.plugin.wasm_path()), Some(m.plugin))
             }
@@ -451,8 +451,8 @@ fn test(
         grants.config.insert(k, value);
     }
     if grants.allowed_hosts.is_empty()
-        && let Ok((Some(l), _)) = crate::spec::load_file(file)
-        && let Some(crate::spec::Spec::Plugin(m)) = l.spec
+        && let Ok((Some(l), _)) = switchyard::spec::load_file(file)
+        && let Some(switchyard::spec::Spec::Plugin(m)) = l.spec
     {
         grants.allowed_hosts = m.plugin.capabilities.allowed_hosts;
     }

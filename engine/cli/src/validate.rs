@@ -1,9 +1,30 @@
 //! `switchyard validate <file or dir>...`: the CI gate for specs.
 
-use crate::diag::{self, Format};
-use crate::spec::validate::validate_paths;
+use switchyard::diag::{self, Format};
+
+/// `--format` of `switchyard validate` (the library's [`Format`], for clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// rustc-like text.
+    Human,
+    /// One JSON document: `{"diagnostics": [...], "summary": {...}}`.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…::…`).
+    Github,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Human => Format::Human,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Github => Format::Github,
+        }
+    }
+}
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard::spec::validate::validate_paths;
 
 /// Arguments of `switchyard validate`.
 #[derive(Debug, clap::Args)]
@@ -12,8 +33,8 @@ pub struct Args {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
@@ -35,11 +56,11 @@ pub(super) fn run(a: Args) -> u8 {
         diags.0.retain(|d| d.severity != diag::Severity::Note);
     }
     let cwd = std::env::current_dir().ok();
-    let text = diag::render(&diags, a.format, cwd.as_deref());
+    let text = diag::render(&diags, a.format.into(), cwd.as_deref());
     let failed = diags.has_errors() || (a.deny_warnings && diags.has_warnings());
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
-    if a.format == Format::Human {
+    if a.format == OutputFormat::Human {
         let _ = writeln!(
             out,
             "{}: {} files, {} errors, {} warnings, {} notes",

@@ -2,10 +2,10 @@
 //! with its `test_operation` (seed 001's "test all connections").
 
 use super::run::{default_route, prepare_route};
-use crate::connector::Retrying;
 use serde_json::Map;
 use std::path::PathBuf;
 use std::time::Instant;
+use switchyard::connector::Retrying;
 
 /// Arguments of `switchyard connectors`.
 #[derive(Debug, clap::Args)]
@@ -53,13 +53,16 @@ pub(super) fn run(a: Args) -> u8 {
     rt.block_on(async move {
         let mut failed = 0;
         let mut tested = 0;
-        let mut routes: Vec<(PathBuf, Result<crate::spec::mapping::MappingSpec, String>)> = a
+        let mut routes: Vec<(
+            PathBuf,
+            Result<switchyard::spec::mapping::MappingSpec, String>,
+        )> = a
             .tenant_configs
             .iter()
             .map(|c| {
                 (
                     c.clone(),
-                    crate::connector::route::load_mapping(c).map_err(|e| e.to_string()),
+                    switchyard::connector::route::load_mapping(c).map_err(|e| e.to_string()),
                 )
             })
             .collect();
@@ -76,7 +79,7 @@ pub(super) fn run(a: Args) -> u8 {
                 ));
             }
         }
-        let plugins = crate::plugin::PluginEnv::discover(None);
+        let plugins = switchyard::plugin::PluginEnv::discover(None);
         for (cfg, route) in routes {
             let cfg = &cfg;
             let p = match async {
@@ -129,7 +132,7 @@ pub(super) fn run(a: Args) -> u8 {
             let known = a
                 .tenant_configs
                 .iter()
-                .filter_map(|c| crate::connector::route::load_mapping(c).ok())
+                .filter_map(|c| switchyard::connector::route::load_mapping(c).ok())
                 .any(|m| &m.connector == n);
             if !known {
                 println!("{n}\t-\tfailed\tno tenant config names this connector");
@@ -154,8 +157,8 @@ fn spec_names(dir: &std::path::Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| crate::connector::load_spec(&e.path()).ok())
-        .filter(|c| c.connector.kind != crate::spec::connector::ConnectorKind::Source)
+        .filter_map(|e| switchyard::connector::load_spec(&e.path()).ok())
+        .filter(|c| c.connector.kind != switchyard::spec::connector::ConnectorKind::Source)
         .map(|c| c.connector.name)
         .collect();
     names.sort();

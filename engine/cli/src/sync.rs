@@ -52,7 +52,8 @@ pub(super) fn run(a: Args) -> u8 {
         let since = match &a.since {
             None => None,
             Some(s) => {
-                match crate::connector::sync::parse_time(&serde_json::Value::String(s.clone())) {
+                match switchyard::connector::sync::parse_time(&serde_json::Value::String(s.clone()))
+                {
                     Some(t) => Some(t),
                     None => {
                         eprintln!("error: --since `{s}` is not RFC 3339 or unix seconds");
@@ -62,7 +63,7 @@ pub(super) fn run(a: Args) -> u8 {
             }
         };
         let route = match &a.tenant_config {
-            Some(p) => crate::connector::route::load_mapping(p).map_err(|e| e.to_string()),
+            Some(p) => switchyard::connector::route::load_mapping(p).map_err(|e| e.to_string()),
             None => default_route(&a.connector),
         };
         let cfg_path = a
@@ -76,7 +77,7 @@ pub(super) fn run(a: Args) -> u8 {
                 &a.connectors,
                 a.sandbox,
                 false,
-                &crate::plugin::PluginEnv::discover(None)?,
+                &switchyard::plugin::PluginEnv::discover(None)?,
             )
             .await
         }
@@ -104,7 +105,7 @@ pub(super) fn run(a: Args) -> u8 {
                 return super::EXIT_USAGE;
             }
         };
-        let res = crate::connector::sync::pull(
+        let res = switchyard::connector::sync::pull(
             &p.session.clone().with_token_store(store.clone()),
             Some(&store),
             &a.object,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let paths = [root.join("connector-specs"), root.join("mapping-specs")];
     // The first run includes compiling the JSON Schemas (done once per process).
     let t0 = Instant::now();

@@ -8,8 +8,8 @@
 //! or by script, deterministically for a given seed.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), switchyard::sandbox::SandboxError> {
-//! use switchyard::sandbox::{self, SandboxOptions, Vendor};
+//! # async fn demo() -> Result<(), switchyard_sandbox::SandboxError> {
+//! use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
 //! let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default()).await?;
 //! let token = emu.credentials().get("access_token").unwrap_or_default().to_string();
 //! println!("{} {}", emu.base_url(), token.len());

@@ -9,9 +9,6 @@
 //! 422 the mapping rejected the record.
 
 use super::run::{Prepared, open_store, options, prepare};
-use crate::connector::webhook::{WebhookRequest, verify};
-use crate::connector::{Deliverer, DeliveryItem, Path as JsonPath, Secret, SecretResolver};
-use crate::spec::connector::{ConnectorSpec, Inbound};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -22,6 +19,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use switchyard::connector::webhook::{WebhookRequest, verify};
+use switchyard::connector::{Deliverer, DeliveryItem, Path as JsonPath, Secret, SecretResolver};
+use switchyard::spec::connector::{ConnectorSpec, Inbound};
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, clap::Args)]
@@ -59,12 +59,12 @@ struct Route {
     inbound: Option<Inbound>,
     idempotency: Option<JsonPath>,
     secrets: HashMap<String, Secret>,
-    plugins: Arc<crate::plugin::PluginSet>,
+    plugins: Arc<switchyard::plugin::PluginSet>,
 }
 
 struct App {
     routes: HashMap<(String, String), Route>,
-    store: Arc<crate::store::Store>,
+    store: Arc<switchyard::store::Store>,
     concurrency: usize,
 }
 
@@ -76,7 +76,7 @@ fn load_route(
     path: &std::path::Path,
     prepared: Prepared,
     connectors: &std::path::Path,
-    plugins: &crate::plugin::PluginEnv,
+    plugins: &switchyard::plugin::PluginEnv,
 ) -> Result<((String, String), Route), String> {
     let m = &prepared.mapping;
     let source = m.source.clone().ok_or_else(|| {
@@ -86,7 +86,7 @@ fn load_route(
         )
     })?;
     let (spec, spec_path): (ConnectorSpec, PathBuf) =
-        crate::connector::find_spec_file(connectors, &source).map_err(|e| e.to_string())?;
+        switchyard::connector::find_spec_file(connectors, &source).map_err(|e| e.to_string())?;
     let resolver = SecretResolver::from_env().map_err(|e| e.to_string())?;
     let mut secrets = HashMap::new();
     for (name, reference) in &m.source_secrets {
@@ -119,7 +119,7 @@ fn load_route(
 }
 
 async fn serve(a: Args) -> u8 {
-    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -291,16 +291,18 @@ async fn webhook(
 
 /// Maps every record of one request (synchronous: plugin calls block on the plugin runtime).
 fn map_records(
-    plan: &crate::mapping::CompiledMapping,
+    plan: &switchyard::mapping::CompiledMapping,
     route: &Route,
     records: &[Value],
 ) -> Result<Vec<DeliveryItem>, String> {
-    let secrets = crate::secrets::default_provider();
+    let secrets = switchyard::secrets::default_provider();
     let session = plan.plugin_session();
-    let ctx = crate::mapping::MapContext {
+    let ctx = switchyard::mapping::MapContext {
         now: chrono::Utc::now(),
         secrets: &secrets,
-        ext: session.as_ref().map(|s| s as &dyn crate::expr::ExtCalls),
+        ext: session
+            .as_ref()
+            .map(|s| s as &dyn switchyard::expr::ExtCalls),
     };
     let mut items = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
@@ -311,7 +313,7 @@ fn map_records(
             .idempotency
             .as_ref()
             .and_then(|p| p.first(r))
-            .map(crate::connector::scalar)
+            .map(switchyard::connector::scalar)
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| super::run::content_key(&r.to_string()));
         items.push(DeliveryItem { key, mapped });

@@ -1,8 +1,8 @@
 //! `switchyard sandbox <vendor>…`: serve vendor emulators on 127.0.0.1 until interrupted.
 
-use crate::sandbox::{self, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard_sandbox::{self as sandbox, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
 
 /// Arguments of `switchyard sandbox`.
 #[derive(Debug, clap::Args)]

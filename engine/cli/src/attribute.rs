@@ -10,7 +10,7 @@
 //! listed through its connector from the vendor (settings and secrets from `--tenant-config`
 //! files, as for `switchyard sync`); with `--sandbox`, the connector's emulator is started on
 //! 127.0.0.1 instead, the `--input` records a rule covers are loaded into it
-//! ([`crate::sandbox::Emulator::seed`]) and taken out of the input, and everything is read back
+//! ([`switchyard_sandbox::Emulator::seed`]) and taken out of the input, and everything is read back
 //! through the connector runtime over HTTP, as `switchyard run --sandbox` delivers to one. Pulled
 //! records get the rule's `source` (and `record_object` when they carry no object) and are
 //! attributed together with the remaining input records.
@@ -27,13 +27,13 @@
 //! On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
 //! nor `--output -` claims stdout, the report JSON goes there.
 
-use crate::attribution::{ErrorKind, Outcome, Plan, Report, enrich};
-use crate::diag::{self, Diagnostic, Diagnostics, Format};
-use crate::spec::attribution::{AttributionSpec, PullRule};
-use crate::spec::{self, Spec};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use switchyard::attribution::{ErrorKind, Outcome, Plan, Report, enrich};
+use switchyard::diag::{self, Diagnostic, Diagnostics, Format};
+use switchyard::spec::attribution::{AttributionSpec, PullRule};
+use switchyard::spec::{self, Spec};
 
 /// Arguments of `switchyard attribute`.
 #[derive(Debug, clap::Args)]
@@ -115,7 +115,7 @@ async fn run_async(a: Args) -> u8 {
     };
     let plan = match Plan::compile(spec) {
         Ok(p) => p,
-        Err(crate::attribution::AttributionError::InvalidSpec { pointer, message }) => {
+        Err(switchyard::attribution::AttributionError::InvalidSpec { pointer, message }) => {
             eprint!("{}", place_error(&loaded, "E600", &pointer, message));
             return super::EXIT_INVALID;
         }
@@ -136,7 +136,7 @@ async fn run_async(a: Args) -> u8 {
         eprintln!("error: --input is required (unless --pull brings the records)");
         return super::EXIT_USAGE;
     }
-    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -225,7 +225,7 @@ async fn run_async(a: Args) -> u8 {
 async fn pull_records(
     spec: &AttributionSpec,
     a: &Args,
-    plugins: &crate::plugin::PluginEnv,
+    plugins: &switchyard::plugin::PluginEnv,
     input: &mut Vec<Value>,
 ) -> Result<Vec<Value>, String> {
     let cfg = &spec.attribution;
@@ -294,9 +294,9 @@ async fn pull_records(
 fn tenant_route(
     a: &Args,
     connector: &str,
-) -> Result<(crate::spec::mapping::MappingSpec, PathBuf), String> {
+) -> Result<(switchyard::spec::mapping::MappingSpec, PathBuf), String> {
     for p in &a.tenant_config {
-        let m = crate::connector::route::load_mapping(p).map_err(|e| e.to_string())?;
+        let m = switchyard::connector::route::load_mapping(p).map_err(|e| e.to_string())?;
         if m.connector == connector {
             return Ok((m, p.clone()));
         }
@@ -333,13 +333,16 @@ fn take_covered(
 
 /// List every page of one rule's object through the connector's list operation.
 async fn pull_one(
-    session: &crate::connector::Session,
+    session: &switchyard::connector::Session,
     rule: &PullRule,
     out: &mut Vec<Value>,
 ) -> Result<(), String> {
     let conn = &session.connector;
     let op = conn
-        .find_op(&rule.object, crate::spec::connector::OperationKind::List)
+        .find_op(
+            &rule.object,
+            switchyard::spec::connector::OperationKind::List,
+        )
         .ok_or_else(|| {
             format!(
                 "connector `{}` has no list operation for object `{}`",

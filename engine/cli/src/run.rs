@@ -1,19 +1,19 @@
 //! `switchyard run`: map records (NDJSON file or stdin) with a route's mapping spec and deliver
 //! them through its connector; a summary of created / updated / skipped / failed with reasons.
 
-use crate::connector::route::{self, bind, credentials_for};
-use crate::connector::{
-    Connector, Deliverer, DeliveryItem, DeliveryOptions, DeliveryReport, Runtime, Secret,
-    SecretResolver, Session,
-};
-use crate::record::{FiredTrigger, Mapped};
-use crate::spec::mapping::MappingSpec;
-use crate::store::Store;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use switchyard::connector::route::{self, bind, credentials_for};
+use switchyard::connector::{
+    Connector, Deliverer, DeliveryItem, DeliveryOptions, DeliveryReport, Runtime, Secret,
+    SecretResolver, Session,
+};
+use switchyard::record::{FiredTrigger, Mapped};
+use switchyard::spec::mapping::MappingSpec;
+use switchyard::store::Store;
 
 /// Arguments of `switchyard run`.
 #[derive(Debug, clap::Args)]
@@ -58,11 +58,11 @@ pub struct Args {
 /// A route ready to deliver: its mapping, connector session and (with `--sandbox`) emulator.
 pub(super) struct Prepared {
     pub mapping: MappingSpec,
-    pub plan: Option<crate::mapping::CompiledMapping>,
+    pub plan: Option<switchyard::mapping::CompiledMapping>,
     pub session: Session,
-    pub emulator: Option<crate::sandbox::Emulator>,
+    pub emulator: Option<switchyard_sandbox::Emulator>,
     /// Hot reload of the route's plugins (stops when dropped).
-    pub _watch: Vec<crate::plugin::WatchGuard>,
+    pub _watch: Vec<switchyard::plugin::WatchGuard>,
 }
 
 /// Load a route and bind its connector (to an emulator with `sandbox`).
@@ -71,7 +71,7 @@ pub(super) async fn prepare(
     connectors: &Path,
     sandbox: bool,
     dry_run: bool,
-    plugins: &crate::plugin::PluginEnv,
+    plugins: &switchyard::plugin::PluginEnv,
 ) -> Result<Prepared, String> {
     let mapping = route::load_mapping(mapping_path).map_err(|e| e.to_string())?;
     prepare_route(mapping, mapping_path, connectors, sandbox, dry_run, plugins).await
@@ -101,16 +101,16 @@ pub(super) async fn prepare_route(
     connectors: &Path,
     sandbox: bool,
     dry_run: bool,
-    plugins: &crate::plugin::PluginEnv,
+    plugins: &switchyard::plugin::PluginEnv,
 ) -> Result<Prepared, String> {
-    let (spec, spec_path) = crate::connector::find_spec_file(connectors, &mapping.connector)
+    let (spec, spec_path) = switchyard::connector::find_spec_file(connectors, &mapping.connector)
         .map_err(|e| e.to_string())?;
     let (emulator, secrets, base) = if sandbox {
-        let vendor: crate::sandbox::Vendor = mapping
+        let vendor: switchyard_sandbox::Vendor = mapping
             .connector
             .parse()
             .map_err(|_| format!("there is no emulator for connector `{}`", mapping.connector))?;
-        let emu = crate::sandbox::start(vendor, crate::sandbox::SandboxOptions::default())
+        let emu = switchyard_sandbox::start(vendor, switchyard_sandbox::SandboxOptions::default())
             .await
             .map_err(|e| e.to_string())?;
         let creds: Vec<(String, String)> = emu
@@ -123,14 +123,14 @@ pub(super) async fn prepare_route(
         // The connector's plugins may reach the emulator, with its credentials.
         for rel in spec.plugins.values() {
             let manifest = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
-            if let Ok(name) = crate::plugin::manifest_name(&manifest) {
+            if let Ok(name) = switchyard::plugin::manifest_name(&manifest) {
                 plugins.grant_extra(
                     &name,
-                    crate::plugin::Grants {
+                    switchyard::plugin::Grants {
                         allowed_hosts: vec![base.clone()],
                         secrets: creds
                             .iter()
-                            .map(|(k, v)| (k.clone(), crate::plugin::Secret::new(v.clone())))
+                            .map(|(k, v)| (k.clone(), switchyard::plugin::Secret::new(v.clone())))
                             .collect(),
                         config: [("base_url".to_string(), Value::String(base.clone()))]
                             .into_iter()
@@ -165,7 +165,9 @@ pub(super) async fn prepare_route(
         bind(&mapping, &spec, &resolver, &secrets, base, dry_run).map_err(|e| e.to_string())?
     };
     let source = match &mapping.source {
-        Some(s) => Some(crate::connector::find_spec(connectors, s).map_err(|e| e.to_string())?),
+        Some(s) => {
+            Some(switchyard::connector::find_spec(connectors, s).map_err(|e| e.to_string())?)
+        }
         None => None,
     };
     let mapping_plugins = plugins
@@ -174,16 +176,16 @@ pub(super) async fn prepare_route(
     let connector_plugins = plugins
         .load_set(&spec_path, &spec.plugins, &mapping.tenant)
         .map_err(|e| e.to_string())?;
-    let watch: Vec<crate::plugin::WatchGuard> = [&mapping_plugins, &connector_plugins]
+    let watch: Vec<switchyard::plugin::WatchGuard> = [&mapping_plugins, &connector_plugins]
         .into_iter()
         .filter_map(|s| plugins.watch(s))
         .collect();
-    let env = crate::mapping::CompileEnv {
+    let env = switchyard::mapping::CompileEnv {
         target: &spec,
         source: source.as_ref(),
         plugins: Some(&mapping_plugins),
     };
-    let (plan, diags) = crate::mapping::compile(&mapping, &env);
+    let (plan, diags) = switchyard::mapping::compile(&mapping, &env);
     let plan = match plan {
         Some(p) if !diags.has_errors() => Some(p),
         _ => {
@@ -261,7 +263,7 @@ fn record_key(v: &Value, line: &str) -> String {
     for k in ["idempotency_key", "call_id", "id"] {
         if let Some(s) = v
             .get(k)
-            .map(crate::connector::scalar)
+            .map(switchyard::connector::scalar)
             .filter(|s| !s.is_empty())
         {
             return s;
@@ -278,8 +280,8 @@ pub(super) fn content_key(text: &str) -> String {
 
 /// Map one input record with the route's compiled mapping, or read it as already mapped.
 fn map_record(
-    plan: Option<&crate::mapping::CompiledMapping>,
-    ctx: &crate::mapping::MapContext<'_>,
+    plan: Option<&switchyard::mapping::CompiledMapping>,
+    ctx: &switchyard::mapping::MapContext<'_>,
     v: &Value,
 ) -> Result<Mapped, String> {
     match plan {
@@ -353,7 +355,7 @@ pub(super) fn run(a: Args) -> u8 {
 }
 
 async fn run_async(a: Args) -> u8 {
-    let plugins = match crate::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
+    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -377,14 +379,14 @@ async fn run_async(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    let secrets = crate::secrets::default_provider();
+    let secrets = switchyard::secrets::default_provider();
     let plugin_session = prepared.plan.as_ref().and_then(|p| p.plugin_session());
-    let map_ctx = crate::mapping::MapContext {
+    let map_ctx = switchyard::mapping::MapContext {
         now: chrono::Utc::now(),
         secrets: &secrets,
         ext: plugin_session
             .as_ref()
-            .map(|s| s as &dyn crate::expr::ExtCalls),
+            .map(|s| s as &dyn switchyard::expr::ExtCalls),
     };
     let plan = if a.mapped {
         None
@@ -397,10 +399,10 @@ async fn run_async(a: Args) -> u8 {
         let v: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                rejected.push(crate::connector::ObjectOutcome {
+                rejected.push(switchyard::connector::ObjectOutcome {
                     key: record_key(&Value::Null, line),
                     object: "(input)".into(),
-                    outcome: crate::connector::Outcome::Failed,
+                    outcome: switchyard::connector::Outcome::Failed,
                     id: None,
                     raw_id: None,
                     reason: Some(format!("line {n}: not JSON: {e}")),
@@ -413,17 +415,17 @@ async fn run_async(a: Args) -> u8 {
                 key: record_key(&v, line),
                 mapped,
             }),
-            Err(e) => rejected.push(crate::connector::ObjectOutcome {
+            Err(e) => rejected.push(switchyard::connector::ObjectOutcome {
                 key: record_key(&v, line),
                 object: "(mapping)".into(),
-                outcome: crate::connector::Outcome::Failed,
+                outcome: switchyard::connector::Outcome::Failed,
                 id: None,
                 raw_id: None,
                 reason: Some(format!("line {n}: {e}")),
             }),
         }
     }
-    let sink: crate::connector::DryRunSink = Arc::default();
+    let sink: switchyard::connector::DryRunSink = Arc::default();
     let mut session = prepared.session.clone();
     if a.dry_run {
         session = session.with_dry_run(sink.clone());

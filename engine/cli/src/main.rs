@@ -3,7 +3,7 @@
 mod attribute;
 mod connectors;
 mod deadletter;
-pub mod map;
+mod map;
 mod plugin;
 mod run;
 mod sandbox;
@@ -90,7 +90,7 @@ pub enum Command {
 }
 
 /// Run the command line; returns the process exit code.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -2,9 +2,9 @@
 //! their reasons, and send them again through their route.
 
 use super::run::{mapped_from_json, open_store, options, prepare, print_summary};
-use crate::connector::{Deliverer, DeliveryItem};
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard::connector::{Deliverer, DeliveryItem};
 
 /// Arguments of `switchyard deadletter`.
 #[derive(Debug, clap::Args)]
@@ -127,7 +127,7 @@ async fn replay(
             return super::EXIT_USAGE;
         }
     };
-    let plugins = match crate::plugin::PluginEnv::discover(None) {
+    let plugins = match switchyard::plugin::PluginEnv::discover(None) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,5 +1,0 @@
-//! The `switchyard` command line.
-
-fn main() -> std::process::ExitCode {
-    switchyard::cli::main()
-}
