@@ -2,6 +2,10 @@
 //! [`SecretProvider`] trait that resolves them (environment, files, in-memory for tests, and a
 //! chain), and [`Secret`], a value that never shows itself in Debug, Display or logs.
 
+mod redact;
+
+pub use redact::{REDACTED, Redactor};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
