@@ -987,7 +987,10 @@ fn run_maps_seed_records_and_delivers_them_to_the_sandbox() {
         + r["skipped"].as_u64().unwrap();
     assert_eq!(delivered as usize, expected_mapped, "{stderr}");
     assert!(r["created"].as_u64().unwrap() > 0);
-    assert_eq!(r["dead_lettered"], 0);
+    // Every line the mapping rejects is dead-lettered with its text (replayable), and those
+    // are the only failures.
+    assert!(r["failed"].as_u64().unwrap() > 0);
+    assert_eq!(r["dead_lettered"], r["failed"]);
     assert!(
         r["actions"]
             .as_array()
@@ -1166,8 +1169,16 @@ async fn batch_partial_failures_fail_only_the_refused_records() {
         "{:?}",
         r.objects
     );
-    assert_eq!(emu.stats().requests, 1, "one batch call");
-    assert_eq!(store.dead_letters(true).unwrap()[0].record_key, "call_4");
+    // One batch call; the input HubSpot refused without saying which it was goes the
+    // one-record way (a search, then its own create) and gets the vendor's reason for itself.
+    assert_eq!(
+        emu.stats().requests,
+        3,
+        "one batch call, then search + create of the refused one"
+    );
+    let dl = store.dead_letters(true).unwrap();
+    assert_eq!(dl[0].record_key, "call_4");
+    assert!(dl[0].reason.contains("not-an-email"), "{}", dl[0].reason);
     emu.shutdown().await;
 
     let emu = sandbox::start(Vendor::Salesforce, SandboxOptions::default())
@@ -1266,16 +1277,28 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
     assert_eq!(emu.stats().requests, 1, "not retried blind");
     drop(store);
 
-    let store_arg = store_path.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        crate::cli::switchyard()
-            .args(["deadletter", "replay", "--store"])
-            .arg(&store_arg)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    // A plain replay keeps the promise: nothing to look the company up by, so it is not sent.
+    let replay = |extra: &'static [&'static str]| {
+        let store_arg = store_path.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::cli::switchyard()
+                .args(["deadletter", "replay", "--store"])
+                .arg(&store_arg)
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = replay(&[]).await.unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outcome is unknown"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(emu.records("companies").len(), 0);
+    // The operator checked the CRM: it was not created.
+    let out = replay(&["--assume-not-created"]).await.unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -1284,7 +1307,7 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
     assert_eq!(emu.records("companies").len(), 1);
     let store = Store::open(&store_path).unwrap();
     assert!(store.dead_letters(true).unwrap().is_empty());
-    assert_eq!(store.dead_letters(false).unwrap()[0].status, "replayed");
+    assert_eq!(store.dead_letters(false).unwrap()[0].status, "delivered");
     emu.shutdown().await;
 }
 

@@ -1,17 +1,17 @@
 //! `switchyard run`: map records (NDJSON file or stdin) with a route's mapping spec and deliver
 //! them through its connector; a summary of created / updated / skipped / failed with reasons.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use switchyard::connector::deliver::input::read_ndjson;
 use switchyard::connector::route::{self, bind, credentials_for};
 use switchyard::connector::{
-    Connector, Deliverer, DeliveryItem, DeliveryOptions, DeliveryReport, Runtime, Secret,
+    Connector, Deliverer, DeliveryCounts, DeliveryOptions, Input, RecordResult, Runtime, Secret,
     SecretResolver, Session,
 };
-use switchyard::record::{FiredTrigger, Mapped};
 use switchyard::spec::mapping::MappingSpec;
 use switchyard::store::Store;
 
@@ -234,124 +234,242 @@ pub(super) fn open_store(p: &Path) -> Result<Arc<Store>, String> {
     Store::open(p).map(Arc::new).map_err(|e| e.to_string())
 }
 
-/// A mapped record from JSON `{"objects": {...}, "triggers": [{"name", "actions"}]}`.
-pub(super) fn mapped_from_json(v: &Value) -> Option<Mapped> {
-    let objects = v.get("objects")?.as_object()?;
-    let mut m = Mapped::default();
-    for (k, o) in objects {
-        m.objects.insert(k.clone(), o.as_object()?.clone());
-    }
-    if let Some(Value::Array(ts)) = v.get("triggers") {
-        for t in ts {
-            m.triggers.push(FiredTrigger {
-                name: t.get("name")?.as_str()?.to_string(),
-                actions: t
-                    .get("actions")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|a| a.as_str().map(str::to_string))
-                    .collect(),
-            });
-        }
-    }
-    Some(m)
-}
-
-/// The idempotency key of an input record: its `idempotency_key`, `call_id` or `id`, else a
-/// hash of the line.
-fn record_key(v: &Value, line: &str) -> String {
-    for k in ["idempotency_key", "call_id", "id"] {
-        if let Some(s) = v
-            .get(k)
-            .map(switchyard::connector::scalar)
-            .filter(|s| !s.is_empty())
-        {
-            return s;
-        }
-    }
-    content_key(line)
-}
+pub(super) use switchyard::connector::deliver::input::mapped_from_json;
 
 /// The idempotency key of a record that carries none: a hash of its text.
 pub(super) fn content_key(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+    switchyard::connector::deliver::input::content_key(text.as_bytes())
 }
 
-/// Map one input record with the route's compiled mapping, or read it as already mapped.
-fn map_record(
-    plan: Option<&switchyard::mapping::CompiledMapping>,
-    ctx: &switchyard::mapping::MapContext<'_>,
-    v: &Value,
-) -> Result<Mapped, String> {
-    match plan {
-        Some(p) => p.apply(v, ctx).map_err(|e| e.to_string()),
-        None => mapped_from_json(v).ok_or_else(|| {
-            "not a mapped record ({\"objects\": {...}, \"triggers\": [...]})".to_string()
-        }),
+/// What a run keeps of its results: counts, the first reasons for the summary, and the
+/// `--report` file written as results arrive (memory stays bounded whatever the input size).
+pub(super) struct Tally {
+    pub counts: DeliveryCounts,
+    notes: Vec<String>,
+    action_notes: Vec<String>,
+    actions: [usize; 3],
+    report: Option<ReportWriter>,
+}
+
+impl Tally {
+    pub fn new(report: Option<ReportWriter>) -> Self {
+        Self {
+            counts: DeliveryCounts::default(),
+            notes: Vec::new(),
+            action_notes: Vec::new(),
+            actions: [0; 3],
+            report,
+        }
     }
-}
 
-/// Non-blank input lines with their 1-based line numbers.
-fn read_input(input: &str) -> Result<Vec<(usize, String)>, String> {
-    let lines: Vec<String> = if input == "-" {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("cannot read stdin: {e}"))?
-    } else {
-        std::fs::read_to_string(input)
-            .map_err(|e| format!("cannot read `{input}`: {e}"))?
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
-    Ok(lines
-        .into_iter()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect())
-}
-
-/// Print the summary to stderr.
-pub(super) fn print_summary(r: &DeliveryReport) {
-    eprintln!(
-        "created {}, updated {}, skipped {}, failed {} (dead-lettered {})",
-        r.created, r.updated, r.skipped, r.failed, r.dead_lettered
-    );
-    for o in r.objects.iter().filter(|o| o.reason.is_some()).take(20) {
-        eprintln!(
-            "  {} {} {:?}: {}",
-            o.key,
-            o.object,
-            o.outcome,
-            o.reason.as_deref().unwrap_or_default()
-        );
+    pub fn add(&mut self, r: RecordResult) {
+        self.counts.add(&r);
+        for o in r.objects.iter().filter(|o| o.reason.is_some()) {
+            if self.notes.len() < 20 {
+                self.notes.push(format!(
+                    "  {} {} {:?}: {}",
+                    o.key,
+                    o.object,
+                    o.outcome,
+                    o.reason.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        for a in &r.actions {
+            let i = match a.status {
+                "ran" => 0,
+                "skipped" => 1,
+                _ => 2,
+            };
+            self.actions[i] += 1;
+            if i > 0 && self.action_notes.len() < 20 {
+                self.action_notes.push(format!(
+                    "  {} {}/{} {}: {}",
+                    a.key,
+                    a.trigger,
+                    a.action,
+                    a.status,
+                    a.reason.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(w) = &mut self.report {
+            w.add(&r);
+        }
     }
-    let ran = r.actions.iter().filter(|a| a.status == "ran").count();
-    if !r.actions.is_empty() {
-        let skipped = r.actions.iter().filter(|a| a.status == "skipped").count();
+
+    /// Print the summary to stderr.
+    pub fn print(&self) {
+        let c = &self.counts;
         eprintln!(
-            "actions: {ran} ran, {skipped} skipped, {} failed",
-            r.actions.len() - ran - skipped
+            "created {}, updated {}, skipped {}, failed {} (dead-lettered {})",
+            c.created, c.updated, c.skipped, c.failed, c.dead_lettered
         );
-        for a in r.actions.iter().filter(|a| a.status != "ran").take(20) {
+        for n in &self.notes {
+            eprintln!("{n}");
+        }
+        if self.actions.iter().sum::<usize>() > 0 {
             eprintln!(
-                "  {} {}/{} {}: {}",
-                a.key,
-                a.trigger,
-                a.action,
-                a.status,
-                a.reason.as_deref().unwrap_or_default()
+                "actions: {} ran, {} skipped, {} failed",
+                self.actions[0], self.actions[1], self.actions[2]
+            );
+            for n in &self.action_notes {
+                eprintln!("{n}");
+            }
+        }
+        if c.dead_letter_failures > 0 {
+            eprintln!(
+                "error: {} dead letters could not be written to the store; see the reasons above (they were appended to the fallback file next to the store; `switchyard deadletter import` loads them once the store works)",
+                c.dead_letter_failures
             );
         }
     }
 }
 
+/// The `--report` file, written as results arrive: per-object results stream into the file,
+/// action results into a spill file beside it, and the counts close the document.
+pub(super) struct ReportWriter {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    spill_path: PathBuf,
+    spill: std::io::BufWriter<std::fs::File>,
+    objects: usize,
+    actions: usize,
+    error: Option<std::io::Error>,
+}
+
+impl ReportWriter {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        out.write_all(b"{\"objects\":[")?;
+        let spill_path = PathBuf::from(format!("{}.actions.tmp", path.display()));
+        let spill = std::io::BufWriter::new(std::fs::File::create(&spill_path)?);
+        Ok(Self {
+            path: path.to_path_buf(),
+            out,
+            spill_path,
+            spill,
+            objects: 0,
+            actions: 0,
+            error: None,
+        })
+    }
+
+    fn add(&mut self, r: &RecordResult) {
+        let res = (|| -> std::io::Result<()> {
+            for o in &r.objects {
+                if self.objects > 0 {
+                    self.out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut self.out, o)?;
+                self.objects += 1;
+            }
+            for a in &r.actions {
+                if self.actions > 0 {
+                    self.spill.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut self.spill, a)?;
+                self.actions += 1;
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// Close the document with the actions, the counts and `run` (route, connector, dry run).
+    pub fn finish(mut self, counts: &DeliveryCounts, run: Value) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.spill.flush()?;
+        drop(self.spill);
+        self.out.write_all(b"],\"actions\":[")?;
+        let mut spill = std::fs::File::open(&self.spill_path)?;
+        std::io::copy(&mut spill, &mut self.out)?;
+        let _ = std::fs::remove_file(&self.spill_path);
+        self.out.write_all(b"]")?;
+        let Value::Object(c) = serde_json::to_value(counts).unwrap_or(Value::Null) else {
+            return Ok(());
+        };
+        for (k, v) in c {
+            write!(self.out, ",{}:{v}", Value::String(k))?;
+        }
+        write!(self.out, ",\"run\":{run}}}")?;
+        self.out.flush()?;
+        let _ = &self.path;
+        Ok(())
+    }
+}
+
 pub(super) fn run(a: Args) -> u8 {
     super::block_on(run_async(a))
+}
+
+/// A progress line on a terminal (records, rate, share of the input read, ETA), plain lines
+/// every 10 s otherwise.
+struct Progress {
+    tty: bool,
+    start: std::time::Instant,
+    last: std::time::Instant,
+    total_bytes: Option<u64>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn tick(&mut self, done: usize) {
+        let now = std::time::Instant::now();
+        let every = if self.tty {
+            std::time::Duration::from_millis(200)
+        } else {
+            std::time::Duration::from_secs(10)
+        };
+        if now.duration_since(self.last) < every {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+        let share = self
+            .total_bytes
+            .filter(|t| *t > 0)
+            .map(|t| (read as f64 / t as f64).min(1.0));
+        let tail = match share {
+            Some(f) if f > 0.0 => {
+                let eta = secs * (1.0 - f) / f;
+                format!(" {:>3.0}% ETA {:.0}s", f * 100.0, eta)
+            }
+            _ => String::new(),
+        };
+        if self.tty {
+            eprint!("\r{done} records, {rate:.0}/s{tail}   ");
+        } else {
+            eprintln!("progress: {done} records, {rate:.0}/s{tail}");
+        }
+    }
+
+    fn end(&self) {
+        if self.tty && self.last != self.start {
+            eprintln!();
+        }
+    }
+}
+
+/// Counts bytes as they are read (for the progress line's share of the input).
+struct Counted<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 async fn run_async(a: Args) -> u8 {
@@ -362,69 +480,31 @@ async fn run_async(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    let prepared = match prepare(&a.mapping, &a.connectors, a.sandbox, a.dry_run, &plugins).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
+    let mut prepared =
+        match prepare(&a.mapping, &a.connectors, a.sandbox, a.dry_run, &plugins).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        };
     if let Some(emu) = &prepared.emulator {
         eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
     }
-    let lines = match read_input(&a.input) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    let secrets = switchyard::secrets::default_provider();
-    let plugin_session = prepared.plan.as_ref().and_then(|p| p.plugin_session());
-    let map_ctx = switchyard::mapping::MapContext {
-        now: chrono::Utc::now(),
-        secrets: &secrets,
-        ext: plugin_session
-            .as_ref()
-            .map(|s| s as &dyn switchyard::expr::ExtCalls),
-    };
-    let plan = if a.mapped {
-        None
+    let (input, total_bytes): (Box<dyn std::io::Read + Send>, Option<u64>) = if a.input == "-" {
+        (Box::new(std::io::stdin()), None)
     } else {
-        prepared.plan.as_ref()
-    };
-    let mut rejected = Vec::new();
-    let mut items = Vec::with_capacity(lines.len());
-    for (n, line) in &lines {
-        let v: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                rejected.push(switchyard::connector::ObjectOutcome {
-                    key: record_key(&Value::Null, line),
-                    object: "(input)".into(),
-                    outcome: switchyard::connector::Outcome::Failed,
-                    id: None,
-                    raw_id: None,
-                    reason: Some(format!("line {n}: not JSON: {e}")),
-                });
-                continue;
+        match std::fs::File::open(&a.input) {
+            Ok(f) => {
+                let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                (Box::new(f), len)
             }
-        };
-        match map_record(plan, &map_ctx, &v) {
-            Ok(mapped) => items.push(DeliveryItem {
-                key: record_key(&v, line),
-                mapped,
-            }),
-            Err(e) => rejected.push(switchyard::connector::ObjectOutcome {
-                key: record_key(&v, line),
-                object: "(mapping)".into(),
-                outcome: switchyard::connector::Outcome::Failed,
-                id: None,
-                raw_id: None,
-                reason: Some(format!("line {n}: {e}")),
-            }),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", a.input);
+                return super::EXIT_USAGE;
+            }
         }
-    }
+    };
     let sink: switchyard::connector::DryRunSink = Arc::default();
     let mut session = prepared.session.clone();
     if a.dry_run {
@@ -445,64 +525,126 @@ async fn run_async(a: Args) -> u8 {
         session = session.with_token_store(s.clone());
     }
     let opts = options(&prepared.mapping, &session, &a.mapping, a.concurrency);
-    let total = items.len();
-    let d = Deliverer::new(session, store, opts);
-    let tty = std::io::stderr().is_terminal();
-    let mut done = 0usize;
-    let mut report = d
-        .deliver_with_progress(items, |n| {
-            done += n;
-            if tty {
-                let width = 30;
-                let filled = (done * width)
-                    .checked_div(total)
-                    .unwrap_or(width)
-                    .min(width);
-                eprint!(
-                    "\r[{}{}] {done}/{total}",
-                    "#".repeat(filled),
-                    "-".repeat(width - filled)
+    let d = Deliverer::new(session, store.clone(), opts);
+    // One run per input at a time: a second run of the same file for the same tenant and CRM
+    // is refused while the first lives (different inputs cooperate record by record).
+    if let (Some(s), Some(owner), false) = (&store, d.owner(), a.input == "-") {
+        let input_id = std::fs::canonicalize(&a.input)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| a.input.clone());
+        let scope = format!(
+            "run\u{1f}{}\u{1f}{}\u{1f}{input_id}",
+            prepared.mapping.tenant,
+            d.namespace()
+        );
+        match s.acquire_lease(&scope, owner) {
+            Ok(Ok(())) => {}
+            Ok(Err(holder)) => {
+                eprintln!(
+                    "error: another run is delivering `{}` for tenant `{}` to {} ({holder}); wait for it to finish or stop it (a stopped run's lease lapses as soon as its process is gone)",
+                    a.input,
+                    prepared.mapping.tenant,
+                    d.namespace()
                 );
+                return super::EXIT_USAGE;
             }
-        })
-        .await;
-    if tty {
-        eprintln!();
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        }
     }
-    report.failed += rejected.len();
-    report.objects.extend(rejected);
+    let mut report = match &a.report {
+        Some(p) => match ReportWriter::create(p) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", p.display());
+                return super::EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    // Lines are read, judged and mapped on a blocking thread (mapping may call plugins, which
+    // block), a bounded channel apart from delivery.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(256);
+    let plan = Arc::new(prepared.plan.take());
+    let premapped = a.mapped;
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let (plan, read) = (plan.clone(), read.clone());
+        tokio::task::spawn_blocking(move || {
+            let secrets = switchyard::secrets::default_provider();
+            let plugin_session = plan.as_ref().as_ref().and_then(|p| p.plugin_session());
+            let ctx = switchyard::mapping::MapContext {
+                now: chrono::Utc::now(),
+                secrets: &secrets,
+                ext: plugin_session
+                    .as_ref()
+                    .map(|s| s as &dyn switchyard::expr::ExtCalls),
+            };
+            let input = Counted { inner: input, read };
+            read_ndjson(input, plan.as_ref().as_ref(), premapped, &ctx, |item| {
+                tx.blocking_send(item).is_ok()
+            })
+        })
+    };
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut tally = Tally::new(report.take());
+    let mut progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+        start: std::time::Instant::now(),
+        last: std::time::Instant::now(),
+        total_bytes,
+        read,
+    };
+    let mut done = 0usize;
+    d.deliver_stream(stream, |r| {
+        tally.add(r);
+        done += 1;
+        progress.tick(done);
+    })
+    .await;
+    progress.end();
+    let read_error = match reader.await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("reading `{}` failed: {e}", a.input)),
+        Err(e) => Some(format!("the input reader stopped: {e}")),
+    };
+    if let (Some(s), Some(owner)) = (&store, d.owner())
+        && let Err(e) = s.retire(owner)
+    {
+        eprintln!("warning: {e}");
+    }
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         for line in sink.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "{line}");
+            if writeln!(out, "{line}").is_err() {
+                // A closed stdout (`| head`) ends the listing quietly.
+                break;
+            }
         }
+        let _ = out.flush();
     }
-    print_summary(&report);
-    if let Some(p) = &a.report {
-        let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut v {
-            let mut meta = Map::new();
-            meta.insert(
-                "route".into(),
-                Value::String(a.mapping.display().to_string()),
-            );
-            meta.insert(
-                "connector".into(),
-                Value::String(d.session().connector.name().into()),
-            );
-            meta.insert("dry_run".into(), Value::Bool(a.dry_run));
-            m.insert("run".into(), Value::Object(meta));
-        }
-        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        if let Err(e) = std::fs::write(p, text) {
-            eprintln!("error: cannot write `{}`: {e}", p.display());
+    tally.print();
+    if let Some(w) = tally.report.take() {
+        let run = serde_json::json!({
+            "route": a.mapping.display().to_string(),
+            "connector": d.session().connector.name(),
+            "dry_run": a.dry_run,
+        });
+        if let Err(e) = w.finish(&tally.counts, run) {
+            eprintln!("error: cannot write the report: {e}");
             return super::EXIT_USAGE;
         }
     }
     if let Some(emu) = prepared.emulator {
         emu.shutdown().await;
     }
-    if report.failed > 0 {
+    if let Some(e) = read_error {
+        eprintln!("error: {e}");
+        return super::EXIT_USAGE;
+    }
+    if tally.counts.failed > 0 || tally.counts.dead_letter_failures > 0 {
         super::EXIT_REJECTED
     } else {
         super::EXIT_OK

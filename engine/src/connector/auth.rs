@@ -93,6 +93,29 @@ pub(crate) struct CachedToken {
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
     token: Mutex<Option<CachedToken>>,
+    /// The last tokens handed out, for redacting them from errors (readable without waiting
+    /// for a refresh in flight).
+    seen: std::sync::Mutex<Vec<Secret>>,
+}
+
+impl TokenCache {
+    /// Access and refresh tokens handed out lately (the newest few).
+    pub(crate) fn secret_values(&self) -> Vec<Secret> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn remember(&self, t: &CachedToken) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for s in std::iter::once(&t.access).chain(t.refresh.as_ref()) {
+            if !seen.contains(s) {
+                seen.push(s.clone());
+            }
+        }
+        let n = seen.len();
+        if n > 8 {
+            seen.drain(..n - 8);
+        }
+    }
 }
 
 impl AuthPlan {
@@ -378,6 +401,7 @@ impl AuthPlan {
                                     t
                                 }
                             };
+                            cache.remember(&t);
                             *guard = Some(t.clone());
                             t
                         }

@@ -509,6 +509,12 @@ impl Session {
                 .and_then(|p| p.first(&body))
                 .map(scalar),
             message,
+            existing: self
+                .connector
+                .existing_id
+                .as_ref()
+                .and_then(|x| x.find(status, &body))
+                .map(Box::new),
         })
     }
 

@@ -17,7 +17,8 @@ pub mod webhook;
 
 pub use auth::jwt_assertion;
 pub use deliver::{
-    Deliverer, DeliveryItem, DeliveryOptions, DeliveryReport, ObjectOutcome, Outcome,
+    ActionOutcome, Deliverer, DeliveryCounts, DeliveryItem, DeliveryOptions, DeliveryReport, Input,
+    ObjectOutcome, Outcome, RecordResult, RejectedInput,
 };
 pub use http::{Extra, Response, Retrying};
 pub use secret::{Secret, SecretResolver};
@@ -60,8 +61,10 @@ pub enum ConnectorError {
         status: u16,
         /// Vendor error code, when the spec says where it is.
         code: Option<String>,
-        /// Vendor message.
+        /// Vendor message (secrets redacted).
         message: String,
+        /// The existing object a conflict answer named (the spec's `errors.existing_id`).
+        existing: Option<Box<Value>>,
     },
     /// Still throttled after every retry.
     #[error("{path}: still rate limited after {attempts} attempts")]
@@ -74,6 +77,14 @@ pub enum ConnectorError {
     /// A plugin the connector delegates to failed (its message names the plugin and cause).
     #[error("{0}")]
     Plugin(crate::plugin::PluginError),
+    /// An error whose text held a secret value, with the value redacted; its kind is kept.
+    #[error("{message}")]
+    Redacted {
+        /// The original error's kind.
+        kind: ErrorKind,
+        /// The original error's text, redacted.
+        message: String,
+    },
     /// A 5xx, timeout, dropped connection or malformed body: the outcome is unknown.
     #[error("{path}: {message} (after {attempts} attempts)")]
     Transient {
@@ -113,6 +124,7 @@ impl ConnectorError {
             ConnectorError::Http { .. } => ErrorKind::Rejected,
             ConnectorError::RateLimited { .. } => ErrorKind::RateLimited,
             ConnectorError::Transient { .. } => ErrorKind::Transient,
+            ConnectorError::Redacted { kind, .. } => *kind,
             ConnectorError::Plugin(crate::plugin::PluginError::Guest { kind, .. }) => match *kind {
                 "invalid-input" | "upstream" => ErrorKind::Rejected,
                 _ => ErrorKind::Config,
@@ -122,6 +134,33 @@ impl ConnectorError {
                 _ => ErrorKind::Config,
             },
         }
+    }
+}
+
+/// The compiled `errors.existing_id`.
+#[derive(Debug)]
+pub(crate) struct ExistingIdPlan {
+    pub status: Vec<u16>,
+    pub path: Path,
+    pub pattern: Option<regex::Regex>,
+}
+
+impl ExistingIdPlan {
+    /// The existing object's id named by a conflict answer.
+    pub fn find(&self, status: u16, body: &Value) -> Option<Value> {
+        if !self.status.contains(&status) {
+            return None;
+        }
+        let v = self.path.first(body)?;
+        let id = match &self.pattern {
+            Some(re) => {
+                let text = scalar(v);
+                let m = re.captures(&text)?.get(1)?.as_str().to_string();
+                Value::String(m)
+            }
+            None => v.clone(),
+        };
+        (!id.is_null() && scalar(&id).trim() != "").then_some(id)
     }
 }
 
@@ -198,6 +237,7 @@ pub struct Connector {
     pub(crate) error_code: Option<Path>,
     pub(crate) error_success: Option<Path>,
     pub(crate) error_failure: Option<Path>,
+    pub(crate) existing_id: Option<ExistingIdPlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
     pub(crate) actions: IndexMap<String, crate::workflow::CompiledAction>,
     /// Retry policy.
@@ -274,6 +314,27 @@ impl Connector {
             ),
             None => (None, None, None, None),
         };
+        let existing_id = match spec.errors.as_ref().and_then(|e| e.existing_id.as_ref()) {
+            Some(x) => Some(ExistingIdPlan {
+                status: x.status.clone(),
+                path: Path::compile(&x.path)?,
+                pattern: x
+                    .pattern
+                    .as_deref()
+                    .map(|p| {
+                        regex::RegexBuilder::new(p)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| {
+                                ConnectorError::Config(format!(
+                                    "invalid errors.existing_id.pattern `{p}`: {e}"
+                                ))
+                            })
+                    })
+                    .transpose()?,
+            }),
+            None => None,
+        };
         let mut throttles = Vec::new();
         if let Some(rl) = &spec.rate_limit {
             for s in &rl.throttle_signals {
@@ -303,6 +364,7 @@ impl Connector {
             error_code,
             error_success,
             error_failure,
+            existing_id,
             throttles,
             actions,
             retry,
@@ -383,6 +445,8 @@ pub struct Session {
     pub(crate) ctx_base: Arc<Map<String, Value>>,
     pub(crate) token_store: Option<auth::TokenStore>,
     pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
+    /// Removes the binding's secrets from error texts.
+    pub(crate) redactor: crate::secrets::Redactor,
 }
 
 /// Per (tenant, connector) state shared by every session of a runtime.
@@ -453,7 +517,9 @@ impl Runtime {
             .collect();
         ctx.insert("secrets".into(), Value::Object(secrets));
         ctx.insert("tenant".into(), Value::String(binding.tenant.clone()));
+        let redactor = crate::secrets::Redactor::new(binding.secrets.values().map(|s| s.expose()));
         Session {
+            redactor,
             connector,
             binding: Arc::new(binding),
             http: self.http.clone(),
@@ -492,6 +558,68 @@ impl Session {
             connector: self.connector.name().to_string(),
         });
         self
+    }
+
+    /// A redactor of every secret this session holds: the binding's secrets and the tokens
+    /// its auth flow obtained so far.
+    pub fn redactor(&self) -> crate::secrets::Redactor {
+        let tokens = self.tokens.secret_values();
+        if tokens.is_empty() {
+            return self.redactor.clone();
+        }
+        crate::secrets::Redactor::new(
+            self.binding
+                .secrets
+                .values()
+                .chain(tokens.iter())
+                .map(|s| s.expose()),
+        )
+    }
+
+    /// `e` with every secret this session holds removed from its text (its kind is kept).
+    pub fn redact_error(&self, e: ConnectorError) -> ConnectorError {
+        let r = self.redactor();
+        if r.is_empty() {
+            return e;
+        }
+        match e {
+            ConnectorError::Http {
+                method,
+                path,
+                status,
+                code,
+                message,
+                existing,
+            } => ConnectorError::Http {
+                method,
+                path: r.redact(&path).into_owned(),
+                status,
+                code: code.map(|c| r.redact(&c).into_owned()),
+                message: r.redact(&message).into_owned(),
+                existing,
+            },
+            ConnectorError::Config(m) => ConnectorError::Config(r.redact(&m).into_owned()),
+            ConnectorError::Auth(m) => ConnectorError::Auth(r.redact(&m).into_owned()),
+            ConnectorError::Transient {
+                path,
+                message,
+                attempts,
+            } => ConnectorError::Transient {
+                path: r.redact(&path).into_owned(),
+                message: r.redact(&message).into_owned(),
+                attempts,
+            },
+            other => {
+                let text = other.to_string();
+                match r.redact(&text) {
+                    std::borrow::Cow::Borrowed(_) => other,
+                    std::borrow::Cow::Owned(message) => ConnectorError::Redacted {
+                        kind: other.kind(),
+                        message,
+                    },
+                }
+            }
+        }
     }
 
     /// Whether this session only records requests.
@@ -548,6 +676,18 @@ impl Session {
         vars: Map<String, Value>,
         limit: Option<usize>,
         mut f: impl FnMut(Value),
+    ) -> Result<usize, ConnectorError> {
+        self.list_inner(op, vars, limit, &mut f)
+            .await
+            .map_err(|e| self.redact_error(e))
+    }
+
+    async fn list_inner(
+        &self,
+        op: &str,
+        vars: Map<String, Value>,
+        limit: Option<usize>,
+        f: &mut impl FnMut(Value),
     ) -> Result<usize, ConnectorError> {
         let cop = self.connector.op(op)?;
         if let Some(alias) = &cop.spec.plugin {
@@ -681,11 +821,13 @@ impl Session {
         retrying: Retrying,
     ) -> Result<Response, ConnectorError> {
         let cop = self.connector.op(op)?;
-        if let Some(alias) = &cop.spec.plugin {
-            return self.plugin_call(alias, cop, vars).await;
-        }
-        let ctx = self.context(vars);
-        self.call_with(cop, &ctx, &Extra::default(), retrying).await
+        let r = if let Some(alias) = &cop.spec.plugin {
+            self.plugin_call(alias, cop, vars).await
+        } else {
+            let ctx = self.context(vars);
+            self.call_with(cop, &ctx, &Extra::default(), retrying).await
+        };
+        r.map_err(|e| self.redact_error(e))
     }
 
     /// Render a record's fields through a record template (`fields` JSONPath).

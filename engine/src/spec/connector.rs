@@ -407,6 +407,33 @@ pub struct ErrorShape {
     /// are read instead. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Where a refused create names the object that already exists (HubSpot's 409 "Contact
+    /// already exists. Existing ID: 123"): the record then updates that object instead of
+    /// failing. Applied to the answer of a single create whose status is listed (a batch
+    /// input refused that way is sent again on its own, and so ends here too). Default: none
+    /// (a conflict is a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<ExistingId>,
+}
+
+/// How to read the existing object's id out of a conflict answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingId {
+    /// Statuses of a single create's answer that mean "exists already". Default: `[409]`.
+    #[serde(default = "conflict_statuses")]
+    pub status: Vec<u16>,
+    /// JSONPath to the value naming the existing object in the answer (e.g. `$.message`,
+    /// `$.context.existingId[0]`).
+    pub path: String,
+    /// A regular expression with one capture group that takes the id out of the text at
+    /// `path` (e.g. `Existing ID: (\\d+)`). Default: the value at `path` is the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+fn conflict_statuses() -> Vec<u16> {
+    vec![409]
 }
 
 /// The field catalog of one object.

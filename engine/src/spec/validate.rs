@@ -544,6 +544,27 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 check_jsonpath(p, &format!("/errors/{k}"), &mut out);
             }
         }
+        if let Some(x) = &e.existing_id {
+            check_jsonpath(&x.path, "/errors/existing_id/path", &mut out);
+            if let Some(p) = &x.pattern {
+                match regex::Regex::new(p) {
+                    Err(e) => out.push(Diagnostic::error(
+                        "E219",
+                        "/errors/existing_id/pattern",
+                        format!("invalid regex: {}", first_line(&e.to_string())),
+                    )),
+                    Ok(re) if re.captures_len() < 2 => out.push(
+                        Diagnostic::error(
+                            "E219",
+                            "/errors/existing_id/pattern",
+                            "the pattern has no capture group for the id",
+                        )
+                        .with_hint("wrap the id in parentheses, e.g. `Existing ID: (\\d+)`"),
+                    ),
+                    Ok(_) => {}
+                }
+            }
+        }
     }
     for (oname, o) in &c.objects {
         if let Some(p) = &o.custom_field_pattern

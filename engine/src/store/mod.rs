@@ -1,6 +1,11 @@
 //! The engine's persistence in one embedded SQLite file: sync cursors per tenant, connector
 //! and object; the dedupe index (match key → remote id); dead letters with payload and reason;
-//! OAuth tokens encrypted at rest (ChaCha20-Poly1305, key from `SWITCHYARD_STORE_KEY`).
+//! OAuth tokens encrypted at rest (ChaCha20-Poly1305, key from `SWITCHYARD_STORE_KEY`); and the
+//! delivery state machine's rows, claims and leases ([`delivery`]).
+
+pub mod delivery;
+
+pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -54,8 +59,52 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When it was dead-lettered (RFC 3339).
     pub created_at: String,
-    /// `pending` or `replayed`.
+    /// `pending`; `delivered` once a rerun or replay got the record through (`replayed` in
+    /// stores written before that).
     pub status: String,
+}
+
+/// A dead letter to write.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Connector.
+    pub connector: &'a str,
+    /// Mapping spec file of the route, for replay.
+    pub route: &'a str,
+    /// Object that failed, `*` for the whole record, `(input)` for a line that is not a
+    /// record, `(mapping)` for a record the mapping rejected.
+    pub object: &'a str,
+    /// The record's idempotency key.
+    pub record_key: &'a str,
+    /// What was to be delivered: the mapped record, or `{"line", "input"}` for input and
+    /// mapping rejects (replayed by mapping the input again).
+    pub payload: &'a Value,
+    /// Why (secrets already redacted).
+    pub reason: &'a str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Also set the record's delivery state (CRM namespace, state), atomically.
+    pub settle: Option<(&'a str, Settle)>,
+}
+
+/// A delivery state written with a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The CRM refused it: nothing was created.
+    Refused,
+    /// Unknown whether it was created: reconcile before creating it again.
+    Unknown,
+}
+
+impl Settle {
+    fn as_str(self) -> &'static str {
+        match self {
+            Settle::Refused => "refused",
+            Settle::Unknown => "pending",
+        }
+    }
 }
 
 /// The SQLite store (one connection, serialised; every call is short).
@@ -80,13 +129,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   tenant TEXT NOT NULL, connector TEXT NOT NULL, route TEXT NOT NULL, object TEXT NOT NULL,
   record_key TEXT NOT NULL, payload TEXT NOT NULL, reason TEXT NOT NULL,
   attempts INTEGER NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending');
+CREATE INDEX IF NOT EXISTS dead_letters_by_record ON dead_letters (tenant, connector, record_key, status);
 CREATE TABLE IF NOT EXISTS oauth_tokens (
   tenant TEXT NOT NULL, connector TEXT NOT NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL,
   updated_at TEXT NOT NULL,
   PRIMARY KEY (tenant, connector));
 ";
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -103,11 +153,32 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
+        // Switching to WAL and creating the tables take an exclusive lock that SQLite does not
+        // wait for through the busy handler: two processes opening a fresh store at once would
+        // see "database is locked". Retry for a while instead.
+        let mut delay = std::time::Duration::from_millis(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = conn
+                .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+                .and_then(|_| conn.execute_batch(SCHEMA))
+                .and_then(|_| conn.execute_batch(delivery::SCHEMA));
+            match r {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(sql(e)),
+            }
+        }
         let key = std::env::var("SWITCHYARD_STORE_KEY")
             .ok()
             .map(|k| key_from(&k));
@@ -116,6 +187,38 @@ impl Store {
             path: p,
             key,
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Where dead letters go when the store refuses them: an NDJSON file beside the database.
+    pub fn fallback_path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}.dead-letters.ndjson", self.path))
+    }
+
+    /// Append a dead letter the store refused to the fallback file (one JSON line; replay it
+    /// with `switchyard deadletter import`). Returns the file.
+    pub fn dead_letter_fallback(
+        &self,
+        d: &NewDeadLetter<'_>,
+    ) -> std::io::Result<std::path::PathBuf> {
+        use std::io::Write;
+        let p = self.fallback_path();
+        let line = serde_json::json!({
+            "tenant": d.tenant, "connector": d.connector, "route": d.route, "object": d.object,
+            "record_key": d.record_key, "payload": d.payload, "reason": d.reason,
+            "attempts": d.attempts, "created_at": now(),
+        });
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)?;
+        writeln!(f, "{line}")?;
+        f.sync_data()?;
+        Ok(p)
     }
 
     /// Use `secret` (any string) as the token encryption key.
@@ -224,26 +327,65 @@ impl Store {
         })
     }
 
-    /// Add a dead letter; returns its id.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dead_letter(
+    /// Add a dead letter; returns its id. There is at most one pending dead letter per
+    /// (tenant, connector, record key): a record that fails again updates it (reason, payload,
+    /// attempts). With `settle`, the record's delivery state is written in the same
+    /// transaction, so no crash can leave a record both dead-lettered and unsettled.
+    pub fn dead_letter(&self, d: &NewDeadLetter<'_>) -> Result<i64, StoreError> {
+        let t = now();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM dead_letters WHERE tenant=?1 AND connector=?2 AND record_key=?3 AND status='pending'",
+                    params![d.tenant, d.connector, d.record_key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let id = match existing {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE dead_letters SET route=?2, object=?3, payload=?4, reason=?5, attempts=attempts+?6, created_at=?7 WHERE id=?1",
+                        params![id, d.route, d.object, d.payload.to_string(), d.reason, d.attempts, t],
+                    )?;
+                    id
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO dead_letters (tenant,connector,route,object,record_key,payload,reason,attempts,created_at)
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                        params![d.tenant, d.connector, d.route, d.object, d.record_key, d.payload.to_string(), d.reason, d.attempts, t],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+            };
+            if let Some((ns, state)) = d.settle {
+                tx.execute(
+                    "INSERT INTO deliveries (tenant,ns,object,record_key,state,remote_id,owner,attempts,updated_at)
+                     VALUES (?1,?2,?3,?4,?5,NULL,NULL,1,?6)
+                     ON CONFLICT(tenant,ns,object,record_key) DO UPDATE SET
+                       state=excluded.state, owner=NULL, updated_at=excluded.updated_at",
+                    params![d.tenant, ns, d.object, d.record_key, state.as_str(), t],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Mark the pending dead letters of a record delivered (a rerun or a replay got it
+    /// through): a record is never both in the CRM and pending in the dead letters.
+    pub fn resolve_dead_letters(
         &self,
         tenant: &str,
         connector: &str,
-        route: &str,
-        object: &str,
         record_key: &str,
-        payload: &Value,
-        reason: &str,
-        attempts: u32,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<usize, StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO dead_letters (tenant,connector,route,object,record_key,payload,reason,attempts,created_at)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-                params![tenant, connector, route, object, record_key, payload.to_string(), reason, attempts, now()],
-            )?;
-            Ok(c.last_insert_rowid())
+                "UPDATE dead_letters SET status='delivered' WHERE tenant=?1 AND connector=?2 AND record_key=?3 AND status='pending'",
+                params![tenant, connector, record_key],
+            )
         })
     }
 
@@ -271,17 +413,6 @@ impl Store {
                 })
             })?;
             rows.collect()
-        })
-    }
-
-    /// Mark a dead letter replayed.
-    pub fn mark_replayed(&self, id: i64) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE dead_letters SET status='replayed' WHERE id=?1",
-                params![id],
-            )
-            .map(|_| ())
         })
     }
 
@@ -401,21 +532,33 @@ mod tests {
                 .as_deref(),
             Some("42")
         );
-        let id = s
-            .dead_letter(
-                "t",
-                "hubspot",
-                "r.json",
-                "contact",
-                "k",
-                &json!({"a":1}),
-                "boom",
-                5,
-            )
-            .unwrap();
-        assert_eq!(s.dead_letters(true).unwrap()[0].reason, "boom");
-        s.mark_replayed(id).unwrap();
+        let payload = json!({"a": 1});
+        let dl = |reason| NewDeadLetter {
+            tenant: "t",
+            connector: "hubspot",
+            route: "r.json",
+            object: "contact",
+            record_key: "k",
+            payload: &payload,
+            reason,
+            attempts: 5,
+            settle: Some(("hubspot", Settle::Refused)),
+        };
+        let id = s.dead_letter(&dl("boom")).unwrap();
+        // The same record failing again updates its one pending dead letter.
+        assert_eq!(s.dead_letter(&dl("boom again")).unwrap(), id);
+        let rows = s.dead_letters(true).unwrap();
+        assert_eq!(
+            (rows.len(), rows[0].reason.as_str(), rows[0].attempts),
+            (1, "boom again", 10)
+        );
+        assert_eq!(
+            s.delivery_state("t", "hubspot", "contact", "k").unwrap(),
+            Some(("refused".to_string(), None))
+        );
+        assert_eq!(s.resolve_dead_letters("t", "hubspot", "k").unwrap(), 1);
         assert!(s.dead_letters(true).unwrap().is_empty());
+        assert_eq!(s.dead_letters(false).unwrap()[0].status, "delivered");
         s.put_token("t", "zoho", &json!({"access_token": "1000.secret-token"}))
             .unwrap();
         let raw = s.sealed_token_bytes("t", "zoho").unwrap().unwrap();

@@ -27,14 +27,36 @@ impl CompiledAction {
     }
 }
 
-/// Run every action of every fired trigger of `item`. The template context has `payload`
-/// (the route's default object, else the first), `record` (every object), `ids` (remote ids
-/// by object), `trigger` and `action`.
+/// How a workflow action ended, for its [`ActionLedger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionEnd {
+    /// It ran.
+    Ran,
+    /// It was refused (nothing happened): it may run again.
+    Refused,
+    /// Unknown whether it happened: it is not repeated.
+    Unknown,
+}
+
+/// Makes workflow actions run once per record and trigger across runs and processes (the
+/// store's delivery ledger implements it).
+pub trait ActionLedger: Send + Sync {
+    /// Claim the action for the record; `Some(reason)` when it must not run (it ran already,
+    /// its earlier outcome is unknown, or another process runs it).
+    fn begin(&self, key: &str, trigger: &str, action: &str) -> Option<String>;
+    /// Record how it ended.
+    fn finish(&self, key: &str, trigger: &str, action: &str, end: ActionEnd);
+}
+
+/// Run every action of every fired trigger of `item`, each at most once per record when a
+/// ledger is given. The template context has `payload` (the route's default object, else the
+/// first), `record` (every object), `ids` (remote ids by object), `trigger` and `action`.
 pub async fn run_triggers(
     session: &Session,
     item: &DeliveryItem,
     ids: &Map<String, Value>,
     default_object: &str,
+    ledger: Option<&dyn ActionLedger>,
 ) -> Vec<ActionOutcome> {
     let mut out = Vec::new();
     if item.mapped.triggers.is_empty() {
@@ -66,7 +88,27 @@ pub async fn run_triggers(
             vars.insert("trigger".into(), Value::String(trig.name.clone()));
             vars.insert("action".into(), Value::String(action.clone()));
             vars.insert("key".into(), Value::String(item.key.clone()));
+            if let Some(why) = ledger.and_then(|l| l.begin(&item.key, &trig.name, action)) {
+                out.push(ActionOutcome {
+                    key: item.key.clone(),
+                    trigger: trig.name.clone(),
+                    action: action.clone(),
+                    status: "skipped",
+                    reason: Some(why),
+                });
+                continue;
+            }
             let res = run_action(session, action, vars).await;
+            let end = match &res {
+                Ok(_) => ActionEnd::Ran,
+                Err(e) if e.kind() == crate::connector::ErrorKind::Transient => ActionEnd::Unknown,
+                Err(_) => ActionEnd::Refused,
+            };
+            if let Some(l) = ledger
+                && !session.is_dry_run()
+            {
+                l.finish(&item.key, &trig.name, action, end);
+            }
             let (status, reason) = match res {
                 Ok(None) => ("ran", None),
                 Ok(Some(why)) => ("skipped", Some(why)),
@@ -140,6 +182,7 @@ pub async fn run_action(
                 status: resp.status().as_u16(),
                 code: None,
                 message: "webhook refused the action".into(),
+                existing: None,
             });
         }
     }
