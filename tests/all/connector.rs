@@ -16,13 +16,13 @@ use switchyard::spec::mapping::{DuplicateAction, DuplicateDetection, MatchStrate
 use switchyard::store::Store;
 use switchyard_sandbox::{self as sandbox, FaultConfig, RateLimitOverride, SandboxOptions, Vendor};
 
-fn spec(name: &str) -> switchyard::spec::connector::ConnectorSpec {
+pub(crate) fn spec(name: &str) -> switchyard::spec::connector::ConnectorSpec {
     connector::load_spec(&repo_root().join(format!("connector-specs/{name}.toml"))).unwrap()
 }
 
 /// A session against an emulator; `fast` lifts the rate limit and shortens timeouts so that
 /// fault tests run in seconds.
-fn session(
+pub(crate) fn session(
     mut spec: switchyard::spec::connector::ConnectorSpec,
     emu: &sandbox::Emulator,
     secrets: &[(&str, &str)],
@@ -67,7 +67,7 @@ fn session(
     )
 }
 
-fn contact(i: usize, first: &str) -> DeliveryItem {
+pub(crate) fn contact(i: usize, first: &str) -> DeliveryItem {
     let mut o = Map::new();
     o.insert("email".into(), json!(format!("lead{i}@example.com")));
     o.insert("firstname".into(), json!(first));
@@ -84,7 +84,7 @@ fn contact(i: usize, first: &str) -> DeliveryItem {
     }
 }
 
-fn dd(action: DuplicateAction) -> Option<DuplicateDetection> {
+pub(crate) fn dd(action: DuplicateAction) -> Option<DuplicateDetection> {
     Some(DuplicateDetection {
         enabled: true,
         match_fields: vec!["phone".into(), "email".into()],
@@ -93,7 +93,7 @@ fn dd(action: DuplicateAction) -> Option<DuplicateDetection> {
     })
 }
 
-fn opts(d: Option<DuplicateDetection>, object: &str) -> DeliveryOptions {
+pub(crate) fn opts(d: Option<DuplicateDetection>, object: &str) -> DeliveryOptions {
     DeliveryOptions {
         route: "test-route.json".into(),
         duplicate_detection: d,
@@ -103,7 +103,7 @@ fn opts(d: Option<DuplicateDetection>, object: &str) -> DeliveryOptions {
     }
 }
 
-fn hubspot_emu_opts() -> SandboxOptions {
+pub(crate) fn hubspot_emu_opts() -> SandboxOptions {
     SandboxOptions {
         rate_limit: Some(RateLimitOverride {
             requests: 5000,

@@ -4,6 +4,7 @@ mod attribution;
 mod attribution_e2e;
 mod cli;
 mod connector;
+mod delivery;
 mod mapping;
 mod plugin;
 mod prism;

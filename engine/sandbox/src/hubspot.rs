@@ -350,7 +350,13 @@ fn insert_object(db: &mut Db, object: &str, input: &Value) -> Result<(String, Va
     if object == "tasks" {
         check_task(&props)?;
     }
-    let id = (db.next_id() + 100_000).to_string();
+    // Ids are never issued twice (records loaded with `seed` keep theirs).
+    let id = loop {
+        let id = (db.next_id() + 100_000).to_string();
+        if db.get(object, &id).is_none() {
+            break id;
+        }
+    };
     let now = now_iso();
     if object == "tasks" {
         props.insert("hs_createdate".into(), Value::String(now.clone()));

@@ -189,6 +189,11 @@ impl Store {
         })
     }
 
+    /// How long a write waits for another process's lock before it fails (default 10 s).
+    pub fn set_busy_timeout(&self, t: std::time::Duration) -> Result<(), StoreError> {
+        self.with(|c| c.busy_timeout(t))
+    }
+
     /// The database file.
     pub fn path(&self) -> &str {
         &self.path

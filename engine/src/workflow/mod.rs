@@ -100,7 +100,9 @@ pub async fn run_triggers(
             }
             let res = run_action(session, action, vars).await;
             let end = match &res {
-                Ok(_) => ActionEnd::Ran,
+                Ok(None) => ActionEnd::Ran,
+                // Not configured for this tenant: nothing happened, it may run later.
+                Ok(Some(_)) => ActionEnd::Refused,
                 Err(e) if e.kind() == crate::connector::ErrorKind::Transient => ActionEnd::Unknown,
                 Err(_) => ActionEnd::Refused,
             };
