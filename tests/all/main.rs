@@ -2,6 +2,7 @@
 
 mod attribution;
 mod attribution_e2e;
+mod chaos;
 mod cli;
 mod connector;
 mod delivery;

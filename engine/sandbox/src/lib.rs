@@ -335,6 +335,14 @@ impl Emulator {
         Ok(())
     }
 
+    /// Replaces the fault plan from the next request on (a test turns faults off for a
+    /// clean final pass without losing the emulator's state).
+    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), SandboxError> {
+        faults.check()?;
+        self.shared.set_faults(faults);
+        Ok(())
+    }
+
     /// Stops serving and closes every open connection.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

@@ -92,7 +92,8 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let n = shared.next_request();
-    let fault = shared.faults.decide(shared.seed, n);
+    let faults = shared.faults();
+    let fault = faults.decide(shared.seed, n);
     if let Some(f) = fault {
         shared.count_fault(f);
     }
@@ -105,8 +106,8 @@ async fn handle(
         Some(FaultKind::Slow { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         _ => {}
     }
-    if shared.faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(shared.faults.slow_ms)).await;
+    if faults.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
     }
     if let Some(FaultKind::ServerError { status }) = fault {
         let mut resp = server_error(&shared, status);

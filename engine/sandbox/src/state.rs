@@ -20,8 +20,8 @@ pub(crate) struct Shared {
     pub credentials: Credentials,
     /// Seed for ids and fault draws.
     pub seed: u64,
-    /// The fault plan.
-    pub faults: FaultConfig,
+    /// The fault plan (replaceable while serving: [`super::Emulator::set_faults`]).
+    faults: std::sync::RwLock<std::sync::Arc<FaultConfig>>,
     /// The vendor's (or the overridden) rate limit.
     pub limiter: Mutex<Window>,
     /// Request counter (1-based numbers handed out in arrival order).
@@ -111,7 +111,7 @@ impl Shared {
             base_url,
             credentials,
             seed: opts.seed,
-            faults: opts.faults.clone(),
+            faults: std::sync::RwLock::new(std::sync::Arc::new(opts.faults.clone())),
             limiter: Mutex::new(Window::new(max, per)),
             seq: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
@@ -127,6 +127,19 @@ impl Shared {
     /// A credential's value ("" when absent).
     pub fn cred(&self, name: &str) -> &str {
         self.credentials.get(name).unwrap_or_default()
+    }
+
+    /// The fault plan now.
+    pub fn faults(&self) -> std::sync::Arc<FaultConfig> {
+        self.faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the fault plan.
+    pub fn set_faults(&self, f: FaultConfig) {
+        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(f);
     }
 
     /// Takes the next request number and counts the request.

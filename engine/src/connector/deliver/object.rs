@@ -130,8 +130,28 @@ impl Deliverer {
         Ok(None)
     }
 
-    /// The first vendor record found by any of the identity's match keys.
+    /// The first vendor record found by any of the identity's match keys. A search that fails
+    /// for a transient reason is tried again a few times (after its own retries): an answer
+    /// here is what keeps an unknown outcome from ending in a dead letter.
     async fn reconcile(
+        &self,
+        object: &str,
+        identity: &Identity,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let retry = &self.session.connector.retry;
+        let mut round = 0;
+        loop {
+            round += 1;
+            match self.reconcile_once(object, identity).await {
+                Err(e) if e.kind() == ErrorKind::Transient && round < 3 => {
+                    tokio::time::sleep(crate::connector::http::backoff(retry, round + 2)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn reconcile_once(
         &self,
         object: &str,
         identity: &Identity,
@@ -410,13 +430,13 @@ impl Deliverer {
             // The row may have been forgotten (a verified-away id): `pending` again, durably,
             // before the request.
             match l.claim(object, key).await {
-                Ok(Claim::Done(_)) => {
-                    return Err(Fail {
-                        reason:
-                            "another delivery of this record finished meanwhile; not created twice"
-                                .into(),
-                        attempts: 0,
-                        settle: None,
+                Ok(Claim::Done(text)) => {
+                    // Another delivery of this record finished meanwhile: not created twice.
+                    let id: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    return Ok(Done {
+                        outcome: Outcome::Skipped,
+                        id: (!id.is_null()).then_some(id),
+                        note: Some("delivered meanwhile by another run".into()),
                     });
                 }
                 Ok(_) => {}
