@@ -442,7 +442,7 @@ async fn stripe_signatures_with_thousands_of_candidates_do_not_stall_the_server(
     let header = format!("t={t},") + &vec![junk; 880].join(",");
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_000_000));
     let started = std::time::Instant::now();
-    let hostile: Vec<_> = (0..6)
+    let hostile: Vec<_> = (0..8)
         .map(|_| {
             let req = http
                 .post(&url)
@@ -462,21 +462,20 @@ async fn stripe_signatures_with_thousands_of_candidates_do_not_stall_the_server(
     .expect("sent");
     assert_eq!(r.status(), 200);
     let health = health.elapsed();
+    let mut statuses = Vec::new();
     for h in hostile {
-        let r = h.await.expect("task").expect("sent");
-        assert_eq!(r.status(), 401);
-        let e: Value = r.json().await.expect("json");
-        assert_eq!(e, json!({"error": "signature_invalid"}));
+        statuses.push(h.await.expect("task").expect("sent").status());
     }
+    let all = started.elapsed();
     assert!(
         health < std::time::Duration::from_millis(1500),
         "/health took {health:?} while forged signatures were checked"
     );
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "six forged requests took {:?}",
-        started.elapsed()
+        all < std::time::Duration::from_secs(10),
+        "eight forged requests took {all:?}"
     );
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     // A genuine signature still verifies.
     let body = event("pi1");
     let sig = hex::encode(hmac_sha256(
