@@ -22,11 +22,17 @@ impl Drop for Server {
 }
 
 fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    launch(args, envs).unwrap_or_else(|seen| panic!("serve exited before listening:\n{seen}"))
+}
+
+/// Starts `serve`; `Err` holds its stderr when it exits instead of listening.
+fn launch(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
     let mut cmd = switchyard();
     cmd.arg("serve")
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("SWITCHYARD_PLUGIN_GRANTS")
+        .env_remove("SWITCHYARD_PUBLIC_URL")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
     for (k, v) in envs {
@@ -38,8 +44,9 @@ fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
     let mut seen = String::new();
     let base = loop {
         let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            panic!("serve exited before listening:\n{seen}");
+            let status = child.wait().expect("exit status");
+            seen.push_str(&format!("({status})"));
+            return Err(seen);
         };
         seen.push_str(&line);
         seen.push('\n');
@@ -48,7 +55,7 @@ fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    Ok(Server { child, base })
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -119,8 +126,7 @@ async fn callrail_webhooks_are_verified_mapped_and_delivered() {
         .expect("sent");
     assert_eq!(r.status(), 401);
     let e: Value = r.json().await.expect("json");
-    assert_eq!(e["error"], "webhook signature refused: signature mismatch");
-    assert!(!e.to_string().contains("callrail-signing-key"));
+    assert_eq!(e, json!({"error": "signature_invalid"}));
     let r = post(callrail_sig("callrail-signing-key", &body), b"{}".to_vec())
         .await
         .expect("sent");
@@ -243,10 +249,8 @@ first = "string"
         .expect("sent");
     assert_eq!(r.status(), 401);
     let e: Value = r.json().await.expect("json");
-    assert_eq!(
-        e["error"],
-        "webhook signature refused: timestamp outside the tolerance"
-    );
+    // The plugin's reason ("timestamp outside the tolerance") is for the log only.
+    assert_eq!(e, json!({"error": "signature_invalid"}));
     let r = http
         .post(&url)
         .header("X-Signature", sign("not-the-secret", t, &body))
@@ -254,6 +258,504 @@ first = "string"
         .send()
         .await
         .expect("sent");
+    assert_eq!(r.status(), 401);
     let e: Value = r.json().await.expect("json");
-    assert_eq!(e["error"], "webhook signature refused: signature mismatch");
+    assert_eq!(e, json!({"error": "signature_invalid"}));
+}
+
+/// A connectors folder with HubSpot (the CRM routes deliver to) and an inbound source `hook`
+/// whose `[inbound]` table ends with `inbound`, and a route from `hook` to HubSpot for tenant
+/// `t1` with the signing key `env:SY_HOOK_KEY`.
+struct Hook {
+    dir: tempfile::TempDir,
+    specs: String,
+    route: String,
+    store: String,
+}
+
+fn hook(inbound: &str) -> Hook {
+    let dir = tempfile::tempdir().expect("dir");
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    std::fs::copy(
+        repo_root().join("connector-specs/hubspot.toml"),
+        specs.join("hubspot.toml"),
+    )
+    .expect("copy");
+    write(
+        &specs,
+        "hook.toml",
+        &format!(
+            r#"spec_version = 1
+[connector]
+name = "hook"
+title = "A webhook source"
+kind = "source"
+base_url = "https://hook.example"
+[secrets]
+signing_key = {{ description = "webhook signing secret" }}
+[inbound]
+object = "event"
+idempotency_key = "$.id"
+{inbound}
+[objects.event.fields]
+id = "string"
+email = "string"
+first = "string"
+"#
+        ),
+    );
+    let route = write(
+        dir.path(),
+        "route.json",
+        &json!({"spec_version": 1, "tenant": "t1", "connector": "hubspot", "source": "hook",
+                "source_secrets": {"signing_key": "env:SY_HOOK_KEY"},
+                "crm_config": {"type": "hubspot", "field_mappings": {"email": "email", "firstname": "first"}}})
+        .to_string(),
+    );
+    Hook {
+        specs: specs.to_str().expect("utf-8").to_string(),
+        route,
+        store: dir
+            .path()
+            .join("s.sqlite")
+            .to_str()
+            .expect("utf-8")
+            .to_string(),
+        dir,
+    }
+}
+
+impl Hook {
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "--mapping",
+            &self.route,
+            "--sandbox",
+            "--connectors",
+            &self.specs,
+            "--store",
+            &self.store,
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+
+    fn serve(&self, extra: &[&str], key: &str) -> Server {
+        start(&self.args(extra), &[("SY_HOOK_KEY", key)])
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+fn event(id: &str) -> String {
+    json!([{"id": id, "email": format!("{id}@example.com"), "first": "Ada"}]).to_string()
+}
+
+fn hmac_sha256(key: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes());
+    let mut ctx = hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.sign().as_ref().to_vec()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_verification_is_refused_unless_it_says_none() {
+    let h = hook("");
+    let e = launch(&h.args(&[]), &[("SY_HOOK_KEY", "k")])
+        .err()
+        .expect("a route that verifies nothing must not be served");
+    assert!(e.contains("route t1/hook"), "{e}");
+    assert!(e.contains("declares no webhook verification"), "{e}");
+    assert!(e.contains("verification = \"none\""), "{e}");
+    assert!(e.ends_with("(exit status: 1)"), "{e}");
+
+    // Said explicitly: served, and validate warns.
+    let h = hook(r#"verification = "none""#);
+    let out = switchyard()
+        .args(["validate", &format!("{}/hook.toml", h.specs)])
+        .output()
+        .expect("runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("warning[W240]"), "{text}");
+    assert!(text.contains("/inbound/verification"), "{text}");
+    let server = h.serve(&[], "unused");
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhooks/t1/hook", server.base))
+        .body(event("unsigned"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+
+    // Both a scheme and "none" contradict each other.
+    let h = hook(
+        "verification = \"none\"\nwebhook = { scheme = \"stripe\", secret = \"signing_key\" }",
+    );
+    let e = launch(&h.args(&[]), &[("SY_HOOK_KEY", "k")])
+        .err()
+        .expect("contradiction refused");
+    assert!(e.contains("contradicts"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_signing_secret_refuses_to_start_the_route() {
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let e = launch(&h.args(&[]), &[("SY_HOOK_KEY", "")])
+        .err()
+        .expect("an empty signing secret must not be served");
+    assert!(e.contains("route t1/hook"), "{e}");
+    assert!(
+        e.contains("/source_secrets/signing_key (env:SY_HOOK_KEY)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("the webhook secret `signing_key` is empty"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_signatures_with_thousands_of_candidates_do_not_stall_the_server() {
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let server = h.serve(&[], "whsec_stall");
+    let url = format!("{}/webhooks/t1/hook", server.base);
+    let http = reqwest::Client::new();
+    // ~60 KB of `v1=` candidates (under any server's header limit) over a ~1 MB body: one
+    // HMAC per candidate would be close to a gigabyte of hashing per request.
+    let t = unix_now();
+    let junk = format!("v1={}", "ab".repeat(32));
+    let header = format!("t={t},") + &vec![junk; 880].join(",");
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_000_000));
+    let started = std::time::Instant::now();
+    let hostile: Vec<_> = (0..8)
+        .map(|_| {
+            let req = http
+                .post(&url)
+                .header("Stripe-Signature", &header)
+                .body(body.clone());
+            tokio::spawn(async move { req.send().await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        http.get(format!("{}/health", server.base)).send(),
+    )
+    .await
+    .expect("health answers")
+    .expect("sent");
+    assert_eq!(r.status(), 200);
+    let health = health.elapsed();
+    let mut statuses = Vec::new();
+    for h in hostile {
+        statuses.push(h.await.expect("task").expect("sent").status());
+    }
+    let all = started.elapsed();
+    assert!(
+        health < std::time::Duration::from_millis(1500),
+        "/health took {health:?} while forged signatures were checked"
+    );
+    assert!(
+        all < std::time::Duration::from_secs(10),
+        "eight forged requests took {all:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    // A genuine signature still verifies.
+    let body = event("pi1");
+    let sig = hex::encode(hmac_sha256(
+        "whsec_stall",
+        &[format!("{t}.").as_bytes(), body.as_bytes()],
+    ));
+    let r = http
+        .post(&url)
+        .header("Stripe-Signature", format!("t={t},v1={sig}"))
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_v3_verifies_against_the_public_url_and_ignores_untrusted_forwarding() {
+    let h = hook(r#"webhook = { scheme = "hubspot_v3", secret = "signing_key" }"#);
+    let secret = "hubspot-client-secret";
+    let body = event("hs1");
+    // Exactly as HubSpot documents v3: method + the full https URI it called + body +
+    // timestamp (ms), HMAC-SHA256 with the client secret, base64.
+    let signed = |ts: &str| {
+        b64(&hmac_sha256(
+            secret,
+            &[
+                b"POST",
+                b"https://hooks.example.com/webhooks/t1/hook",
+                body.as_bytes(),
+                ts.as_bytes(),
+            ],
+        ))
+    };
+    let ts = (unix_now() * 1000).to_string();
+    let http = reqwest::Client::new();
+    let post = |base: &str, forwarded: bool, ts: &str| {
+        let mut r = http
+            .post(format!("{base}/webhooks/t1/hook"))
+            .header("X-HubSpot-Signature-v3", signed(ts))
+            .header("X-HubSpot-Request-Timestamp", ts)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if forwarded {
+            r = r
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-Host", "hooks.example.com");
+        }
+        r.send()
+    };
+
+    let public = h.serve(&["--public-url", "https://hooks.example.com"], secret);
+    let r = post(&public.base, false, &ts).await.expect("sent");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    // Outside the 5-minute window: refused.
+    let old = ((unix_now() - 600) * 1000).to_string();
+    let r = post(&public.base, false, &old).await.expect("sent");
+    assert_eq!(r.status(), 401);
+
+    // Forged forwarding headers from a peer that is not a trusted proxy change nothing.
+    let untrusted = h.serve(&["--trusted-proxy", "10.0.0.0/8"], secret);
+    let r = post(&untrusted.base, true, &ts).await.expect("sent");
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "signature_invalid"}));
+
+    // From a trusted proxy they are the public URL.
+    let trusted = h.serve(&["--trusted-proxy", "127.0.0.1/32"], secret);
+    let r = post(&trusted.base, true, &ts).await.expect("sent");
+    assert_eq!(r.status(), 200);
+    let r = post(&trusted.base, false, &ts).await.expect("sent");
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zendesk_signatures_outside_the_replay_window_are_refused() {
+    let h = hook(r#"webhook = { scheme = "zendesk", secret = "signing_key" }"#);
+    let secret = "zendesk-signing-secret";
+    let server = h.serve(&[], secret);
+    let http = reqwest::Client::new();
+    let post = |ts: String, body: String| {
+        let sig = b64(&hmac_sha256(secret, &[ts.as_bytes(), body.as_bytes()]));
+        http.post(format!("{}/webhooks/t1/hook", server.base))
+            .header("X-Zendesk-Webhook-Signature", sig)
+            .header("X-Zendesk-Webhook-Signature-Timestamp", ts)
+            .body(body)
+            .send()
+    };
+    let rfc3339 = |secs: u64| {
+        chrono::DateTime::from_timestamp(i64::try_from(secs).expect("time"), 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let r = post(rfc3339(unix_now()), event("zd1")).await.expect("sent");
+    assert_eq!(r.status(), 200);
+    // A captured request replayed an hour later.
+    let r = post(rfc3339(unix_now() - 3600), event("zd2"))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "signature_invalid"}));
+}
+
+/// Reads from `s` until the server closes the connection (or `limit` passes); what it sent.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: std::time::Duration) -> (String, bool) {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_partial_request_is_closed_while_others_are_served() {
+    use std::io::Write;
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    // Default limits: the header timeout is 10 s.
+    let server = h.serve(&[], "whsec_slow");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"POST /webhooks/t1/hook HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .expect("half a request");
+    let started = std::time::Instant::now();
+    // Meanwhile the server answers others.
+    let r = reqwest::get(format!("{}/health", server.base))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let (_, closed) = tokio::task::spawn_blocking(move || {
+        read_until_closed(&mut slow, std::time::Duration::from_secs(20))
+    })
+    .await
+    .expect("reader");
+    let waited = started.elapsed();
+    assert!(
+        closed,
+        "the stalled connection was left open for {waited:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "closed only after {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_times_out_and_a_large_one_is_refused() {
+    use std::io::Write;
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let server = h.serve(
+        &["--body-timeout-secs", "1", "--max-body-bytes", "1000"],
+        "whsec_body",
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(
+        b"POST /webhooks/t1/hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":",
+    )
+    .expect("headers and a bit of body");
+    let started = std::time::Instant::now();
+    let (answer, closed) = tokio::task::spawn_blocking(move || {
+        read_until_closed(&mut slow, std::time::Duration::from_secs(10))
+    })
+    .await
+    .expect("reader");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(closed, "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/webhooks/t1/hook", server.base))
+        .body("x".repeat(1001))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 413);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error"], "body_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    use std::io::Write;
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let server = h.serve(
+        &["--max-connections", "1", "--header-timeout-secs", "1"],
+        "whsec_cap",
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"GET /health HTTP/1.1\r\n").expect("half");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let r = reqwest::get(format!("{}/health", server.base))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "served at once ({waited:?}) although the one slot was taken"
+    );
+    drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_plugins_reason_never_reaches_the_sender() {
+    assert!(
+        repo_root()
+            .join("target/plugins/hostile_reason.wasm")
+            .exists(),
+        "run .ci/build-plugins first"
+    );
+    let h = hook("webhook = { scheme = \"plugin\", plugin = \"verifier\" }");
+    let manifest = write(
+        h.dir.path(),
+        "blabber.toml",
+        &format!(
+            "spec_version = 1\n[plugin]\nname = \"blabber\"\nversion = \"0.1.0\"\nworld = \"webhook-verifier\"\nwasm = \"{}\"\n[plugin.capabilities]\nsecrets = [\"webhook_secret\"]\n",
+            repo_root()
+                .join("target/plugins/hostile_reason.wasm")
+                .display()
+        ),
+    );
+    let spec = std::path::Path::new(&h.specs).join("hook.toml");
+    let text = std::fs::read_to_string(&spec).expect("spec");
+    std::fs::write(
+        &spec,
+        text.replace(
+            "[inbound]",
+            &format!("[plugins]\nverifier = \"{manifest}\"\n[inbound]"),
+        ),
+    )
+    .expect("spec");
+    let grants = write(
+        h.dir.path(),
+        "grants.toml",
+        &format!(
+            "[host]\ncache_dir = \"{}\"\n[[grant]]\nplugin = \"blabber\"\ntenants = [\"t1\"]\nsecrets = {{ webhook_secret = \"env:SY_TEST_BLAB\" }}\n",
+            h.dir.path().join("cache").display()
+        ),
+    );
+    let secret = "whsec_blabber_0123";
+    let server = start(
+        &h.args(&["--plugin-grants", &grants]),
+        &[("SY_HOOK_KEY", "unused"), ("SY_TEST_BLAB", secret)],
+    );
+    let http = reqwest::Client::new();
+    let reversed: String = secret.chars().rev().collect();
+    for (fail, status, code) in [
+        (false, 401, "signature_invalid"),
+        (true, 503, "verifier_unavailable"),
+    ] {
+        let mut r = http
+            .post(format!("{}/webhooks/t1/hook", server.base))
+            .body(event("p1"));
+        if fail {
+            r = r.header("X-Fail", "1");
+        }
+        let r = r.send().await.expect("sent");
+        assert_eq!(r.status(), status);
+        let text = r.text().await.expect("text");
+        for leak in [secret, &reversed, &hex::encode(secret)] {
+            assert!(!text.contains(leak), "{text}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).expect("json"),
+            json!({ "error": code })
+        );
+    }
 }

@@ -743,12 +743,35 @@ pub struct ActionSpec {
 pub struct Inbound {
     /// The object (a key of `objects`) whose catalog describes inbound records.
     pub object: String,
-    /// Webhook signature verification. Default: none.
+    /// Webhook signature verification. `switchyard serve` refuses a route whose source
+    /// declares none, unless `verification = "none"` says so. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookVerify>,
+    /// `none` accepts unsigned webhooks from this source (anyone who can reach the endpoint can
+    /// post records; `switchyard validate` warns, W240). Default: `required` (a `webhook`
+    /// scheme must be declared for `switchyard serve` to receive from this source).
+    #[serde(default, skip_serializing_if = "Verification::is_required")]
+    pub verification: Verification,
     /// JSONPath to the idempotency key of a record. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+/// Whether an inbound source's webhooks must be signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Every webhook is verified with the declared `webhook` scheme.
+    #[default]
+    Required,
+    /// Webhooks are accepted unsigned (an explicit, warned-about choice).
+    None,
+}
+
+impl Verification {
+    fn is_required(&self) -> bool {
+        *self == Verification::Required
+    }
 }
 
 /// Webhook signature schemes of the seed systems.
@@ -774,7 +797,8 @@ pub enum WebhookVerify {
         #[serde(default = "tolerance")]
         tolerance_secs: u64,
     },
-    /// HubSpot v3: HMAC-SHA256 of method + uri + body + timestamp, base64.
+    /// HubSpot v3: HMAC-SHA256 of method + uri + body + timestamp, base64. The uri is the
+    /// public `https://` URL HubSpot called (`switchyard serve --public-url`).
     HubspotV3 {
         /// Secret name.
         secret: String,
@@ -782,10 +806,14 @@ pub enum WebhookVerify {
         #[serde(default = "tolerance")]
         tolerance_secs: u64,
     },
-    /// Zendesk: HMAC-SHA256 of timestamp + body, base64.
+    /// Zendesk: HMAC-SHA256 of timestamp + body, base64, with a tolerance on
+    /// `X-Zendesk-Webhook-Signature-Timestamp` (RFC 3339, or Unix seconds or milliseconds).
     Zendesk {
         /// Secret name.
         secret: String,
+        /// Replay window in seconds. Default: 300.
+        #[serde(default = "tolerance")]
+        tolerance_secs: u64,
     },
     /// Verification done by a plugin (a key of `plugins`).
     Plugin {

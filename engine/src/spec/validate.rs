@@ -724,6 +724,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
     }
     if let Some(i) = &c.inbound {
         obj_ref(&i.object, "/inbound/object", &mut out);
+        check_verification(i, &mut out);
         if let Some(p) = &i.idempotency_key {
             check_jsonpath(p, "/inbound/idempotency_key", &mut out);
         }
@@ -733,7 +734,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 W::HmacBody { secret, .. }
                 | W::Stripe { secret, .. }
                 | W::HubspotV3 { secret, .. }
-                | W::Zendesk { secret } => Some(secret),
+                | W::Zendesk { secret, .. } => Some(secret),
                 W::Plugin { plugin } => {
                     plugin_ref(plugin, "/inbound/webhook/plugin", &mut out);
                     None
@@ -754,4 +755,34 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
     }
     out
+}
+
+/// An unsigned inbound source is allowed only when it says so (and is then pointed out).
+fn check_verification(i: &super::connector::Inbound, out: &mut Diagnostics) {
+    use super::connector::Verification;
+    if i.verification != Verification::None {
+        return;
+    }
+    if i.webhook.is_some() {
+        out.push(
+            Diagnostic::error(
+                "E241",
+                "/inbound/verification",
+                "`verification = \"none\"` contradicts the declared `webhook` scheme",
+            )
+            .with_hint("remove one of them"),
+        );
+    } else {
+        out.push(
+            Diagnostic::warning(
+                "W240",
+                "/inbound/verification",
+                "webhooks from this source are accepted unsigned: anyone who can reach the \
+                 endpoint can post records",
+            )
+            .with_hint(
+                "declare a `webhook` scheme (hmac_body, stripe, hubspot_v3, zendesk, plugin)",
+            ),
+        );
+    }
 }
