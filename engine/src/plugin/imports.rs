@@ -37,6 +37,8 @@ pub(crate) struct Effective {
     pub(crate) config: IndexMap<String, String>,
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) allow_private: bool,
+    /// Removes the granted secrets' values (raw and encoded) from log lines and errors.
+    pub(crate) redactor: crate::secrets::Redactor,
 }
 
 /// Facts about one call the host needs after the store is gone (limit breaches, logs).
@@ -50,6 +52,9 @@ pub(crate) struct CallReport {
 
 impl CallReport {
     fn deny(&self, message: String) -> GuestError {
+        // Denial messages quote names the plugin chose; they are logged and reported, so they
+        // carry no control characters.
+        let message = escape_controls(&message);
         tracing::warn!(%message, "plugin capability denied");
         if let Ok(mut d) = self.denials.lock() {
             d.push(message.clone());
@@ -58,38 +63,75 @@ impl CallReport {
     }
 }
 
-/// Memory/table limiter that remembers a breach.
+/// Bytes counted per table element (a function reference is one pointer).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+/// Most elements of one table.
+const TABLE_MAX_ELEMENTS: usize = 100_000;
+
+/// Memory/table limiter of one store that remembers a breach. A component may hold several core
+/// instances, each with its own linear memories and tables: the limit is on their *sum* (the size
+/// of every memory and table of the store, including their initial sizes), not on each alone.
 pub(crate) struct Limiter {
     memory_limit: u64,
+    /// Bytes of every memory and table of the store so far (they never shrink).
+    total: u64,
+    /// The last growth allowed, taken back if wasmtime then fails to perform it.
+    pending: u64,
     report: Arc<CallReport>,
+}
+
+impl Limiter {
+    fn grow(&mut self, delta: u64) -> wasmtime::Result<bool> {
+        let total = self.total.saturating_add(delta);
+        if total > self.memory_limit {
+            self.report.memory_requested.store(total, Ordering::Relaxed);
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes exceeded (all memories and tables together)",
+                self.memory_limit
+            ));
+        }
+        self.total = total;
+        self.pending = delta;
+        Ok(true)
+    }
+
+    fn undo(&mut self) {
+        self.total = self.total.saturating_sub(self.pending);
+        self.pending = 0;
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            self.report
-                .memory_requested
-                .store(desired as u64, Ordering::Relaxed);
-            return Err(wasmtime::format_err!(
-                "memory limit of {} bytes exceeded",
-                self.memory_limit
-            ));
-        }
-        Ok(true)
+        self.grow((desired as u64).saturating_sub(current as u64))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired > TABLE_MAX_ELEMENTS {
+            return Ok(false);
+        }
+        let delta = (desired as u64).saturating_sub(current as u64);
+        self.grow(delta.saturating_mul(TABLE_ELEMENT_BYTES))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -122,6 +164,8 @@ impl PluginState {
     pub(crate) fn new(eff: Arc<Effective>, report: Arc<CallReport>) -> PluginState {
         let limiter = Limiter {
             memory_limit: eff.limits.memory_bytes,
+            total: 0,
+            pending: 0,
             report: report.clone(),
         };
         let mut table = ResourceTable::new();
@@ -360,6 +404,23 @@ impl WasiView for PluginState {
     }
 }
 
+/// `text` with control characters (C0, DEL, C1) escaped as `\u{..}`: plugin-chosen text never
+/// reaches a terminal or a log line raw.
+pub(crate) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 impl host::types::Host for PluginState {}
 
 impl host::log::Host for PluginState {
@@ -368,22 +429,10 @@ impl host::log::Host for PluginState {
         if self.log_bytes >= LOG_BYTES_PER_CALL {
             return Ok(());
         }
-        let mut clean: String = message
-            .chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect();
-        // Granted secret values never reach the log, even if the plugin prints them.
-        for secret in self.eff.secrets.values() {
-            if !secret.expose().is_empty() && clean.contains(secret.expose()) {
-                clean = clean.replace(secret.expose(), "<redacted>");
-            }
-        }
+        let mut clean = escape_controls(&message);
+        // Granted secret values never reach the log, even if the plugin prints them (raw,
+        // percent-encoded, base64, hex or reversed).
+        self.eff.redactor.redact_in_place(&mut clean);
         if clean.len() > LOG_LINE_BYTES {
             let mut cut = LOG_LINE_BYTES;
             while !clean.is_char_boundary(cut) {
