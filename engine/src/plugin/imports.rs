@@ -182,6 +182,13 @@ impl PluginState {
         }
     }
 
+    /// Records a denied capability; the message (which may quote what the plugin asked for)
+    /// is escaped and has the granted secrets removed.
+    fn deny(&self, message: String) -> GuestError {
+        self.report
+            .deny(self.eff.redactor.redact(&message).into_owned())
+    }
+
     /// Resets the per-call counters (batch mode).
     pub(crate) fn reset_call(&mut self, report: Arc<CallReport>) {
         self.report = report.clone();
@@ -193,14 +200,14 @@ impl PluginState {
     fn check_url(&self, url: &Url, context: &str) -> Result<(), GuestError> {
         let eff = &self.eff;
         if !eff.manifest_hosts.iter().any(|h| h.matches(url)) {
-            return Err(self.report.deny(format!(
+            return Err(self.deny(format!(
                 "{context}`{}` is not in the plugin's allowed hosts ({})",
                 origin(url),
                 list(&eff.manifest_hosts)
             )));
         }
         if !eff.granted_hosts.iter().any(|h| h.matches(url)) {
-            return Err(self.report.deny(format!(
+            return Err(self.deny(format!(
                 "{context}`{}` is not granted by the operator ({})",
                 origin(url),
                 list(&eff.granted_hosts)
@@ -210,26 +217,20 @@ impl PluginState {
             && !eff.allow_private
             && is_private(ip.into())
         {
-            return Err(self
-                .report
-                .deny(format!("{context}`{}` is a private address", origin(url))));
+            return Err(self.deny(format!("{context}`{}` is a private address", origin(url))));
         }
         if let Some(url::Host::Ipv6(ip)) = url.host()
             && !eff.allow_private
             && is_private(ip.into())
         {
-            return Err(self
-                .report
-                .deny(format!("{context}`{}` is a private address", origin(url))));
+            return Err(self.deny(format!("{context}`{}` is a private address", origin(url))));
         }
         Ok(())
     }
 
     async fn send(&mut self, req: WitRequest) -> Result<WitResponse, GuestError> {
         let Some(client) = self.eff.http.clone() else {
-            return Err(self
-                .report
-                .deny("http is not granted to this plugin".into()));
+            return Err(self.deny("http is not granted to this plugin".into()));
         };
         let limits = self.eff.limits;
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
@@ -242,7 +243,7 @@ impl PluginState {
         for _hop in 0..=MAX_REDIRECTS {
             self.check_url(&url, &context)?;
             if self.http_used >= limits.http_requests {
-                return Err(self.report.deny(format!(
+                return Err(self.deny(format!(
                     "http request limit of {} per call reached",
                     limits.http_requests
                 )));
@@ -265,7 +266,7 @@ impl PluginState {
             let resp = rb.send().await.map_err(|e| {
                 let msg = chain(&e);
                 if msg.contains("private or loopback") {
-                    self.report.deny(format!("{context}{msg}"))
+                    self.deny(format!("{context}{msg}"))
                 } else {
                     GuestError::Upstream(msg)
                 }
@@ -486,15 +487,13 @@ impl host::config::Host for PluginState {
 impl host::secrets::Host for PluginState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, GuestError>> {
         if !self.eff.declared_secrets.contains(&name) {
-            return Ok(Err(self.report.deny(format!(
+            return Ok(Err(self.deny(format!(
                 "secret `{name}` is not declared in the plugin manifest"
             ))));
         }
         Ok(match self.eff.secrets.get(&name) {
             Some(s) => Ok(s.expose().to_string()),
-            None => Err(self
-                .report
-                .deny(format!("secret `{name}` is not granted by the operator"))),
+            None => Err(self.deny(format!("secret `{name}` is not granted by the operator"))),
         })
     }
 }
@@ -514,5 +513,51 @@ impl host::http::Host for PluginState {
         request: WitRequest,
     ) -> wasmtime::Result<Result<WitResponse, GuestError>> {
         Ok(PluginState::send(self, request).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    fn limiter(limit: u64) -> Limiter {
+        Limiter {
+            memory_limit: limit,
+            total: 0,
+            pending: 0,
+            report: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn memories_and_tables_share_one_total() {
+        let mut l = limiter(10 << 20);
+        // Two memories of 4 MiB each: fine; a third of 4 MiB passes the 10 MiB total.
+        assert!(l.memory_growing(0, 4 << 20, None).expect("ok"));
+        assert!(l.memory_growing(0, 4 << 20, None).expect("ok"));
+        assert!(l.memory_growing(0, 4 << 20, None).is_err());
+        assert_eq!(l.report.memory_requested.load(Ordering::Relaxed), 12 << 20);
+        // A table of 1000 elements counts 8 KB against the same total.
+        assert!(l.table_growing(0, 1000, None).expect("ok"));
+        assert_eq!(l.total, (8 << 20) + 8000);
+        // A growth wasmtime could not perform is taken back.
+        assert!(l.memory_growing(4 << 20, 5 << 20, None).expect("ok"));
+        l.memory_grow_failed(wasmtime::format_err!("no room"))
+            .expect("ok");
+        assert_eq!(l.total, (8 << 20) + 8000);
+        assert!(
+            !l.table_growing(0, TABLE_MAX_ELEMENTS + 1, None)
+                .expect("ok")
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{1b}[2J\r\u{9b}b"),
+            "a\\u{1b}[2J\\r\\u{9b}b"
+        );
+        assert_eq!(escape_controls("plain"), "plain");
     }
 }

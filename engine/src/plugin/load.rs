@@ -121,13 +121,12 @@ pub fn read_manifest(path: &Path, limit: u64) -> Result<PluginInfo, PluginError>
             .to_string())
     })?;
     let (loaded, diags) = spec::load_source(source);
-    let loaded = Some(loaded);
     if diags.has_errors() {
         return Err(err(crate::diag::render_human(&diags, None)
             .trim_end()
             .to_string()));
     }
-    match loaded.and_then(|l| l.spec) {
+    match loaded.spec {
         Some(Spec::Plugin(m)) => {
             let info = m.plugin;
             if info.name.is_empty()

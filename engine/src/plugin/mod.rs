@@ -81,6 +81,9 @@ impl Grants {
     }
 }
 
+/// Looks up the grants of the wasm whose sha256 (lowercase hex) it is given.
+pub type GrantLookup = Arc<dyn Fn(&str) -> Result<Grants, String> + Send + Sync>;
+
 /// Where a loaded plugin's grants come from. They are looked up at every (re)load *after* the
 /// wasm's bytes are read and checked against the manifest's `sha256` pin, so grants given by
 /// digest apply only to the very bytes the operator approved, whatever name the manifest claims.
@@ -91,7 +94,7 @@ pub enum GrantSource {
     Fixed(Grants),
     /// Grants chosen by the loaded wasm's sha256 (lowercase hex): the operator's grants file,
     /// through [`PluginEnv::grants`].
-    BySha256(Arc<dyn Fn(&str) -> Result<Grants, String> + Send + Sync>),
+    BySha256(GrantLookup),
 }
 
 impl std::fmt::Debug for GrantSource {
