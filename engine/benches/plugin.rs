@@ -37,11 +37,24 @@ fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// The sha256 a manifest pins (the host loads only pinned plugins).
+fn sha256_of(wasm: &Path) -> String {
+    match std::fs::read(wasm) {
+        Ok(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", wasm.display());
+            std::process::exit(2);
+        }
+    }
+}
+
 fn manifest(dir: &Path, name: &str, wasm_name: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
+    let w = wasm(wasm_name);
     let text = format!(
-        "spec_version = 1\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{}\"\n{extra}",
-        wasm(wasm_name).display()
+        "spec_version = 1\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{}\"\nsha256 = \"{}\"\n{extra}",
+        w.display(),
+        sha256_of(&w)
     );
     if let Err(e) = std::fs::write(&path, text) {
         eprintln!("cannot write {}: {e}", path.display());
@@ -333,7 +346,8 @@ async fn run() {
     if let Ok(path) = std::env::var("PLUGIN_BENCH_PREINIT") {
         let m = dir.path().join("preinit.toml");
         let text = format!(
-            "spec_version = 1\n[plugin]\nname = \"preinit\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{path}\"\n"
+            "spec_version = 1\n[plugin]\nname = \"preinit\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"{path}\"\nsha256 = \"{}\"\n",
+            sha256_of(Path::new(&path))
         );
         std::fs::write(&m, text).expect("manifest");
         let pre = host

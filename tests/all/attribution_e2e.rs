@@ -545,8 +545,12 @@ fn operator_grants_reach_the_enrichment_plugin_for_the_spec_tenant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let grants = |tenant: &str| {
         let path = dir.path().join(format!("grants-{tenant}.toml"));
+        // The grant names the enricher's wasm by its sha256.
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(kse_wasm()).expect("built"),
+        ));
         let text = format!(
-            "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n[[grant]]\nplugin = \"kse-enricher\"\ntenants = [\"{tenant}\"]\nconfig = {{ high_value_threshold = 150 }}\n",
+            "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n[[grant]]\nsha256 = \"{sha}\"\ntenants = [\"{tenant}\"]\nconfig = {{ high_value_threshold = 150 }}\n",
             dir.path().join("cache").display()
         );
         std::fs::write(&path, text).expect("write grants");

@@ -35,15 +35,31 @@ fn wasm(name: &str) -> PathBuf {
     p
 }
 
-/// Writes a manifest for `wasm_name` into `dir` and returns its path.
-fn manifest(dir: &Path, name: &str, world: &str, wasm_name: &str, extra: &str) -> PathBuf {
+/// Lowercase hex sha256 of a file.
+fn sha256_file(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).expect("readable")))
+}
+
+/// Writes a manifest for the wasm file `wasm_file` into `dir`, pinned to its sha256 unless
+/// `extra` sets `sha256` itself, and returns its path.
+fn manifest_for(dir: &Path, name: &str, world: &str, wasm_file: &Path, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
+    let pin = if extra.contains("sha256 =") {
+        String::new()
+    } else {
+        format!("sha256 = \"{}\"\n", sha256_file(wasm_file))
+    };
     let text = format!(
-        "spec_version = 1\n\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nwasm = \"{}\"\n{extra}",
-        wasm(wasm_name).display()
+        "spec_version = 1\n\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nwasm = \"{}\"\n{pin}{extra}",
+        wasm_file.display()
     );
     std::fs::write(&path, text).expect("ok");
     path
+}
+
+/// Writes a pinned manifest for the built component `wasm_name` into `dir`.
+fn manifest(dir: &Path, name: &str, world: &str, wasm_name: &str, extra: &str) -> PathBuf {
+    manifest_for(dir, name, world, &wasm(wasm_name), extra)
 }
 
 /// A host sharing one compiled cache across tests (compiling in debug builds is slow).
@@ -785,7 +801,10 @@ async fn hostile_secret_not_declared_is_denied() {
     let dir = tempfile::tempdir().expect("ok");
     let grants = Grants {
         secrets: [
-            ("webhook_secret".to_string(), Secret::new("mine")),
+            (
+                "webhook_secret".to_string(),
+                Secret::new("mine-webhook-secret"),
+            ),
             ("other_tenant_key".to_string(), Secret::new("theirs")),
         ]
         .into_iter()
@@ -819,16 +838,35 @@ async fn hostile_secret_not_declared_is_denied() {
     );
     assert_eq!(
         ask("webhook_secret").await.expect("ok").reason.as_deref(),
-        Some("got 4 bytes")
+        Some("got 19 bytes")
     );
-    // The plugin logs the secret it was given: the host redacts it.
+    // The plugin logs the secret it was given, raw, in hex and reversed: the host redacts every
+    // form (switchyard::secrets::Redactor).
     let out = t
         .run_once("verify", &json!({"headers": {"X-Steal": "webhook_secret"}}))
         .await
         .expect("ran");
     assert_eq!(out.logs.len(), 1);
-    assert_eq!(out.logs[0].message, "stolen: <redacted>");
+    assert_eq!(
+        out.logs[0].message,
+        "stolen: [redacted] hex [redacted] reversed [redacted]"
+    );
     assert!(out.denials.is_empty());
+    // ... and puts it in its error: redacted there too.
+    let err = t
+        .verify_webhook(
+            &[
+                ("X-Steal".into(), "webhook_secret".into()),
+                ("X-Leak".into(), "1".into()),
+            ],
+            b"",
+        )
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "plugin `thief` failed: internal: cannot verify with [redacted] ([redacted])"
+    );
     let out = t
         .run_once(
             "verify",
@@ -849,6 +887,21 @@ async fn hostile_secret_not_declared_is_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sha256_mismatch_and_world_mismatch_are_refused() {
     let dir = tempfile::tempdir().expect("ok");
+    let zeros = "0".repeat(64);
+    let m = manifest(
+        dir.path(),
+        "basics",
+        "mapping-functions",
+        "mapping_basics",
+        &format!("sha256 = \"{zeros}\"\n"),
+    );
+    let err = host().load(&m, Grants::default()).expect_err("must fail");
+    assert_eq!(err.kind(), PluginErrorKind::Integrity);
+    assert!(
+        err.to_string()
+            .contains(&format!("but the manifest {} pins {zeros}", m.display())),
+        "{err}"
+    );
     let m = manifest(
         dir.path(),
         "basics",
@@ -857,9 +910,10 @@ async fn sha256_mismatch_and_world_mismatch_are_refused() {
         "sha256 = \"00\"\n",
     );
     let err = host().load(&m, Grants::default()).expect_err("must fail");
-    assert_eq!(err.kind(), PluginErrorKind::Integrity);
+    assert_eq!(err.kind(), PluginErrorKind::Manifest);
     assert!(
-        err.to_string().contains("but the manifest says 00"),
+        err.to_string()
+            .contains("/plugin/sha256: `00` is not a sha256 digest (64 hex digits)"),
         "{err}"
     );
     let m = manifest(
@@ -892,7 +946,14 @@ async fn hot_reload_keeps_the_previous_version_when_the_new_one_fails() {
     let wasm_copy = dir.path().join("p.wasm");
     std::fs::copy(wasm("hostile_compute"), &wasm_copy).expect("ok");
     let m = dir.path().join("p.toml");
-    std::fs::write(&m, "spec_version = 1\n[plugin]\nname = \"p\"\nversion = \"1.0.0\"\nworld = \"mapping-functions\"\nwasm = \"p.wasm\"\n").expect("ok");
+    let write_manifest = |version: &str| {
+        let text = format!(
+            "spec_version = 1\n[plugin]\nname = \"p\"\nversion = \"{version}\"\nworld = \"mapping-functions\"\nwasm = \"p.wasm\"\nsha256 = \"{}\"\n",
+            sha256_file(&wasm_copy)
+        );
+        std::fs::write(&m, text).expect("ok");
+    };
+    write_manifest("1.0.0");
     let h = host().load(&m, Grants::default()).expect("ok");
     let first = h.status();
     assert_eq!(
@@ -901,7 +962,12 @@ async fn hot_reload_keeps_the_previous_version_when_the_new_one_fails() {
     );
     assert!(!h.reload_if_changed().expect("ok"), "nothing changed yet");
 
+    // A new wasm the manifest does not pin is refused.
     std::fs::write(&wasm_copy, b"\0asm garbage").expect("ok");
+    let err = h.reload_if_changed().expect_err("must fail");
+    assert_eq!(err.kind(), PluginErrorKind::Integrity, "{err}");
+    // Pinned, it is compiled, and fails to.
+    write_manifest("1.0.1");
     let err = h.reload_if_changed().expect_err("must fail");
     assert_eq!(err.kind(), PluginErrorKind::Compile);
     let st = h.status();
@@ -924,7 +990,7 @@ async fn hot_reload_keeps_the_previous_version_when_the_new_one_fails() {
     // A new valid version (another plugin of the same world) replaces it, through the watcher.
     let _watch = host().watch(vec![h.clone()], Duration::from_millis(20));
     std::fs::copy(wasm("mapping_basics"), &wasm_copy).expect("ok");
-    std::fs::write(&m, "spec_version = 1\n[plugin]\nname = \"p\"\nversion = \"2.0.0\"\nworld = \"mapping-functions\"\nwasm = \"p.wasm\"\n").expect("ok");
+    write_manifest("2.0.0");
     let deadline = Instant::now() + Duration::from_secs(60);
     while h.status().version != "2.0.0" {
         assert!(Instant::now() < deadline, "not reloaded: {:?}", h.status());
@@ -965,6 +1031,7 @@ async fn compiled_components_are_cached_on_disk() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&cache)
             .expect("ok")
             .map(|e| e.expect("ok").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
             .collect();
         v.sort();
         v
@@ -997,19 +1064,445 @@ async fn compiled_components_are_cached_on_disk() {
         h.call_function("echo", &[json!("c")]).await.expect("ok"),
         json!("c")
     );
+    // An entry changed on disk (one byte of its code) is refused and replaced, whatever its
+    // mode: only entries carrying this host's MAC over these wasm bytes are deserialised.
+    let good = std::fs::read(&files[0]).expect("ok");
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    std::fs::write(&files[0], &bad).expect("ok");
+    host().load(&m, Grants::default()).expect("ok");
+    assert_eq!(std::fs::read(&files[0]).expect("ok"), good, "not rewritten");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        // A file others could have written is never deserialised: it is recompiled and replaced.
-        std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o666)).expect("ok");
-        host().load(&m, Grants::default()).expect("ok");
-        let mode = std::fs::metadata(&files[0])
-            .expect("ok")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+        let mode = |p: &Path| std::fs::metadata(p).expect("ok").permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0]), 0o600);
+        assert_eq!(mode(&cache.join("cache.key")), 0o600);
+        assert_eq!(mode(&cache), 0o700);
     }
+}
+
+/// Finding: a precompiled entry copied under another plugin's sha256 name (mode 0644, a
+/// valid-looking name) was deserialised and run in that plugin's place. Now B is recompiled from
+/// its own bytes, B's code answers, and the entry is overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_entry_copied_under_another_plugins_name_is_recompiled_not_run() {
+    let dir = tempfile::tempdir().expect("ok");
+    let cache = dir.path().join("cache");
+    let host = || {
+        PluginHost::new(HostConfig {
+            cache_dir: Some(cache.clone()),
+            ..HostConfig::default()
+        })
+        .expect("ok")
+    };
+    let a = manifest(dir.path(), "a", "mapping-functions", "mapping_basics", "");
+    let b = manifest(dir.path(), "b", "mapping-functions", "hostile_compute", "");
+    host().load(&a, Grants::default()).expect("a loads");
+    let entry_of = |wasm_name: &str| -> PathBuf {
+        let sha = sha256_file(&wasm(wasm_name));
+        std::fs::read_dir(&cache)
+            .expect("ok")
+            .map(|e| e.expect("ok").path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&sha))
+            })
+            .unwrap_or_else(|| cache.join(format!("{sha}-none.cwasm")))
+    };
+    let a_entry = entry_of("mapping_basics");
+    assert!(a_entry.exists(), "A's entry was written");
+    let engine_suffix = a_entry
+        .file_name()
+        .expect("ok")
+        .to_string_lossy()
+        .split_once('-')
+        .map(|(_, rest)| rest.to_string())
+        .expect("named <sha>-<engine>.cwasm");
+    let b_entry = cache.join(format!(
+        "{}-{engine_suffix}",
+        sha256_file(&wasm("hostile_compute"))
+    ));
+    let a_functions = vec!["phone_e164", "split_name", "split_address", "contact_key"];
+    for mode in [0o644, 0o600] {
+        std::fs::copy(&a_entry, &b_entry).expect("copy");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&b_entry, std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+        }
+        // A new host: hosts also share compiled components in memory.
+        let h = host().load(&b, Grants::default()).expect("b loads");
+        let names = h.functions().await.expect("answers");
+        assert_ne!(names, a_functions, "A's code ran for B (mode {mode:o})");
+        assert!(names.contains(&"spin".to_string()), "{names:?}");
+        assert_eq!(
+            h.call_function("echo", &[json!("b")]).await.expect("ok"),
+            json!("b")
+        );
+        assert_ne!(
+            std::fs::read(&b_entry).expect("ok"),
+            std::fs::read(&a_entry).expect("ok"),
+            "the poisoned entry was not overwritten"
+        );
+    }
+}
+
+/// Finding: the memory limit was checked per linear memory, so a component with several core
+/// instances grew 7 × 62.5 MiB against a 64 MiB limit. Every memory and table of a call's store
+/// now counts against one total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_memories_count_against_one_memory_limit() {
+    let dir = tempfile::tempdir().expect("ok");
+    let wat = repo_root().join("tests/plugins/hostile-memories/component.wat");
+    let bytes = wat::parse_file(&wat).expect("the hostile component assembles");
+    let file = dir.path().join("memories.wasm");
+    std::fs::write(&file, bytes).expect("ok");
+    let m = manifest_for(dir.path(), "memories", "mapping-functions", &file, "");
+    let h = host().load(&m, Grants::default()).expect("loads");
+    assert_eq!(h.limits().memory_bytes, 64 << 20);
+    // 8 memories of 1 page, each grown by 100 pages: 43.8 MiB in all, within the limit.
+    assert_eq!(
+        h.call_function("small", &[])
+            .await
+            .expect("within the limit"),
+        json!(1)
+    );
+    // Each grown by 1000 pages (62.5 MiB, under the limit alone): stopped once the total passes
+    // 64 MiB, at the second memory.
+    let err = h
+        .call_function("grow", &[])
+        .await
+        .expect_err("over the total");
+    assert_eq!(err.kind(), PluginErrorKind::MemoryLimit, "{err}");
+    let total = (1 + 7 + 2 * 1000) * 65536;
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "plugin `memories` tried to grow its memories and tables to {total} bytes in total, over its limit of 67108864 bytes"
+        )
+    );
+    // The limit is per call: the next call gets a fresh store.
+    assert_eq!(h.call_function("small", &[]).await.expect("ok"), json!(1));
+}
+
+/// Runs `f` on a thread and fails the test if it has not finished within `secs` seconds (the
+/// old loader blocked forever on a FIFO).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("did not finish within {secs} s"))
+}
+
+/// Finding: a wasm or manifest path naming a FIFO hung the loader (the open waits for a writer),
+/// and `/dev/zero` was read until allocation failed. Only regular files are opened (O_NONBLOCK,
+/// checked on the opened handle) and reads stop at the configured limit.
+#[cfg(unix)]
+#[test]
+fn fifo_and_device_paths_are_refused_quickly_naming_the_path() {
+    let dir = tempfile::tempdir().expect("ok");
+    let fifo = dir.path().join("plugin.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let zero = Path::new("/dev/zero");
+    for (what, target) in [("fifo", fifo.clone()), ("zero", zero.to_path_buf())] {
+        // The wasm is a FIFO or a device (sha256 pinned to anything: it is never read).
+        let m = manifest_for(
+            dir.path(),
+            what,
+            "mapping-functions",
+            &target,
+            &format!("sha256 = \"{}\"\n", "0".repeat(64)),
+        );
+        let err = within(10, move || {
+            host().load(&m, Grants::default()).expect_err("refused")
+        });
+        assert_eq!(err.kind(), PluginErrorKind::Io, "{err}");
+        let kind = if what == "fifo" {
+            "a FIFO (named pipe)"
+        } else {
+            "a character device"
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: {kind} is not read: only regular files are",
+                target.display()
+            )
+        );
+    }
+    // The manifest itself is a FIFO, or /dev/zero under a manifest's name.
+    let m = dir.path().join("fifo-manifest.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&m)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let shown = m.display().to_string();
+    let err = within(10, move || {
+        host().load(&m, Grants::default()).expect_err("refused")
+    });
+    assert_eq!(
+        err.to_string(),
+        format!("{shown}: a FIFO (named pipe) is not read: only regular files are")
+    );
+    // A regular file over the limit is refused without reading past it.
+    let big = dir.path().join("big.wasm");
+    std::fs::write(&big, vec![0u8; 4096]).expect("ok");
+    let m = manifest_for(dir.path(), "big", "mapping-functions", &big, "");
+    let small = PluginHost::new(HostConfig {
+        max_wasm_bytes: 1000,
+        ..HostConfig::default()
+    })
+    .expect("ok");
+    let err = small.load(&m, Grants::default()).expect_err("too large");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: larger than the limit of 1000 bytes", big.display())
+    );
+    // The CLI reads the same way.
+    let (code, out, err) = within(20, move || {
+        run(&["plugin", "inspect", fifo.to_str().expect("utf-8")])
+    });
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("a FIFO (named pipe) is not read"),
+        "{out}{err}"
+    );
+}
+
+/// Finding: a compile error echoed text of the file (wasmparser quotes names and bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compile_errors_never_echo_the_file() {
+    let dir = tempfile::tempdir().expect("ok");
+    // A component whose import name (not kebab-case) the validator would quote.
+    let leaky =
+        wat::parse_str(r#"(component (import "Leak-THIS-Value-7f3a" (func)))"#).expect("assembles");
+    let garbage = {
+        let mut b = b"\0asm\x0d\x00\x01\x00".to_vec();
+        b.extend_from_slice(b"\x00\x0fSECRET-in-bytes");
+        b
+    };
+    for (name, bytes) in [("leaky", leaky), ("garbage", garbage)] {
+        let file = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&file, &bytes).expect("ok");
+        let m = manifest_for(dir.path(), name, "mapping-functions", &file, "");
+        let err = host().load(&m, Grants::default()).expect_err("refused");
+        assert_eq!(err.kind(), PluginErrorKind::Compile, "{err}");
+        let msg = err.to_string();
+        assert!(!msg.contains("Leak") && !msg.contains("SECRET"), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "{}: not a valid webassembly component: ",
+                file.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("byte offset 0x"), "{msg}");
+    }
+    // A core module is named as such.
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, wat::parse_str("(module)").expect("ok")).expect("ok");
+    let m = manifest_for(dir.path(), "core", "mapping-functions", &core, "");
+    let err = host().load(&m, Grants::default()).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("a core webassembly module, not a component"),
+        "{err}"
+    );
+}
+
+/// Finding: a plugin calling WASI `exit` surfaced as an opaque trap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_calling_exit_gets_a_clear_error() {
+    let dir = tempfile::tempdir().expect("ok");
+    let h = hostile(dir.path(), "");
+    let err = h
+        .call_function("exit", &[json!(3)])
+        .await
+        .expect_err("exits");
+    assert_eq!(err.kind(), PluginErrorKind::Exit, "{err}");
+    // WASI 0.2's `exit` carries success or failure only: a guest's exit(3) arrives as 1.
+    assert_eq!(
+        err.to_string(),
+        "plugin `hostile` called exit(1) instead of returning a result"
+    );
+    let err = h
+        .call_function("exit", &[json!(0)])
+        .await
+        .expect_err("exits");
+    assert_eq!(
+        err.to_string(),
+        "plugin `hostile` called exit(0) instead of returning a result"
+    );
+    assert_eq!(
+        h.call_function("echo", &[json!(1)]).await.expect("ok"),
+        json!(1)
+    );
+}
+
+/// Finding: grants were looked up by the `name` a manifest claims, so any plugin whose manifest
+/// said `name = "kse-enricher"` got what the operator granted the real one. Grants now name the
+/// wasm's sha256 and apply only to bytes that hash to it.
+#[test]
+fn grants_bind_to_the_pinned_wasm_not_to_the_name_a_manifest_claims() {
+    wasm("kse_enricher");
+    let dir = tempfile::tempdir().expect("ok");
+    let kse_sha = sha256_file(&wasm("kse_enricher"));
+    let grants = dir.path().join("grants.toml");
+    let write_grants = |key: &str| {
+        std::fs::write(
+            &grants,
+            format!(
+                "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n[[grant]]\n{key}\ntenants = [\"acme\"]\nallowed_hosts = [\"http://127.0.0.1:9\"]\nallow_private_networks = true\nconfig = {{ high_value_threshold = 150 }}\n",
+                dir.path().join("cache").display()
+            ),
+        )
+        .expect("ok");
+    };
+    // An impostor: another wasm (it makes HTTP requests) under the real plugin's name.
+    let impostor = manifest(
+        dir.path(),
+        "kse-enricher",
+        "enricher",
+        "hostile_http",
+        "[plugin.capabilities]\nallowed_hosts = [\"http://127.0.0.1:9\"]\n",
+    );
+    let spec_text = std::fs::read_to_string(
+        repo_root().join("mapping-specs/examples/attribution-stripe-kse.toml"),
+    )
+    .expect("example spec");
+    let spec = dir.path().join("kse.toml");
+    std::fs::write(
+        &spec,
+        spec_text.replace(
+            "plugin = \"../../plugins/kse-enricher/plugin.toml\"",
+            &format!("plugin = \"{}\"", impostor.display()),
+        ),
+    )
+    .expect("ok");
+    let data = "mapping-specs/examples/data/attribution-hubspot-stripe.ndjson";
+    let attribute = |spec: &str| {
+        run(&[
+            "attribute",
+            "--spec",
+            spec,
+            "--input",
+            data,
+            "--plugin-grants",
+            grants.to_str().expect("utf-8"),
+            "--output",
+            "-",
+        ])
+    };
+    // A grant by name is refused, saying what to write instead.
+    write_grants("plugin = \"kse-enricher\"");
+    let (code, out, err) = attribute(spec.to_str().expect("utf-8"));
+    assert_ne!(
+        code, 0,
+        "the impostor ran with the real plugin's grant:\n{out}{err}"
+    );
+    assert!(
+        err.contains(
+            "grants name a plugin by the sha256 of its wasm, not by the name its manifest claims"
+        ),
+        "{err}"
+    );
+    // A grant for the real wasm's digest does not reach the impostor: it is refused at load
+    // (its http import is not granted).
+    write_grants(&format!("sha256 = \"{kse_sha}\""));
+    let (code, out, err) = attribute(spec.to_str().expect("utf-8"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("capability `http` is not granted: the operator grants no allowed hosts"),
+        "{err}"
+    );
+    // The real plugin gets it.
+    let (code, out, err) = attribute("mapping-specs/examples/attribution-stripe-kse.toml");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"value_tier\":\"high\""), "{out}");
+}
+
+/// A manifest without a pin is refused, saying how to compute and write it; `plugin pin`
+/// writes it.
+#[test]
+fn an_unpinned_manifest_is_refused_and_plugin_pin_writes_the_pin() {
+    let dir = tempfile::tempdir().expect("ok");
+    let w = dir.path().join("h.wasm");
+    std::fs::copy(wasm("hostile_compute"), &w).expect("ok");
+    let m = dir.path().join("plugin.toml");
+    std::fs::write(
+        &m,
+        "# a comment that stays\nspec_version = 1\n\n[plugin]\nname = \"h\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwasm = \"h.wasm\"\n\n[plugin.limits]\ncpu_ms = 100\n",
+    )
+    .expect("ok");
+    let err = host().load(&m, Grants::default()).expect_err("unpinned");
+    assert_eq!(err.kind(), PluginErrorKind::Manifest);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{m}: /plugin/sha256: missing: the host loads only a wasm its manifest pins (operators grant capabilities to that digest); add `sha256 = \"<hex>\"` under [plugin]: `switchyard plugin pin {m}` writes it, `sha256sum {w}` prints it",
+            m = m.display(),
+            w = w.display()
+        )
+    );
+    let ms = m.to_str().expect("utf-8");
+    let (code, out, _) = run(&["plugin", "pin", "--check", ms]);
+    assert_eq!(code, 1);
+    let sha = sha256_file(&w);
+    assert_eq!(out, format!("{sha}  {ms}: not pinned\n"));
+    let (code, out, err) = run(&["plugin", "pin", ms]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{ms}: sha256 = \"{sha}\"\n"));
+    let text = std::fs::read_to_string(&m).expect("ok");
+    assert!(text.starts_with("# a comment that stays\n"), "{text}");
+    assert!(
+        text.contains(&format!("wasm = \"h.wasm\"\nsha256 = \"{sha}\"\n")),
+        "{text}"
+    );
+    host().load(&m, Grants::default()).expect("pinned: loads");
+    // A rebuilt wasm: refused until pinned again; `pin` replaces the old pin.
+    std::fs::copy(wasm("mapping_basics"), &w).expect("ok");
+    let err = host().load(&m, Grants::default()).expect_err("stale pin");
+    assert_eq!(err.kind(), PluginErrorKind::Integrity);
+    let (code, _, err) = run(&["plugin", "pin", ms]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&m).expect("ok");
+    assert_eq!(text.matches("sha256 =").count(), 1, "{text}");
+    host()
+        .load(&m, Grants::default())
+        .expect("pinned again: loads");
+}
+
+/// Every example manifest pins what .ci/build-plugins builds (the build is reproducible).
+#[test]
+fn example_manifests_pin_the_built_plugins() {
+    wasm("mapping_basics");
+    let manifests: Vec<String> = [
+        "acme-codec",
+        "crm-connector",
+        "kse-enricher",
+        "mapping-basics",
+        "webhook-verifier",
+    ]
+    .iter()
+    .map(|p| format!("plugins/{p}/plugin.toml"))
+    .collect();
+    let mut args = vec!["plugin", "pin", "--check"];
+    args.extend(manifests.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(
+        code, 0,
+        "a pin is stale: rebuild (bash .ci/build-plugins) and run `switchyard plugin pin plugins/*/plugin.toml`\n{out}{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1086,6 +1579,67 @@ fn cli_test_runs_a_plugin_once() {
     assert!(err.contains("unknown function `nope`"), "{err}");
 }
 
+/// Finding: `plugin test` printed plugin output raw, so ANSI escapes, carriage returns and C1
+/// controls from a plugin reached the terminal.
+#[test]
+fn cli_test_escapes_control_characters_in_plugin_output() {
+    let dir = tempfile::tempdir().expect("ok");
+    let m = manifest(dir.path(), "h", "mapping-functions", "hostile_compute", "");
+    let ms = m.to_str().expect("utf-8");
+    let raw = |text: &str| {
+        text.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}')
+    };
+    // The result: echo returns what it was given (ESC, CSI as C1, CR, DEL, a bidi override).
+    let (code, out, err) = run(&[
+        "plugin",
+        "test",
+        ms,
+        "--input",
+        r#"{"function": "echo", "args": ["red\u001b[31m \u009b2J \r \u007f \u202e"]}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!raw(&out), "raw control characters on stdout: {out:?}");
+    let v: Value = serde_json::from_str(&out).expect("still json");
+    assert_eq!(v, json!("red\u{1b}[31m \u{9b}2J \r \u{7f} \u{202e}"));
+    // The plugin's error quotes the function name it was given.
+    let (code, out, err) = run(&[
+        "plugin",
+        "test",
+        ms,
+        "--input",
+        r#"{"function": "nope\u001b]0;owned\u0007\r"}"#,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!raw(&err), "raw control characters on stderr: {err:?}");
+    assert!(
+        err.contains("unknown function `nope\\u{1b}]0;owned\\u{7}\\r`"),
+        "{err}"
+    );
+    // A denial quotes the secret name the plugin asked for.
+    let t = manifest(
+        dir.path(),
+        "thief",
+        "webhook-verifier",
+        "hostile_secret",
+        "[plugin.capabilities]\nsecrets = [\"webhook_secret\"]\n",
+    );
+    let (_, out, err) = run(&[
+        "plugin",
+        "test",
+        t.to_str().expect("utf-8"),
+        "--op",
+        "verify",
+        "--input",
+        r#"{"headers": {"X-Steal": "k\u001b[2J\r"}}"#,
+    ]);
+    assert!(!raw(&err) && !raw(&out), "{out:?} {err:?}");
+    assert!(
+        err.contains("denied: secret `k\\u{1b}[2J\\r` is not declared"),
+        "{err}"
+    );
+}
+
 /// The third-party path: scaffold with `plugin new`, build for wasm32-wasip2, test.
 #[test]
 fn cli_new_scaffolds_a_plugin_that_builds_and_runs() {
@@ -1125,6 +1679,8 @@ fn cli_new_scaffolds_a_plugin_that_builds_and_runs() {
     std::fs::create_dir_all(&expected).expect("ok");
     std::fs::copy(&built, expected.join("shouter.wasm")).expect("ok");
     let m = crate_dir.join("plugin.toml");
+    let (code, out, err) = run(&["plugin", "pin", m.to_str().expect("ok")]);
+    assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = run(&[
         "plugin",
         "test",

@@ -200,8 +200,13 @@ first = "string"
         dir.path(),
         "grants.toml",
         &format!(
-            "[host]\ncache_dir = \"{}\"\n[[grant]]\nplugin = \"webhook-verifier\"\ntenants = [\"t1\"]\nsecrets = {{ webhook_secret = \"env:SY_TEST_WH\" }}\n",
-            dir.path().join("cache").display()
+            "[host]\ncache_dir = \"{}\"\n[[grant]]\nsha256 = \"{}\"\ntenants = [\"t1\"]\nsecrets = {{ webhook_secret = \"env:SY_TEST_WH\" }}\n",
+            dir.path().join("cache").display(),
+            // The grant names the verifier's wasm by its sha256.
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                std::fs::read(repo_root().join("target/plugins/webhook_verifier.wasm"))
+                    .expect("built")
+            ))
         ),
     );
     let server = start(

@@ -189,8 +189,9 @@ async fn operations_delegated_to_a_full_connector_plugin() {
     std::fs::write(
         &manifest,
         format!(
-            "spec_version = 1\n[plugin]\nname = \"crm-connector\"\nversion = \"0.1.0\"\nworld = \"full-connector\"\nwit_version = \"0.1.0\"\nwasm = \"{}\"\n[plugin.capabilities]\nallowed_hosts = [\"{}\"]\nsecrets = [\"api_secret\"]\nconfig = [\"base_url\", \"key_id\"]\n",
+            "spec_version = 1\n[plugin]\nname = \"crm-connector\"\nversion = \"0.1.0\"\nworld = \"full-connector\"\nwit_version = \"0.1.0\"\nwasm = \"{}\"\nsha256 = \"{}\"\n[plugin.capabilities]\nallowed_hosts = [\"{}\"]\nsecrets = [\"api_secret\"]\nconfig = [\"base_url\", \"key_id\"]\n",
             repo_root().join("target/plugins/crm_connector.wasm").display(),
+            sha256_of(&repo_root().join("target/plugins/crm_connector.wasm")),
             emu.base_url()
         ),
     )
@@ -280,18 +281,32 @@ id = "$.id"
     emu.shutdown().await;
 }
 
+/// Lowercase hex sha256 of a file (grants and manifests name a plugin's wasm by it).
+fn sha256_of(path: &Path) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(path).expect("readable"),
+    ))
+}
+
 fn write_grants(dir: &Path, emu: &sandbox::Emulator) -> PathBuf {
     let c = emu.credentials();
     let p = dir.join("grants.toml");
     std::fs::write(
         &p,
         format!(
-            "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n[[grant]]\nplugin = \"*\"\ntenants = [\"tenant_a\"]\nallowed_hosts = [\"{}\"]\nsecrets = {{ api_secret = \"{}\" }}\nconfig = {{ key_id = \"{}\", base_url = \"{}\" }}\nallow_private_networks = true\n",
+            "[host]\ncache_dir = \"{}\"\nwatch_ms = 0\n\n{}",
             dir.join("cache").display(),
-            emu.base_url(),
-            c.get("api_secret").unwrap_or_default(),
-            c.get("key_id").unwrap_or_default(),
-            emu.base_url()
+            // One grant per AcmeCRM plugin, named by the sha256 of its wasm.
+            ["acme_codec", "crm_connector"]
+                .map(|w| format!(
+                    "[[grant]]\nsha256 = \"{}\"\ntenants = [\"tenant_a\"]\nallowed_hosts = [\"{}\"]\nsecrets = {{ api_secret = \"{}\" }}\nconfig = {{ key_id = \"{}\", base_url = \"{}\" }}\nallow_private_networks = true\n",
+                    sha256_of(&repo_root().join(format!("target/plugins/{w}.wasm"))),
+                    emu.base_url(),
+                    c.get("api_secret").unwrap_or_default(),
+                    c.get("key_id").unwrap_or_default(),
+                    emu.base_url()
+                ))
+                .join("\n")
         ),
     )
     .expect("grants");
@@ -421,7 +436,10 @@ fn spec_referenced_plugins_are_hot_reloaded() {
     .expect("copy");
     std::fs::write(
         dir.path().join("plugin.toml"),
-        "spec_version = 1\n[plugin]\nname = \"basics\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwit_version = \"0.1.0\"\nwasm = \"basics.wasm\"\n",
+        format!(
+            "spec_version = 1\n[plugin]\nname = \"basics\"\nversion = \"0.1.0\"\nworld = \"mapping-functions\"\nwit_version = \"0.1.0\"\nwasm = \"basics.wasm\"\nsha256 = \"{}\"\n",
+            sha256_of(&wasm)
+        ),
     )
     .expect("manifest");
     let spec = dir.path().join("route.json");

@@ -149,10 +149,10 @@ async fn run_async(a: Args) -> u8 {
         None => None,
         Some(settings) => {
             let manifest = enrich::manifest_path(&a.spec, settings);
-            let loaded_plugin = enrich::plugin_name(&manifest).and_then(|name| {
-                let grants = plugins.grants(&name, &spec.attribution.tenant)?;
-                enrich::load_enricher(plugins.host()?, &manifest, grants)
-            });
+            let grants = plugins.grants(&manifest, &spec.attribution.tenant);
+            let loaded_plugin = plugins
+                .host()
+                .and_then(|host| enrich::load_enricher(host, &manifest, grants));
             match loaded_plugin {
                 Ok(x) => Some(x),
                 Err(message) => {

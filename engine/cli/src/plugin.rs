@@ -1,9 +1,13 @@
-//! `switchyard plugin new|inspect|test`: scaffold a plugin crate, show what a component imports
-//! and exports (and check its manifest), run a plugin once.
+//! `switchyard plugin new|inspect|pin|test`: scaffold a plugin crate, show what a component
+//! imports and exports (and check its manifest), pin a manifest to its wasm's sha256, run a
+//! plugin once. Whatever a plugin produced is printed with control characters escaped: plugin
+//! output never drives the terminal.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use switchyard::plugin::{Grants, HostConfig, PluginHost, Secret, WIT_VERSION, inspect_component};
+use switchyard::plugin::{
+    Grants, HostConfig, PluginHost, Secret, WIT_VERSION, inspect_component, read_regular_file,
+};
 use switchyard::spec::plugin::PluginWorld;
 
 /// Arguments of `switchyard plugin`.
@@ -35,6 +39,17 @@ pub enum PluginCommand {
     Inspect {
         /// A plugin.toml manifest or a .wasm component.
         file: PathBuf,
+    },
+    /// Write the sha256 of each manifest's wasm into it (`sha256 = "…"` under [plugin]); the
+    /// host loads only pinned plugins, and operators grant capabilities to that digest.
+    Pin {
+        /// plugin.toml manifests.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only print each wasm's sha256 and whether the manifest pins it (exit 1 if one does
+        /// not); change nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// Run a plugin once with a JSON input (prints the JSON result; logs go to stderr).
     Test {
@@ -71,6 +86,7 @@ pub(super) fn run(a: Args) -> u8 {
             sdk,
         } => new(&name, &world, &dir, sdk),
         PluginCommand::Inspect { file } => inspect(&file),
+        PluginCommand::Pin { files, check } => pin(&files, check),
         PluginCommand::Test {
             file,
             input,
@@ -92,10 +108,47 @@ pub(super) fn run(a: Args) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e));
             super::EXIT_USAGE
         }
     }
+}
+
+/// Whether `c` must not reach a terminal raw: control characters (C0 but newline, DEL, C1: ANSI
+/// escape sequences, carriage returns, backspaces) and the invisible bidirectional-text controls
+/// that reorder what is shown.
+fn unsafe_for_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every character [`unsafe_for_terminal`] escaped as `\u{..}`.
+fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_for_terminal(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Pretty JSON for the terminal: JSON escapes C0 controls in strings but leaves DEL, C1 and
+/// bidi controls raw; they are written as `\uXXXX` escapes too (still valid JSON: outside
+/// strings pretty JSON has only spaces and newlines).
+fn terminal_json(v: &Value) -> String {
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_for_terminal(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn default_sdk() -> PathBuf {
@@ -161,7 +214,7 @@ strip = true
         }
     };
     let manifest = format!(
-        "# Manifest of the `{name}` plugin (see the SDK README).\nspec_version = 1\n\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nwit_version = \"{WIT_VERSION}\"\nwasm = \"target/wasm32-wasip2/release/{lib}.wasm\"\n# sha256 = \"...\"  # set when shipping: sha256sum of the wasm\n{capabilities}\n[plugin.limits]\ncpu_ms = 200\nmemory_mib = 64\n",
+        "# Manifest of the `{name}` plugin (see the SDK README).\nspec_version = 1\n\n[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nwit_version = \"{WIT_VERSION}\"\nwasm = \"target/wasm32-wasip2/release/{lib}.wasm\"\n# sha256 = pin of the wasm, written by `switchyard plugin pin plugin.toml` after each build\n{capabilities}\n[plugin.limits]\ncpu_ms = 200\nmemory_mib = 64\n",
         world = w.as_str()
     );
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
@@ -175,9 +228,10 @@ strip = true
         std::fs::write(&p, text).map_err(|e| io(&p, e))?;
     }
     println!(
-        "created {} (world {})\nbuild:  cd {} && cargo build --release --target wasm32-wasip2\ntry:    switchyard plugin test {}/plugin.toml --input '{}'",
+        "created {} (world {})\nbuild:  cd {} && cargo build --release --target wasm32-wasip2\npin:    switchyard plugin pin {}/plugin.toml\ntry:    switchyard plugin test {}/plugin.toml --input '{}'",
         root.display(),
         w.as_str(),
+        root.display(),
         root.display(),
         root.display(),
         match w {
@@ -308,27 +362,42 @@ switchyard_sdk::export!(Plugin);
     )
 }
 
+/// The manifest at `file` and the path of its wasm.
+fn manifest_and_wasm(
+    file: &Path,
+) -> Result<(switchyard::spec::plugin::PluginInfo, PathBuf), String> {
+    let m = switchyard::plugin::read_manifest(file, HostConfig::MAX_MANIFEST_BYTES)
+        .map_err(|e| e.to_string())?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let wasm = dir.join(m.wasm_path());
+    Ok((m, wasm))
+}
+
+/// The bytes of a wasm file (regular file, within the host's size limit).
+fn wasm_bytes(wasm: &Path) -> Result<Vec<u8>, String> {
+    read_regular_file(wasm, HostConfig::MAX_WASM_BYTES)
+        .map_err(|e| format!("{}: {e}", wasm.display()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
 fn inspect(file: &Path) -> Result<u8, String> {
     let host = PluginHost::new(HostConfig::default()).map_err(|e| e.to_string())?;
     let is_wasm = file.extension().is_some_and(|e| e == "wasm");
     let (wasm, manifest) = if is_wasm {
         (file.to_path_buf(), None)
     } else {
-        let (loaded, diags) =
-            switchyard::spec::load_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        if diags.has_errors() {
-            print!("{}", switchyard::diag::render_human(&diags, None));
-            return Ok(super::EXIT_INVALID);
-        }
-        match loaded.and_then(|l| l.spec) {
-            Some(switchyard::spec::Spec::Plugin(m)) => {
-                let dir = file.parent().unwrap_or(Path::new("."));
-                (dir.join(m.plugin.wasm_path()), Some(m.plugin))
+        match manifest_and_wasm(file) {
+            Ok((m, wasm)) => (wasm, Some(m)),
+            Err(e) => {
+                println!("{}", terminal_safe(&e));
+                return Ok(super::EXIT_INVALID);
             }
-            _ => return Err(format!("{}: not a plugin manifest", file.display())),
         }
     };
-    let bytes = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let bytes = wasm_bytes(&wasm)?;
     let ins = inspect_component(&host, &wasm).map_err(|e| e.to_string())?;
     if let Some(m) = &manifest {
         println!("plugin: {} {}", m.name, m.version);
@@ -338,7 +407,7 @@ fn inspect(file: &Path) -> Result<u8, String> {
         "wasm: {} ({} bytes, sha256 {})",
         wasm.display(),
         bytes.len(),
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        sha256_hex(&bytes)
     );
     println!(
         "worlds implemented: {}",
@@ -373,9 +442,6 @@ fn inspect(file: &Path) -> Result<u8, String> {
     let Some(m) = manifest else {
         return Ok(super::EXIT_OK);
     };
-    if m.sha256.is_none() {
-        println!("warning: the manifest has no sha256; set it when shipping");
-    }
     // Check that the plugin loads when everything its manifest requests is granted.
     let grants = Grants {
         allowed_hosts: m.capabilities.allowed_hosts.clone(),
@@ -405,10 +471,119 @@ fn inspect(file: &Path) -> Result<u8, String> {
             Ok(super::EXIT_OK)
         }
         Err(e) => {
-            println!("manifest check: error: {e}");
+            println!("manifest check: error: {}", terminal_safe(&e.to_string()));
             Ok(super::EXIT_INVALID)
         }
     }
+}
+
+/// `sha256 = "<hex>"` written into the `[plugin]` table of TOML manifest text: an existing
+/// `sha256` line replaced, else a line added after `wasm = …` (or after the table header).
+/// `None` when the text has no `[plugin]` table header to edit.
+fn with_pin(text: &str, sha: &str) -> Option<String> {
+    let line = format!("sha256 = \"{sha}\"");
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |l: &str| l.trim_start().starts_with('[');
+    let start = lines.iter().position(|l| {
+        let t = l.trim();
+        t == "[plugin]"
+            || t.starts_with("[plugin]") && t["[plugin]".len()..].trim_start().starts_with('#')
+    })?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| header(l))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let key_is = |l: &str, k: &str| {
+        l.trim_start()
+            .strip_prefix(k)
+            .is_some_and(|r| r.trim_start().starts_with('='))
+    };
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    if let Some(i) = (start + 1..end).find(|&i| key_is(lines[i], "sha256")) {
+        out[i] = line;
+    } else {
+        let after = (start + 1..end)
+            .find(|&i| key_is(lines[i], "wasm"))
+            .unwrap_or(start);
+        out.insert(after + 1, line);
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    Some(joined)
+}
+
+fn pin(files: &[PathBuf], check: bool) -> Result<u8, String> {
+    let mut code = super::EXIT_OK;
+    for file in files {
+        let shown = file.display();
+        // The manifest may not load yet (no pin is what this fixes), so only its syntax and
+        // wasm path are needed here; the check after writing loads it for real.
+        let text = read_regular_file(file, HostConfig::MAX_MANIFEST_BYTES)
+            .map_err(|e| format!("{shown}: {e}"))
+            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{shown}: not UTF-8 text")))?;
+        let format = switchyard::spec::SyntaxFormat::from_path(file)
+            .ok_or_else(|| format!("{shown}: a manifest is a .toml or .json file"))?;
+        let source = switchyard::spec::SourceFile::parse(file, text.clone(), format)
+            .map_err(|d| format!("{shown}: {}", d.message))?;
+        let plugin = source
+            .value
+            .get("plugin")
+            .and_then(Value::as_object)
+            .ok_or_else(|| format!("{shown}: no [plugin] table"))?;
+        let name = plugin
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let rel = match plugin.get("wasm").and_then(Value::as_str) {
+            Some(w) => w.to_string(),
+            None => format!("{}.wasm", name.replace('-', "_")),
+        };
+        let wasm = file.parent().unwrap_or(Path::new(".")).join(rel);
+        let sha = sha256_hex(&wasm_bytes(&wasm)?);
+        let current = plugin.get("sha256").and_then(Value::as_str);
+        let pinned = current.is_some_and(|c| c.eq_ignore_ascii_case(&sha));
+        if check {
+            println!(
+                "{sha}  {shown}: {}",
+                match current {
+                    _ if pinned => "pinned".to_string(),
+                    Some(c) => format!("pins {}, not the wasm's sha256", terminal_safe(c)),
+                    None => "not pinned".to_string(),
+                }
+            );
+            if !pinned {
+                code = super::EXIT_INVALID;
+            }
+            continue;
+        }
+        if pinned {
+            println!("{shown}: already pins sha256 {sha}");
+            continue;
+        }
+        let manual = || {
+            format!(
+                "{shown}: cannot edit this manifest's [plugin] table; write `sha256 = \"{sha}\"` under [plugin] yourself"
+            )
+        };
+        let updated = match format {
+            switchyard::spec::SyntaxFormat::Toml => with_pin(&text, &sha).ok_or_else(manual)?,
+            switchyard::spec::SyntaxFormat::Json => return Err(manual()),
+        };
+        // Written next to the manifest and renamed over it: a failed write never leaves a
+        // truncated manifest.
+        let tmp = file.with_extension("toml.pin-tmp");
+        std::fs::write(&tmp, &updated).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, file).map_err(|e| format!("{shown}: {e}"))?;
+        let (m, _) = manifest_and_wasm(file)?;
+        if m.sha256.as_deref() != Some(sha.as_str()) {
+            std::fs::write(file, &text).map_err(|e| format!("{shown}: {e}"))?;
+            return Err(manual());
+        }
+        println!("{shown}: sha256 = \"{sha}\"");
+    }
+    Ok(code)
 }
 
 fn parse_pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> {
@@ -432,7 +607,9 @@ fn test(
     allow_private_networks: bool,
 ) -> Result<u8, String> {
     let text = match input.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+        Some(path) => read_regular_file(Path::new(path), HostConfig::MAX_WASM_BYTES)
+            .map_err(|e| format!("{path}: {e}"))
+            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{path}: not UTF-8 text")))?,
         None => input.to_string(),
     };
     let input: Value =
@@ -451,10 +628,9 @@ fn test(
         grants.config.insert(k, value);
     }
     if grants.allowed_hosts.is_empty()
-        && let Ok((Some(l), _)) = switchyard::spec::load_file(file)
-        && let Some(switchyard::spec::Spec::Plugin(m)) = l.spec
+        && let Ok((m, _)) = manifest_and_wasm(file)
     {
-        grants.allowed_hosts = m.plugin.capabilities.allowed_hosts;
+        grants.allowed_hosts = m.capabilities.allowed_hosts;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -475,18 +651,18 @@ fn test(
             .await
             .map_err(|e| e.to_string())?;
         for l in &out.logs {
-            eprintln!("log {}: {}", l.level, l.message);
+            eprintln!("log {}: {}", l.level, terminal_safe(&l.message));
         }
         for d in &out.denials {
-            eprintln!("denied: {d}");
+            eprintln!("denied: {}", terminal_safe(d));
         }
         match out.result {
             Ok(v) => {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                println!("{}", terminal_json(&v));
                 Ok(super::EXIT_OK)
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", terminal_safe(&e));
                 Ok(super::EXIT_INVALID)
             }
         }

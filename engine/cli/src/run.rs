@@ -120,31 +120,30 @@ pub(super) async fn prepare_route(
             .collect();
         let s = credentials_for(&spec, &creds);
         let base = emu.base_url().to_string();
-        // The connector's plugins may reach the emulator, with its credentials.
+        // The connector's plugins may reach the emulator, with its credentials (bound to the
+        // manifests this connector spec declares, not to the names they claim).
         for rel in spec.plugins.values() {
             let manifest = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
-            if let Ok(name) = switchyard::plugin::manifest_name(&manifest) {
-                plugins.grant_extra(
-                    &name,
-                    switchyard::plugin::Grants {
-                        allowed_hosts: vec![base.clone()],
-                        secrets: creds
-                            .iter()
-                            .map(|(k, v)| (k.clone(), switchyard::plugin::Secret::new(v.clone())))
-                            .collect(),
-                        config: [("base_url".to_string(), Value::String(base.clone()))]
-                            .into_iter()
-                            .chain(
-                                creds
-                                    .iter()
-                                    .filter(|(k, _)| k.ends_with("_id"))
-                                    .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
-                            )
-                            .collect(),
-                        allow_private_networks: true,
-                    },
-                );
-            }
+            plugins.grant_extra(
+                &manifest,
+                switchyard::plugin::Grants {
+                    allowed_hosts: vec![base.clone()],
+                    secrets: creds
+                        .iter()
+                        .map(|(k, v)| (k.clone(), switchyard::plugin::Secret::new(v.clone())))
+                        .collect(),
+                    config: [("base_url".to_string(), Value::String(base.clone()))]
+                        .into_iter()
+                        .chain(
+                            creds
+                                .iter()
+                                .filter(|(k, _)| k.ends_with("_id"))
+                                .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
+                        )
+                        .collect(),
+                    allow_private_networks: true,
+                },
+            );
         }
         (Some(emu), s, Some(base))
     } else {

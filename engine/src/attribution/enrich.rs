@@ -5,12 +5,12 @@
 //! returned as an [`EnrichFailure`] (record id and cause) and the record is kept without the
 //! field: enrichment never drops a conversion.
 //!
-//! Loading is one function, [`load_enricher`], taking the host and the operator's [`Grants`], so
-//! that a caller decides what the plugin may reach (the CLI passes what the operator's plugin
-//! grants give the plugin's name for the spec's tenant; nothing without a grants file).
+//! Loading is one function, [`load_enricher`], taking the host and the grants, so that a caller
+//! decides what the plugin may reach (the CLI passes the operator's grants for the sha256 of the
+//! wasm loaded, for the spec's tenant; nothing without a grants file).
 
 use super::CausalMarketingData;
-use crate::plugin::{Grants, PluginHandle, PluginHost};
+use crate::plugin::{GrantSource, PluginHandle, PluginHost};
 use crate::spec::attribution::EnrichmentSettings;
 use crate::spec::plugin::PluginWorld;
 use futures::StreamExt;
@@ -38,7 +38,7 @@ pub fn manifest_path(spec_file: &Path, settings: &EnrichmentSettings) -> PathBuf
     dir.join(&settings.plugin)
 }
 
-/// The `plugin.name` of a manifest (operator grants are given per plugin name).
+/// The `plugin.name` of a manifest (for messages; operator grants are given by wasm sha256).
 pub fn plugin_name(manifest: &Path) -> Result<String, String> {
     let what = || format!("enrichment plugin `{}`", manifest.display());
     let (loaded, diags) =
@@ -61,7 +61,7 @@ pub fn plugin_name(manifest: &Path) -> Result<String, String> {
 pub fn load_enricher(
     host: &PluginHost,
     manifest: &Path,
-    grants: Grants,
+    grants: impl Into<GrantSource>,
 ) -> Result<PluginHandle, String> {
     let h = host
         .load(manifest, grants)

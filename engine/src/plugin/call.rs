@@ -5,7 +5,7 @@
 use super::bindings::host::types::{
     Header as WitHeader, HttpRequest as WitRequest, PluginError as GuestError,
 };
-use super::imports::{CallReport, PluginState};
+use super::imports::{CallReport, PluginState, escape_controls};
 use super::load::{Loaded, PluginHandle};
 use super::{Header, HttpRequest, LogLine, PluginError};
 use serde_json::Value;
@@ -255,6 +255,12 @@ fn map_trap(loaded: &Loaded, report: &CallReport, e: wasmtime::Error) -> PluginE
             requested,
         };
     }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PluginError::Exit {
+            plugin,
+            code: exit.0,
+        };
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => return PluginError::StackOverflow { plugin },
         Some(Trap::Interrupt) => {
@@ -278,9 +284,10 @@ fn map_trap(loaded: &Loaded, report: &CallReport, e: wasmtime::Error) -> PluginE
             limit: limits.hostcall_bytes.max(limits.output_bytes),
         };
     }
+    let first = msg.lines().next().unwrap_or_default();
     PluginError::Trap {
         plugin,
-        message: msg.lines().next().unwrap_or_default().to_string(),
+        message: loaded.eff.redactor.redact(first).into_owned(),
     }
 }
 
@@ -291,6 +298,10 @@ fn guest_error(loaded: &Loaded, e: GuestError) -> PluginError {
         GuestError::Upstream(m) => ("upstream", m),
         GuestError::Internal(m) => ("internal", m),
     };
+    // The plugin's own words may carry a granted secret (raw or encoded) or control characters
+    // (terminal escapes, forged log lines): they never leave the host with either.
+    let mut message = escape_controls(&message);
+    loaded.eff.redactor.redact_in_place(&mut message);
     PluginError::Guest {
         plugin: loaded.eff.name.clone(),
         kind,
@@ -556,7 +567,16 @@ impl PluginHandle {
             })
             .await;
         match out? {
-            Out::Verdict(valid, reason) => Ok(Verdict { valid, reason }),
+            Out::Verdict(valid, reason) => Ok(Verdict {
+                valid,
+                reason: reason.map(|r| {
+                    loaded
+                        .eff
+                        .redactor
+                        .redact(&escape_controls(&r))
+                        .into_owned()
+                }),
+            }),
             _ => Err(unexpected(&loaded)),
         }
     }

@@ -36,6 +36,8 @@ pub enum PluginErrorKind {
     DataLimit,
     /// The plugin trapped (panic, unreachable, ...).
     Trap,
+    /// The plugin called WASI `exit` (e.g. `std::process::exit`) instead of returning.
+    Exit,
     /// The plugin returned an error.
     Guest,
     /// The plugin returned something that is not what the contract says.
@@ -78,7 +80,7 @@ pub enum PluginError {
     Compile {
         /// The wasm file.
         path: PathBuf,
-        /// Compiler message.
+        /// What is wrong, in the host's own words: never text or bytes from the file.
         message: String,
     },
     /// Unsupported WIT version.
@@ -137,14 +139,14 @@ pub enum PluginError {
     },
     /// Memory limit exceeded.
     #[error(
-        "plugin `{plugin}` tried to grow its memory to {requested} bytes, over its limit of {limit} bytes"
+        "plugin `{plugin}` tried to grow its memories and tables to {requested} bytes in total, over its limit of {limit} bytes"
     )]
     MemoryLimit {
         /// Plugin name.
         plugin: String,
         /// The limit.
         limit: u64,
-        /// The requested size.
+        /// The total size of the store's memories and tables the growth asked for.
         requested: u64,
     },
     /// Stack overflow.
@@ -188,6 +190,14 @@ pub enum PluginError {
         plugin: String,
         /// Trap description.
         message: String,
+    },
+    /// The plugin called WASI `exit`.
+    #[error("plugin `{plugin}` called exit({code}) instead of returning a result")]
+    Exit {
+        /// Plugin name.
+        plugin: String,
+        /// The exit status as WASI 0.2 carries it (0 for success, 1 for any failure code).
+        code: i32,
     },
     /// The plugin returned an error.
     #[error("plugin `{plugin}` failed: {kind}: {message}")]
@@ -240,6 +250,7 @@ impl PluginError {
             PluginError::OutputTooLarge { .. } => K::OutputTooLarge,
             PluginError::DataLimit { .. } => K::DataLimit,
             PluginError::Trap { .. } => K::Trap,
+            PluginError::Exit { .. } => K::Exit,
             PluginError::Guest { .. } => K::Guest,
             PluginError::InvalidOutput { .. } => K::InvalidOutput,
             PluginError::NotProvided { .. } => K::NotProvided,

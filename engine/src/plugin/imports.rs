@@ -37,6 +37,8 @@ pub(crate) struct Effective {
     pub(crate) config: IndexMap<String, String>,
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) allow_private: bool,
+    /// Removes the granted secrets' values (raw and encoded) from log lines and errors.
+    pub(crate) redactor: crate::secrets::Redactor,
 }
 
 /// Facts about one call the host needs after the store is gone (limit breaches, logs).
@@ -50,6 +52,9 @@ pub(crate) struct CallReport {
 
 impl CallReport {
     fn deny(&self, message: String) -> GuestError {
+        // Denial messages quote names the plugin chose; they are logged and reported, so they
+        // carry no control characters.
+        let message = escape_controls(&message);
         tracing::warn!(%message, "plugin capability denied");
         if let Ok(mut d) = self.denials.lock() {
             d.push(message.clone());
@@ -58,38 +63,75 @@ impl CallReport {
     }
 }
 
-/// Memory/table limiter that remembers a breach.
+/// Bytes counted per table element (a function reference is one pointer).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+/// Most elements of one table.
+const TABLE_MAX_ELEMENTS: usize = 100_000;
+
+/// Memory/table limiter of one store that remembers a breach. A component may hold several core
+/// instances, each with its own linear memories and tables: the limit is on their *sum* (the size
+/// of every memory and table of the store, including their initial sizes), not on each alone.
 pub(crate) struct Limiter {
     memory_limit: u64,
+    /// Bytes of every memory and table of the store so far (they never shrink).
+    total: u64,
+    /// The last growth allowed, taken back if wasmtime then fails to perform it.
+    pending: u64,
     report: Arc<CallReport>,
+}
+
+impl Limiter {
+    fn grow(&mut self, delta: u64) -> wasmtime::Result<bool> {
+        let total = self.total.saturating_add(delta);
+        if total > self.memory_limit {
+            self.report.memory_requested.store(total, Ordering::Relaxed);
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes exceeded (all memories and tables together)",
+                self.memory_limit
+            ));
+        }
+        self.total = total;
+        self.pending = delta;
+        Ok(true)
+    }
+
+    fn undo(&mut self) {
+        self.total = self.total.saturating_sub(self.pending);
+        self.pending = 0;
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            self.report
-                .memory_requested
-                .store(desired as u64, Ordering::Relaxed);
-            return Err(wasmtime::format_err!(
-                "memory limit of {} bytes exceeded",
-                self.memory_limit
-            ));
-        }
-        Ok(true)
+        self.grow((desired as u64).saturating_sub(current as u64))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired > TABLE_MAX_ELEMENTS {
+            return Ok(false);
+        }
+        let delta = (desired as u64).saturating_sub(current as u64);
+        self.grow(delta.saturating_mul(TABLE_ELEMENT_BYTES))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -122,6 +164,8 @@ impl PluginState {
     pub(crate) fn new(eff: Arc<Effective>, report: Arc<CallReport>) -> PluginState {
         let limiter = Limiter {
             memory_limit: eff.limits.memory_bytes,
+            total: 0,
+            pending: 0,
             report: report.clone(),
         };
         let mut table = ResourceTable::new();
@@ -138,6 +182,13 @@ impl PluginState {
         }
     }
 
+    /// Records a denied capability; the message (which may quote what the plugin asked for)
+    /// is escaped and has the granted secrets removed.
+    fn deny(&self, message: String) -> GuestError {
+        self.report
+            .deny(self.eff.redactor.redact(&message).into_owned())
+    }
+
     /// Resets the per-call counters (batch mode).
     pub(crate) fn reset_call(&mut self, report: Arc<CallReport>) {
         self.report = report.clone();
@@ -149,14 +200,14 @@ impl PluginState {
     fn check_url(&self, url: &Url, context: &str) -> Result<(), GuestError> {
         let eff = &self.eff;
         if !eff.manifest_hosts.iter().any(|h| h.matches(url)) {
-            return Err(self.report.deny(format!(
+            return Err(self.deny(format!(
                 "{context}`{}` is not in the plugin's allowed hosts ({})",
                 origin(url),
                 list(&eff.manifest_hosts)
             )));
         }
         if !eff.granted_hosts.iter().any(|h| h.matches(url)) {
-            return Err(self.report.deny(format!(
+            return Err(self.deny(format!(
                 "{context}`{}` is not granted by the operator ({})",
                 origin(url),
                 list(&eff.granted_hosts)
@@ -166,26 +217,20 @@ impl PluginState {
             && !eff.allow_private
             && is_private(ip.into())
         {
-            return Err(self
-                .report
-                .deny(format!("{context}`{}` is a private address", origin(url))));
+            return Err(self.deny(format!("{context}`{}` is a private address", origin(url))));
         }
         if let Some(url::Host::Ipv6(ip)) = url.host()
             && !eff.allow_private
             && is_private(ip.into())
         {
-            return Err(self
-                .report
-                .deny(format!("{context}`{}` is a private address", origin(url))));
+            return Err(self.deny(format!("{context}`{}` is a private address", origin(url))));
         }
         Ok(())
     }
 
     async fn send(&mut self, req: WitRequest) -> Result<WitResponse, GuestError> {
         let Some(client) = self.eff.http.clone() else {
-            return Err(self
-                .report
-                .deny("http is not granted to this plugin".into()));
+            return Err(self.deny("http is not granted to this plugin".into()));
         };
         let limits = self.eff.limits;
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
@@ -198,7 +243,7 @@ impl PluginState {
         for _hop in 0..=MAX_REDIRECTS {
             self.check_url(&url, &context)?;
             if self.http_used >= limits.http_requests {
-                return Err(self.report.deny(format!(
+                return Err(self.deny(format!(
                     "http request limit of {} per call reached",
                     limits.http_requests
                 )));
@@ -221,7 +266,7 @@ impl PluginState {
             let resp = rb.send().await.map_err(|e| {
                 let msg = chain(&e);
                 if msg.contains("private or loopback") {
-                    self.report.deny(format!("{context}{msg}"))
+                    self.deny(format!("{context}{msg}"))
                 } else {
                     GuestError::Upstream(msg)
                 }
@@ -360,6 +405,23 @@ impl WasiView for PluginState {
     }
 }
 
+/// `text` with control characters (C0, DEL, C1) escaped as `\u{..}`: plugin-chosen text never
+/// reaches a terminal or a log line raw.
+pub(crate) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 impl host::types::Host for PluginState {}
 
 impl host::log::Host for PluginState {
@@ -368,22 +430,10 @@ impl host::log::Host for PluginState {
         if self.log_bytes >= LOG_BYTES_PER_CALL {
             return Ok(());
         }
-        let mut clean: String = message
-            .chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect();
-        // Granted secret values never reach the log, even if the plugin prints them.
-        for secret in self.eff.secrets.values() {
-            if !secret.expose().is_empty() && clean.contains(secret.expose()) {
-                clean = clean.replace(secret.expose(), "<redacted>");
-            }
-        }
+        let mut clean = escape_controls(&message);
+        // Granted secret values never reach the log, even if the plugin prints them (raw,
+        // percent-encoded, base64, hex or reversed).
+        self.eff.redactor.redact_in_place(&mut clean);
         if clean.len() > LOG_LINE_BYTES {
             let mut cut = LOG_LINE_BYTES;
             while !clean.is_char_boundary(cut) {
@@ -437,15 +487,13 @@ impl host::config::Host for PluginState {
 impl host::secrets::Host for PluginState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, GuestError>> {
         if !self.eff.declared_secrets.contains(&name) {
-            return Ok(Err(self.report.deny(format!(
+            return Ok(Err(self.deny(format!(
                 "secret `{name}` is not declared in the plugin manifest"
             ))));
         }
         Ok(match self.eff.secrets.get(&name) {
             Some(s) => Ok(s.expose().to_string()),
-            None => Err(self
-                .report
-                .deny(format!("secret `{name}` is not granted by the operator"))),
+            None => Err(self.deny(format!("secret `{name}` is not granted by the operator"))),
         })
     }
 }
@@ -465,5 +513,51 @@ impl host::http::Host for PluginState {
         request: WitRequest,
     ) -> wasmtime::Result<Result<WitResponse, GuestError>> {
         Ok(PluginState::send(self, request).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    fn limiter(limit: u64) -> Limiter {
+        Limiter {
+            memory_limit: limit,
+            total: 0,
+            pending: 0,
+            report: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn memories_and_tables_share_one_total() {
+        let mut l = limiter(10 << 20);
+        // Two memories of 4 MiB each: fine; a third of 4 MiB passes the 10 MiB total.
+        assert!(l.memory_growing(0, 4 << 20, None).expect("ok"));
+        assert!(l.memory_growing(0, 4 << 20, None).expect("ok"));
+        assert!(l.memory_growing(0, 4 << 20, None).is_err());
+        assert_eq!(l.report.memory_requested.load(Ordering::Relaxed), 12 << 20);
+        // A table of 1000 elements counts 8 KB against the same total.
+        assert!(l.table_growing(0, 1000, None).expect("ok"));
+        assert_eq!(l.total, (8 << 20) + 8000);
+        // A growth wasmtime could not perform is taken back.
+        assert!(l.memory_growing(4 << 20, 5 << 20, None).expect("ok"));
+        l.memory_grow_failed(wasmtime::format_err!("no room"))
+            .expect("ok");
+        assert_eq!(l.total, (8 << 20) + 8000);
+        assert!(
+            !l.table_growing(0, TABLE_MAX_ELEMENTS + 1, None)
+                .expect("ok")
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{1b}[2J\r\u{9b}b"),
+            "a\\u{1b}[2J\\r\\u{9b}b"
+        );
+        assert_eq!(escape_controls("plain"), "plain");
     }
 }

@@ -103,18 +103,16 @@ pub(crate) fn of(engine: &Engine, component: &Component) -> Inspection {
 
 /// Compiles (through the host's cache) and inspects a component file.
 pub fn inspect_component(host: &PluginHost, wasm: &Path) -> Result<Inspection, PluginError> {
-    let bytes = std::fs::read(wasm).map_err(|source| PluginError::Io {
-        path: wasm.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        super::fsread::read_regular_file(wasm, host.config.max_wasm_bytes).map_err(|source| {
+            PluginError::Io {
+                path: wasm.to_path_buf(),
+                source,
+            }
+        })?;
     let sha = super::load::sha256_hex(&bytes);
-    let component = super::cache::component(
-        &host.rt.engine,
-        host.config.cache_dir.as_deref(),
-        &bytes,
-        &sha,
-        wasm,
-    )?;
+    let component =
+        super::cache::component(&host.rt.engine, host.cache.as_deref(), &bytes, &sha, wasm)?;
     Ok(of(&host.rt.engine, &component))
 }
 

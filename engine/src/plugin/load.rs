@@ -5,10 +5,11 @@ use super::allow::AllowedHost;
 use super::bindings::{guest, host};
 use super::imports::{Effective, PluginState, http_client};
 use super::inspect::{self, parse_name, version_compatible};
-use super::{Grants, Limits, PluginError, PluginHost, WIT_PACKAGE, WIT_VERSION};
+use super::{GrantSource, Grants, Limits, PluginError, PluginHost, WIT_PACKAGE, WIT_VERSION};
 use crate::spec::plugin::{PluginInfo, PluginWorld};
 use crate::spec::{self, Spec};
 use arc_swap::ArcSwap;
+use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +60,7 @@ struct Stamp(Vec<(Option<SystemTime>, u64)>);
 pub(crate) struct HandleInner {
     pub(crate) host: PluginHost,
     manifest_path: PathBuf,
-    grants: Grants,
+    grants: GrantSource,
     pub(crate) current: ArcSwap<Loaded>,
     status: Mutex<PluginStatus>,
     stamp: Mutex<Stamp>,
@@ -92,21 +93,40 @@ fn stamp_of(paths: &[&Path]) -> Stamp {
     )
 }
 
-fn read_manifest(path: &Path) -> Result<PluginInfo, PluginError> {
+/// Reads and validates a manifest (a regular file of at most `limit` bytes, see
+/// [`super::HostConfig::max_manifest_bytes`]).
+pub fn read_manifest(path: &Path, limit: u64) -> Result<PluginInfo, PluginError> {
     let err = |message: String| PluginError::Manifest {
         path: path.to_path_buf(),
         message,
     };
-    let (loaded, diags) = spec::load_file(path).map_err(|source| PluginError::Io {
-        path: path.to_path_buf(),
-        source,
+    let bytes =
+        super::fsread::read_regular_file(path, limit).map_err(|source| PluginError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        err(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
+    let format = spec::source::SyntaxFormat::from_path(path)
+        .ok_or_else(|| err("a manifest is a .toml or .json file".into()))?;
+    let source = spec::source::SourceFile::parse(path, text, format).map_err(|d| {
+        let mut diags = crate::diag::Diagnostics::default();
+        diags.push(*d);
+        err(crate::diag::render_human(&diags, None)
+            .trim_end()
+            .to_string())
+    })?;
+    let (loaded, diags) = spec::load_source(source);
     if diags.has_errors() {
         return Err(err(crate::diag::render_human(&diags, None)
             .trim_end()
             .to_string()));
     }
-    match loaded.and_then(|l| l.spec) {
+    match loaded.spec {
         Some(Spec::Plugin(m)) => {
             let info = m.plugin;
             if info.name.is_empty()
@@ -130,7 +150,8 @@ fn read_manifest(path: &Path) -> Result<PluginInfo, PluginError> {
     }
 }
 
-fn wasm_path_of(manifest: &Path, info: &PluginInfo) -> PathBuf {
+/// The wasm file a manifest names (relative to the manifest's folder).
+pub(crate) fn wasm_path_of(manifest: &Path, info: &PluginInfo) -> PathBuf {
     manifest
         .parent()
         .unwrap_or(Path::new("."))
@@ -162,7 +183,7 @@ fn effective(
             })?);
     }
     let declared_secrets = info.capabilities.secrets.clone();
-    let secrets = grants
+    let secrets: IndexMap<String, super::Secret> = grants
         .secrets
         .iter()
         .filter(|(k, _)| declared_secrets.contains(k))
@@ -179,7 +200,9 @@ fn effective(
     } else {
         None
     };
+    let redactor = crate::secrets::Redactor::new(secrets.values().map(|s| s.expose()));
     Ok(Effective {
+        redactor,
         name: info.name.clone(),
         limits: Limits::effective(&info.limits, &host.config.caps),
         manifest_hosts,
@@ -192,13 +215,19 @@ fn effective(
     })
 }
 
-/// Loads and links one plugin version.
+/// Whether `pin` looks like a sha256 digest (64 hex digits).
+fn is_sha256(pin: &str) -> bool {
+    pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Loads and links one plugin version. The grants are looked up only once the wasm's bytes are
+/// read and found to hash to the manifest's pin.
 pub(crate) fn load_version(
     host: &PluginHost,
     manifest_path: &Path,
-    grants: &Grants,
+    grant_source: &GrantSource,
 ) -> Result<Loaded, PluginError> {
-    let info = read_manifest(manifest_path)?;
+    let info = read_manifest(manifest_path, host.config.max_manifest_bytes)?;
     let world = info.world;
     if !version_compatible(&info.wit_version) {
         return Err(PluginError::UnsupportedWitVersion {
@@ -208,30 +237,46 @@ pub(crate) fn load_version(
         });
     }
     let wasm_path = wasm_path_of(manifest_path, &info);
-    let io = |source| PluginError::Io {
-        path: wasm_path.clone(),
-        source,
-    };
-    let size = std::fs::metadata(&wasm_path).map_err(io)?.len();
-    if size > host.config.max_wasm_bytes {
-        return Err(PluginError::Integrity {
-            path: wasm_path.clone(),
+    let Some(pin) = info.sha256.as_deref() else {
+        return Err(PluginError::Manifest {
+            path: manifest_path.to_path_buf(),
             message: format!(
-                "{size} bytes, over the limit of {} bytes",
-                host.config.max_wasm_bytes
+                "/plugin/sha256: missing: the host loads only a wasm its manifest pins (operators grant capabilities to that digest); add `sha256 = \"<hex>\"` under [plugin]: `switchyard plugin pin {}` writes it, `sha256sum {}` prints it",
+                manifest_path.display(),
+                wasm_path.display()
+            ),
+        });
+    };
+    if !is_sha256(pin) {
+        return Err(PluginError::Manifest {
+            path: manifest_path.to_path_buf(),
+            message: format!(
+                "/plugin/sha256: `{}` is not a sha256 digest (64 hex digits); `switchyard plugin pin {}` writes the right one",
+                pin.chars().take(80).collect::<String>().escape_default(),
+                manifest_path.display()
             ),
         });
     }
-    let bytes = std::fs::read(&wasm_path).map_err(io)?;
+    let bytes = super::fsread::read_regular_file(&wasm_path, host.config.max_wasm_bytes).map_err(
+        |source| PluginError::Io {
+            path: wasm_path.clone(),
+            source,
+        },
+    )?;
     let sha = sha256_hex(&bytes);
-    if let Some(expected) = &info.sha256
-        && !expected.eq_ignore_ascii_case(&sha)
-    {
+    if !pin.eq_ignore_ascii_case(&sha) {
         return Err(PluginError::Integrity {
             path: wasm_path.clone(),
-            message: format!("sha256 is {sha}, but the manifest says {expected}"),
+            message: format!(
+                "sha256 is {sha}, but the manifest {} pins {pin}",
+                manifest_path.display()
+            ),
         });
     }
+    let grants = grant_source
+        .for_sha256(&sha)
+        .map_err(|e| PluginError::Host(format!("grants for plugin `{}`: {e}", info.name)))?;
+    let grants = &grants;
     let engine = &host.rt.engine;
     let known = host
         .components
@@ -241,13 +286,8 @@ pub(crate) fn load_version(
     let component = match known {
         Some(c) => c,
         None => {
-            let c = super::cache::component(
-                engine,
-                host.config.cache_dir.as_deref(),
-                &bytes,
-                &sha,
-                &wasm_path,
-            )?;
+            let c =
+                super::cache::component(engine, host.cache.as_deref(), &bytes, &sha, &wasm_path)?;
             if let Ok(mut m) = host.components.lock() {
                 if m.len() >= MAX_SHARED_COMPONENTS {
                     m.clear();
@@ -428,8 +468,15 @@ fn check_imports(
 }
 
 impl PluginHost {
-    /// Loads the plugin described by `manifest` with the operator's `grants`.
-    pub fn load(&self, manifest: &Path, grants: Grants) -> Result<PluginHandle, PluginError> {
+    /// Loads the plugin described by `manifest` (which must pin its wasm's sha256) with
+    /// `grants`: fixed [`Grants`], or a [`GrantSource`] that chooses them by the loaded wasm's
+    /// digest at every (re)load.
+    pub fn load(
+        &self,
+        manifest: &Path,
+        grants: impl Into<GrantSource>,
+    ) -> Result<PluginHandle, PluginError> {
+        let grants = grants.into();
         let loaded = load_version(self, manifest, &grants)?;
         let wasm = wasm_path_of(manifest, &loaded.info);
         let status = PluginStatus {

@@ -6,6 +6,7 @@
 //! # async fn demo() -> Result<(), switchyard::plugin::PluginError> {
 //! use switchyard::plugin::{Grants, HostConfig, PluginHost};
 //! let host = PluginHost::new(HostConfig::default())?;
+//! // The manifest pins the wasm's sha256; a manifest without a pin is refused.
 //! let phone = host.load("plugins/mapping-basics/plugin.toml".as_ref(), Grants::default())?;
 //! let e164 = phone.call_function("phone_e164", &["(415) 555-2671".into(), "US".into()]).await?;
 //! assert_eq!(e164, "+14155552671");
@@ -18,6 +19,7 @@ mod cache;
 mod call;
 mod error;
 pub mod exec;
+mod fsread;
 pub mod grants;
 mod imports;
 mod inspect;
@@ -26,16 +28,19 @@ mod runtime;
 mod set;
 
 pub use allow::AllowedHost;
+pub use cache::{CACHE_ENV, default_dir as default_cache_dir};
 pub use call::{CallOutput, Page, PluginBatch, PreparedArgs, Verdict};
 pub use error::{PluginError, PluginErrorKind};
+pub use fsread::read_regular_file;
 pub use grants::OperatorConfig;
 pub use inspect::{Inspection, inspect_component};
-pub use load::{PluginHandle, PluginStatus, WatchGuard};
+pub use load::{PluginHandle, PluginStatus, WatchGuard, read_manifest};
 pub use runtime::{EngineConfig, PluginHost};
-pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError, manifest_name};
+pub use set::{BATCH_CALLS, PluginEnv, PluginSession, PluginSet, PluginSetError};
 
 use indexmap::IndexMap;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The WIT package version this host implements.
@@ -73,6 +78,47 @@ impl Grants {
         self.secrets.extend(other.secrets);
         self.config.extend(other.config);
         self.allow_private_networks |= other.allow_private_networks;
+    }
+}
+
+/// Looks up the grants of the wasm whose sha256 (lowercase hex) it is given.
+pub type GrantLookup = Arc<dyn Fn(&str) -> Result<Grants, String> + Send + Sync>;
+
+/// Where a loaded plugin's grants come from. They are looked up at every (re)load *after* the
+/// wasm's bytes are read and checked against the manifest's `sha256` pin, so grants given by
+/// digest apply only to the very bytes the operator approved, whatever name the manifest claims.
+#[derive(Clone)]
+pub enum GrantSource {
+    /// These grants, for whatever (pinned) wasm the manifest names: for embedders that decide
+    /// themselves what a plugin they load may do (`switchyard plugin test` passes its flags).
+    Fixed(Grants),
+    /// Grants chosen by the loaded wasm's sha256 (lowercase hex): the operator's grants file,
+    /// through [`PluginEnv::grants`].
+    BySha256(GrantLookup),
+}
+
+impl std::fmt::Debug for GrantSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantSource::Fixed(g) => f.debug_tuple("Fixed").field(g).finish(),
+            GrantSource::BySha256(_) => f.write_str("BySha256(..)"),
+        }
+    }
+}
+
+impl From<Grants> for GrantSource {
+    fn from(g: Grants) -> GrantSource {
+        GrantSource::Fixed(g)
+    }
+}
+
+impl GrantSource {
+    /// The grants for the wasm whose sha256 is `sha256`.
+    pub fn for_sha256(&self, sha256: &str) -> Result<Grants, String> {
+        match self {
+            GrantSource::Fixed(g) => Ok(g.clone()),
+            GrantSource::BySha256(f) => f(sha256),
+        }
     }
 }
 
@@ -157,10 +203,22 @@ impl Limits {
 pub struct HostConfig {
     /// Caps on every plugin's limits. Default: [`Limits::DEFAULT_CAPS`].
     pub caps: Limits,
-    /// Folder for compiled components (created with mode 0700). Default: none (compile at load).
+    /// Folder for compiled components (created with mode 0700, entries authenticated with a
+    /// host-local key; see [`default_cache_dir`] for the per-user default the operator
+    /// configuration uses). Default: none (compile at load).
     pub cache_dir: Option<std::path::PathBuf>,
-    /// Largest accepted wasm file. Default: 32 MiB.
+    /// Largest accepted wasm file; a larger one is refused without reading past the limit.
+    /// Default: 32 MiB.
     pub max_wasm_bytes: u64,
+    /// Largest accepted manifest (`plugin.toml`). Default: 1 MiB.
+    pub max_manifest_bytes: u64,
+}
+
+impl HostConfig {
+    /// Default of [`HostConfig::max_wasm_bytes`].
+    pub const MAX_WASM_BYTES: u64 = 32 << 20;
+    /// Default of [`HostConfig::max_manifest_bytes`] (also the grants file's limit).
+    pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 }
 
 impl Default for HostConfig {
@@ -168,7 +226,8 @@ impl Default for HostConfig {
         HostConfig {
             caps: Limits::DEFAULT_CAPS,
             cache_dir: None,
-            max_wasm_bytes: 32 << 20,
+            max_wasm_bytes: Self::MAX_WASM_BYTES,
+            max_manifest_bytes: Self::MAX_MANIFEST_BYTES,
         }
     }
 }

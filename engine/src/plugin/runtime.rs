@@ -145,6 +145,8 @@ impl Runtime {
 pub struct PluginHost {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) config: Arc<HostConfig>,
+    /// The on-disk compiled-component cache, when configured.
+    pub(crate) cache: Option<Arc<super::cache::Cache>>,
     /// Compiled components by wasm sha256: tenants loading the same plugin share its code.
     pub(crate) components:
         Arc<std::sync::Mutex<std::collections::HashMap<String, wasmtime::component::Component>>>,
@@ -172,11 +174,13 @@ impl PluginHost {
         engine: &EngineConfig,
     ) -> Result<PluginHost, PluginError> {
         let rt = Runtime::global(engine)?;
-        if let Some(dir) = &config.cache_dir {
-            super::cache::prepare_dir(dir)?;
-        }
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(Arc::new(super::cache::Cache::open(dir)?)),
+            None => None,
+        };
         Ok(PluginHost {
             rt,
+            cache,
             config: Arc::new(config),
             components: Arc::default(),
         })

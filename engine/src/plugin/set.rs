@@ -7,7 +7,7 @@
 //! instance instead of instantiating one per call. Sessions are per tenant: a compiled mapping
 //! belongs to one tenant, and so do its plugin handles.
 
-use super::{Grants, PluginBatch, PluginError, PluginHandle, PluginHost, exec};
+use super::{GrantSource, Grants, PluginBatch, PluginError, PluginHandle, PluginHost, exec};
 use crate::expr::{ExtCalls, ExtFn, ExtFunctions};
 use crate::spec::plugin::PluginWorld;
 use indexmap::IndexMap;
@@ -39,13 +39,13 @@ pub struct PluginSet {
 
 impl PluginSet {
     /// Loads every plugin `decl` names (manifest paths relative to `spec`'s folder), each with
-    /// the grants `grants(plugin_name)` returns, and registers the functions of
-    /// mapping-functions plugins.
+    /// the grants `grants(manifest)` gives (looked up by the loaded wasm's digest), and registers
+    /// the functions of mapping-functions plugins.
     pub fn load(
         host: &PluginHost,
         spec: &Path,
         decl: &IndexMap<String, String>,
-        grants: &dyn Fn(&str) -> Result<Grants, String>,
+        grants: &dyn Fn(&Path) -> GrantSource,
     ) -> Result<PluginSet, PluginSetError> {
         let base = spec.parent().unwrap_or(Path::new("."));
         let mut set = PluginSet::default();
@@ -56,9 +56,9 @@ impl PluginSet {
                 cause,
             };
             let manifest = base.join(rel);
-            let name = manifest_name(&manifest).map_err(&err)?;
-            let g = grants(&name).map_err(&err)?;
-            let h = host.load(&manifest, g).map_err(|e| err(e.to_string()))?;
+            let h = host
+                .load(&manifest, grants(&manifest))
+                .map_err(|e| err(e.to_string()))?;
             let names = if h.world() == PluginWorld::MappingFunctions {
                 exec::block_on(h.functions())
                     .map_err(&err)?
@@ -98,21 +98,6 @@ impl PluginSet {
             set: self.clone(),
             batches: self.entries.keys().map(|_| Mutex::new(None)).collect(),
         }
-    }
-}
-
-/// The `plugin.name` of a manifest (grants are keyed by it).
-pub fn manifest_name(manifest: &Path) -> Result<String, String> {
-    let (loaded, diags) =
-        crate::spec::load_file(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    if diags.has_errors() {
-        return Err(crate::diag::render_human(&diags, None)
-            .trim_end()
-            .to_string());
-    }
-    match loaded.and_then(|l| l.spec) {
-        Some(crate::spec::Spec::Plugin(m)) => Ok(m.plugin.name),
-        _ => Err(format!("{}: not a plugin manifest", manifest.display())),
     }
 }
 
@@ -165,19 +150,30 @@ impl ExtCalls for PluginSession {
 /// resolver for granted secrets, and the host, created on first use (a run whose specs declare
 /// no plugin never starts the wasmtime engine).
 pub struct PluginEnv {
+    shared: Arc<EnvShared>,
+    host: std::sync::OnceLock<Result<PluginHost, String>>,
+}
+
+/// What the grant lookups of loaded plugins need (they run again at every reload).
+struct EnvShared {
     config: super::OperatorConfig,
     config_path: PathBuf,
     resolver: crate::connector::SecretResolver,
-    host: std::sync::OnceLock<Result<PluginHost, String>>,
-    extra: Mutex<Vec<(String, Grants)>>,
+    /// Extra grants by manifest (canonical path when it resolves).
+    extra: Mutex<Vec<(PathBuf, Grants)>>,
 }
 
 impl std::fmt::Debug for PluginEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEnv")
-            .field("config", &self.config_path)
+            .field("config", &self.shared.config_path)
             .finish_non_exhaustive()
     }
+}
+
+/// A manifest path as compared for extra grants.
+fn manifest_key(manifest: &Path) -> PathBuf {
+    std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf())
 }
 
 impl PluginEnv {
@@ -188,43 +184,61 @@ impl PluginEnv {
             super::OperatorConfig::discover(explicit).map_err(|e| e.to_string())?;
         let resolver = crate::connector::SecretResolver::from_env().map_err(|e| e.to_string())?;
         Ok(PluginEnv {
-            config,
-            config_path: path.unwrap_or_else(|| PathBuf::from("(no operator grants)")),
-            resolver,
+            shared: Arc::new(EnvShared {
+                config,
+                config_path: path.unwrap_or_else(|| PathBuf::from("(no operator grants)")),
+                resolver,
+                extra: Mutex::new(Vec::new()),
+            }),
             host: std::sync::OnceLock::new(),
-            extra: Mutex::new(Vec::new()),
         })
     }
 
-    /// Adds grants for `plugin` (any tenant) on top of the operator's: a sandbox run grants a
-    /// connector's plugins the emulator it started.
-    pub fn grant_extra(&self, plugin: &str, grants: Grants) {
-        self.extra
+    /// Adds grants for the plugin of `manifest` (any tenant, whatever wasm it pins) on top of
+    /// the operator's: a sandbox run grants the plugins its connector spec declares the emulator
+    /// it started. Bound to the manifest's path, never to the name it claims.
+    pub fn grant_extra(&self, manifest: &Path, grants: Grants) {
+        self.shared
+            .extra
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((plugin.to_string(), grants));
+            .push((manifest_key(manifest), grants));
     }
 
     /// The host (created on first use).
     pub fn host(&self) -> Result<&PluginHost, String> {
         self.host
-            .get_or_init(|| PluginHost::new(self.config.host_config()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                PluginHost::new(self.shared.config.host_config()).map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// What `plugin` is granted for `tenant`.
-    pub fn grants(&self, plugin: &str, tenant: &str) -> Result<Grants, String> {
-        let mut g = self
-            .config
-            .grants_for(plugin, tenant, &self.resolver, &self.config_path)
-            .map_err(|e| e.to_string())?;
-        for (name, extra) in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            if name == plugin || name == "*" {
-                g.merge(extra.clone());
+    /// What the plugin of `manifest` is granted for `tenant`: the operator's grants for the
+    /// sha256 of the wasm actually loaded (checked against the manifest's pin first), plus the
+    /// extra grants given for this manifest. Pass it to [`PluginHost::load`].
+    pub fn grants(&self, manifest: &Path, tenant: &str) -> GrantSource {
+        let shared = self.shared.clone();
+        let key = manifest_key(manifest);
+        let tenant = tenant.to_string();
+        GrantSource::BySha256(Arc::new(move |sha256: &str| {
+            let mut g = shared
+                .config
+                .grants_for(sha256, &tenant, &shared.resolver, &shared.config_path)
+                .map_err(|e| e.to_string())?;
+            for (path, extra) in shared
+                .extra
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                if *path == key {
+                    g.merge(extra.clone());
+                }
             }
-        }
-        Ok(g)
+            Ok(g)
+        }))
     }
 
     /// Loads the plugins a spec declares for `tenant`. With no declaration, an empty set and no
@@ -243,12 +257,12 @@ impl PluginEnv {
             alias: decl.keys().next().cloned().unwrap_or_default(),
             cause,
         })?;
-        PluginSet::load(host, spec, decl, &|name| self.grants(name, tenant)).map(Arc::new)
+        PluginSet::load(host, spec, decl, &|manifest| self.grants(manifest, tenant)).map(Arc::new)
     }
 
     /// Starts hot reload of `set`'s plugins, when the operator turned it on and there are any.
     pub fn watch(&self, set: &PluginSet) -> Option<super::WatchGuard> {
-        let interval = self.config.watch_interval()?;
+        let interval = self.shared.config.watch_interval()?;
         if set.is_empty() {
             return None;
         }

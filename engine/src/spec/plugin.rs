@@ -32,8 +32,9 @@ pub struct PluginInfo {
     /// replaced by `_`.
     #[serde(default)]
     pub wasm: Option<String>,
-    /// Lowercase hex sha256 of the wasm file; the host refuses a file that does not match.
-    /// Default: none (not checked; `switchyard plugin inspect` warns). Set it when shipping.
+    /// Lowercase hex sha256 of the wasm file. Required to load: the host refuses a manifest
+    /// without it and a file that does not match, and operators grant capabilities to this
+    /// digest (`switchyard plugin pin plugin.toml` writes it).
     #[serde(default)]
     pub sha256: Option<String>,
     /// What the plugin asks to be allowed to do. Default: nothing beyond logging and the clock.

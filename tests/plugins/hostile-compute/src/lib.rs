@@ -1,5 +1,6 @@
 //! Hostile mapping functions: `spin` (infinite loop), `grow` (memory growth without end),
-//! `recurse` (unbounded recursion), `big` (an output of N bytes), `panic`; and honest ones:
+//! `recurse` (unbounded recursion), `big` (an output of N bytes), `panic`, `exit` (calls
+//! `std::process::exit(N)`, WASI's `exit`); and honest ones:
 //! `echo` (returns its first argument, fully parsed and re-serialised), `work` (compute-bound loop
 //! of N rounds) and `contact_key` (reads three members of a record argument lazily; the same
 //! function as in `plugins/mapping-basics`, here in a small plugin for the benchmark).
@@ -28,6 +29,7 @@ impl MappingFunctions for Hostile {
             "recurse",
             "big",
             "panic",
+            "exit",
             "echo",
             "work",
             "contact_key",
@@ -62,6 +64,7 @@ impl MappingFunctions for Hostile {
             "recurse" => Ok(Value::from(recurse(n, n, n + 1, n + 2))),
             "big" => Ok(Value::String("x".repeat(n as usize))),
             "panic" => panic!("hostile plugin panics on purpose"),
+            "exit" => std::process::exit(n as i32),
             "echo" => Ok(args.into_iter().next().unwrap_or(Value::Null)),
             "work" => {
                 let mut h = 0xcbf2_9ce4_8422_2325u64;
