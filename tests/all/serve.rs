@@ -707,14 +707,17 @@ async fn a_verifier_plugins_reason_never_reaches_the_sender() {
         "run .ci/build-plugins first"
     );
     let h = hook("webhook = { scheme = \"plugin\", plugin = \"verifier\" }");
+    let wasm = repo_root().join("target/plugins/hostile_reason.wasm");
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).expect("wasm")))
+    };
     let manifest = write(
         h.dir.path(),
         "blabber.toml",
         &format!(
-            "spec_version = 1\n[plugin]\nname = \"blabber\"\nversion = \"0.1.0\"\nworld = \"webhook-verifier\"\nwasm = \"{}\"\n[plugin.capabilities]\nsecrets = [\"webhook_secret\"]\n",
-            repo_root()
-                .join("target/plugins/hostile_reason.wasm")
-                .display()
+            "spec_version = 1\n[plugin]\nname = \"blabber\"\nversion = \"0.1.0\"\nworld = \"webhook-verifier\"\nwasm = \"{}\"\nsha256 = \"{sha256}\"\n[plugin.capabilities]\nsecrets = [\"webhook_secret\"]\n",
+            wasm.display()
         ),
     );
     let spec = std::path::Path::new(&h.specs).join("hook.toml");
@@ -731,7 +734,7 @@ async fn a_verifier_plugins_reason_never_reaches_the_sender() {
         h.dir.path(),
         "grants.toml",
         &format!(
-            "[host]\ncache_dir = \"{}\"\n[[grant]]\nplugin = \"blabber\"\ntenants = [\"t1\"]\nsecrets = {{ webhook_secret = \"env:SY_TEST_BLAB\" }}\n",
+            "[host]\ncache_dir = \"{}\"\n[[grant]]\nsha256 = \"{sha256}\"\ntenants = [\"t1\"]\nsecrets = {{ webhook_secret = \"env:SY_TEST_BLAB\" }}\n",
             h.dir.path().join("cache").display()
         ),
     );

@@ -7,7 +7,7 @@
 //! answer (`done` / `refused`), so a crash at any point leaves a row that says what to do next:
 //! `pending` means "reconcile before creating".
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, now, write_tx};
 use rusqlite::{OptionalExtension, params};
 
 /// Seconds after its last heartbeat that an owner (a run) counts as gone.
@@ -135,7 +135,7 @@ impl Store {
     /// Forget `owner`: its claims and leases are released at once.
     pub fn retire(&self, owner: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = write_tx(c)?;
             tx.execute(
                 "UPDATE deliveries SET owner=NULL WHERE owner=?1",
                 params![owner],
@@ -156,7 +156,7 @@ impl Store {
         self.heartbeat(owner)?;
         let me_host = host_name();
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = write_tx(c)?;
             let held: Option<(String, u32, String, String, i64)> = tx
                 .query_row(
                     "SELECT l.owner, o.pid, o.host, o.started_at, o.heartbeat
@@ -199,7 +199,7 @@ impl Store {
         let me_host = host_name();
         let t = now();
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = write_tx(c)?;
             let mut out = Vec::with_capacity(keys.len());
             {
                 let mut get = tx.prepare_cached(
@@ -294,7 +294,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let t = now();
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = write_tx(c)?;
             {
                 let mut d = tx.prepare_cached(
                     "INSERT INTO deliveries (tenant,ns,object,record_key,state,remote_id,owner,attempts,updated_at)

@@ -136,6 +136,13 @@ CREATE TABLE IF NOT EXISTS oauth_tokens (
   PRIMARY KEY (tenant, connector));
 ";
 
+/// A write transaction that takes the write lock when it begins (`BEGIN IMMEDIATE`): a
+/// deferred one that reads first cannot wait for the lock when another process wrote since it
+/// began (SQLite answers "database is locked" at once, without the busy timeout).
+pub(crate) fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -232,9 +239,12 @@ impl Store {
         self
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&c).map_err(|source| StoreError::Sqlite {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c).map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
         })
@@ -339,7 +349,7 @@ impl Store {
     pub fn dead_letter(&self, d: &NewDeadLetter<'_>) -> Result<i64, StoreError> {
         let t = now();
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = write_tx(c)?;
             let existing: Option<i64> = tx
                 .query_row(
                     "SELECT id FROM dead_letters WHERE tenant=?1 AND connector=?2 AND record_key=?3 AND status='pending'",

@@ -240,10 +240,18 @@ fn route_redactor(
         manifests.extend(target.plugins.values().map(|r| dir(&target_path).join(r)));
     }
     for manifest in manifests {
-        let Ok(name) = switchyard::plugin::manifest_name(&manifest) else {
+        // Grants are keyed by the wasm's pinned digest.
+        let Some(sha256) = switchyard::plugin::read_manifest(&manifest, 1 << 20)
+            .ok()
+            .and_then(|info| info.sha256)
+        else {
             continue;
         };
-        if let Ok(g) = plugins.grants(&name, &m.tenant) {
+        let g = match plugins.grants(&manifest, &m.tenant) {
+            switchyard::plugin::GrantSource::Fixed(g) => Ok(g),
+            switchyard::plugin::GrantSource::BySha256(lookup) => lookup(&sha256),
+        };
+        if let Ok(g) = g {
             values.extend(g.secrets.into_values());
         }
     }
