@@ -1,6 +1,7 @@
 //! The `switchyard` command line: one file per subcommand.
 
 mod attribute;
+mod common;
 mod connectors;
 mod deadletter;
 mod map;

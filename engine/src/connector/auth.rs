@@ -4,7 +4,7 @@
 //! single-flight so that concurrent requests never race to refresh.
 
 use super::ConnectorError;
-use super::secret::Secret;
+use crate::secrets::Secret;
 use super::template::{Templates, Tpl};
 use crate::spec::connector::{Auth, CredentialsIn, KeyLocation, Method};
 use base64::Engine as _;

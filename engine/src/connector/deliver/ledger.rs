@@ -16,7 +16,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// This process's owner id: one per process, so every deliverer of it shares its claims (they
 /// are kept apart by the in-process record locks instead).
-pub(crate) fn process_owner() -> &'static str {
+pub fn process_owner() -> &'static str {
     static OWNER: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{}:{}:{:016x}",
@@ -249,7 +249,7 @@ impl Ledger {
     }
 }
 
-impl crate::workflow::ActionLedger for Ledger {
+impl crate::connector::workflow::ActionLedger for Ledger {
     fn begin(&self, key: &str, trigger: &str, action: &str) -> Option<String> {
         let object = Self::action_object(trigger, action);
         match self.claim_many(&object, &[key]).map(|mut c| c.pop()) {
@@ -265,10 +265,10 @@ impl crate::workflow::ActionLedger for Ledger {
         }
     }
 
-    fn finish(&self, key: &str, trigger: &str, action: &str, end: crate::workflow::ActionEnd) {
+    fn finish(&self, key: &str, trigger: &str, action: &str, end: crate::connector::workflow::ActionEnd) {
         let object = Self::action_object(trigger, action);
         let r = match end {
-            crate::workflow::ActionEnd::Ran => self.store.settle_done(
+            crate::connector::workflow::ActionEnd::Ran => self.store.settle_done(
                 &self.tenant,
                 &self.ns,
                 &self.connector,
@@ -280,11 +280,11 @@ impl crate::workflow::ActionLedger for Ledger {
                     completes_record: false,
                 }],
             ),
-            crate::workflow::ActionEnd::Refused => {
+            crate::connector::workflow::ActionEnd::Refused => {
                 self.store
                     .settle_refused(&self.tenant, &self.ns, &object, key)
             }
-            crate::workflow::ActionEnd::Unknown => {
+            crate::connector::workflow::ActionEnd::Unknown => {
                 self.store
                     .release_unknown(&self.tenant, &self.ns, &object, key)
             }

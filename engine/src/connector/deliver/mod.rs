@@ -18,6 +18,8 @@
 mod batch;
 pub mod input;
 mod ledger;
+
+pub use ledger::process_owner;
 mod object;
 
 use super::{ConnectorError, Session};
@@ -562,14 +564,14 @@ impl Deliverer {
             }
             out.objects.push(o);
         }
-        out.actions = crate::workflow::run_triggers(
+        out.actions = crate::connector::workflow::run_triggers(
             &self.session,
             &item,
             &ids,
             &self.opts.dedupe_object,
             self.ledger
                 .as_ref()
-                .map(|l| l as &dyn crate::workflow::ActionLedger),
+                .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
         )
         .await;
         for a in &mut out.actions {
