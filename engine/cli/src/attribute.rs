@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use switchyard::attribution::{ErrorKind, Outcome, Report};
 use switchyard::diag::{self, Format};
 use switchyard::engine::EngineError;
-use switchyard::spec::attribution::PullRule;
 use switchyard::spec;
+use switchyard::spec::attribution::PullRule;
 
 /// Arguments of `switchyard attribute`.
 #[derive(Debug, clap::Args)]
@@ -87,11 +87,17 @@ async fn run_async(a: Args) -> u8 {
     let attribution = match engine.attribution_file(&a.spec) {
         Ok(x) => x,
         Err(EngineError::Spec { diagnostics, .. }) => {
-            eprint!("{}", diag::render(&diagnostics, Format::Human, cwd.as_deref()));
+            eprint!(
+                "{}",
+                diag::render(&diagnostics, Format::Human, cwd.as_deref())
+            );
             return super::EXIT_INVALID;
         }
         Err(EngineError::Load(spec::LoadError::Invalid { diagnostics, .. })) => {
-            eprint!("{}", diag::render(&diagnostics, Format::Human, cwd.as_deref()));
+            eprint!(
+                "{}",
+                diag::render(&diagnostics, Format::Human, cwd.as_deref())
+            );
             return super::EXIT_INVALID;
         }
         Err(EngineError::Load(spec::LoadError::Io { source, .. })) => {
@@ -221,9 +227,10 @@ async fn pull_records(
             }
             let mut out = Vec::new();
             for r in &rules {
-                let got = attribution.pull(&route, r).await.map_err(|e| {
-                    format!("pulling `{}` through `{name}`: {e}", r.object)
-                })?;
+                let got = attribution
+                    .pull(&route, r)
+                    .await
+                    .map_err(|e| format!("pulling `{}` through `{name}`: {e}", r.object))?;
                 eprintln!(
                     "pulled {} {} records through connector `{name}`",
                     got.len(),
@@ -249,7 +256,8 @@ fn tenant_route(
     connector: &str,
 ) -> Result<(switchyard::spec::mapping::MappingSpec, PathBuf), String> {
     for p in &a.tenant_config {
-        let (m, _) = spec::load_as::<switchyard::spec::MappingSpec>(p).map_err(|e| e.to_string())?;
+        let (m, _) =
+            spec::load_as::<switchyard::spec::MappingSpec>(p).map_err(|e| e.to_string())?;
         if m.connector == connector {
             return Ok((m, p.clone()));
         }
@@ -305,8 +313,10 @@ fn write_outputs(a: &Args, outcome: &Outcome) -> Result<(), String> {
         let _ = out.write_all(table(&outcome.report, outcome.records.len()).as_bytes());
     } else if a.report.is_none() && !stdout_is_output {
         let mut out = stdout.lock();
-        out.write_all(report_json.as_bytes())
-            .map_err(|e| format!("stdout: {e}"))?;
+        if let Err(e) = out.write_all(report_json.as_bytes()) {
+            super::quit_if_closed(&e);
+            return Err(format!("stdout: {e}"));
+        }
     }
     Ok(())
 }
@@ -316,7 +326,10 @@ fn write_to(path: &Path, text: &str) -> Result<(), String> {
         std::io::stdout()
             .lock()
             .write_all(text.as_bytes())
-            .map_err(|e| format!("stdout: {e}"))
+            .map_err(|e| {
+                super::quit_if_closed(&e);
+                format!("stdout: {e}")
+            })
     } else {
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
     }

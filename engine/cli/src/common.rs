@@ -238,7 +238,11 @@ impl ReportWriter {
     }
 
     /// Close the document with the actions, the counts and `run` (route, connector, dry run).
-    pub fn finish(mut self, counts: &DeliveryCounts, run: serde_json::Value) -> std::io::Result<()> {
+    pub fn finish(
+        mut self,
+        counts: &DeliveryCounts,
+        run: serde_json::Value,
+    ) -> std::io::Result<()> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }

@@ -2,9 +2,9 @@
 //! with its `test_operation` (seed 001's "test all connections").
 
 use super::common::{engine, route_spec};
-use switchyard::engine::Engine;
 use std::path::PathBuf;
 use std::time::Instant;
+use switchyard::engine::Engine;
 
 /// Arguments of `switchyard connectors`.
 #[derive(Debug, clap::Args)]
@@ -93,7 +93,7 @@ pub(super) fn run(a: Args) -> u8 {
                 match async { route_spec(&engine, route?, cfg, a.sandbox).await }.await {
                     Ok(p) => p,
                     Err(e) => {
-                        println!("{}\tfailed\t{e}", cfg.display());
+                        outln!("{}\tfailed\t{e}", cfg.display());
                         failed += 1;
                         continue;
                     }
@@ -118,7 +118,7 @@ pub(super) fn run(a: Args) -> u8 {
                     }
                 }
             };
-            println!("{name}\t{}\t{line}", route.tenant());
+            outln!("{name}\t{}\t{line}", route.tenant());
             if let Some(emu) = emulator {
                 emu.shutdown().await;
             }
@@ -134,7 +134,7 @@ pub(super) fn run(a: Args) -> u8 {
                 })
                 .any(|m| &m.connector == n);
             if !known {
-                println!("{n}\t-\tfailed\tno tenant config names this connector");
+                outln!("{n}\t-\tfailed\tno tenant config names this connector");
                 failed += 1;
             }
         }

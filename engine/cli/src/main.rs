@@ -1,5 +1,20 @@
 //! The `switchyard` command line: one file per subcommand.
 
+/// `println!` to stdout, except that a closed stdout (`switchyard … | head`) ends the command
+/// quietly instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::stdout_write(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` to stdout, quiet on a closed stdout (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::stdout_write(format_args!($($t)*))
+    };
+}
+
 mod attribute;
 mod common;
 mod connectors;
@@ -15,6 +30,23 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+/// Write to stdout; when the reader has gone away (a closed pipe), end the process quietly.
+pub(crate) fn stdout_write(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        quit_if_closed(&e);
+    }
+}
+
+/// A closed stdout (the reader is gone): nothing more can be shown, so the command ends
+/// quietly with success.
+pub(crate) fn quit_if_closed(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(i32::from(EXIT_OK));
+    }
+}
 
 /// Exit code: everything valid / delivered.
 pub const EXIT_OK: u8 = 0;

@@ -108,6 +108,7 @@ pub fn run(a: Args) -> u8 {
         Ok(0) => EXIT_OK,
         Ok(_) => EXIT_REJECTED,
         Err(e) => {
+            super::quit_if_closed(&e);
             eprintln!("error: {e}");
             EXIT_USAGE
         }

@@ -140,24 +140,27 @@ async fn run_async(a: Args) -> u8 {
     if let Some(emu) = &emulator {
         eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
     }
-    let (input, total_bytes, input_id): (Box<dyn std::io::Read + Send>, Option<u64>, Option<String>) =
-        if a.input == "-" {
-            (Box::new(std::io::stdin()), None, None)
-        } else {
-            match std::fs::File::open(&a.input) {
-                Ok(f) => {
-                    let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-                    let id = std::fs::canonicalize(&a.input)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|_| a.input.clone());
-                    (Box::new(f), len, Some(id))
-                }
-                Err(e) => {
-                    eprintln!("error: cannot read `{}`: {e}", a.input);
-                    return super::EXIT_USAGE;
-                }
+    let (input, total_bytes, input_id): (
+        Box<dyn std::io::Read + Send>,
+        Option<u64>,
+        Option<String>,
+    ) = if a.input == "-" {
+        (Box::new(std::io::stdin()), None, None)
+    } else {
+        match std::fs::File::open(&a.input) {
+            Ok(f) => {
+                let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                let id = std::fs::canonicalize(&a.input)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| a.input.clone());
+                (Box::new(f), len, Some(id))
             }
-        };
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", a.input);
+                return super::EXIT_USAGE;
+            }
+        }
+    };
     let report = match &a.report {
         Some(p) => match ReportWriter::create(p) {
             Ok(w) => Some(w),

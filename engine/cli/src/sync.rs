@@ -2,9 +2,9 @@
 //! cursor per tenant, connector and object lives in the store).
 
 use super::common::{engine, route_spec};
-use switchyard::engine::Engine;
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard::engine::Engine;
 
 /// Arguments of `switchyard sync`.
 #[derive(Debug, clap::Args)]
@@ -80,13 +80,14 @@ pub(super) fn run(a: Args) -> u8 {
                 return super::EXIT_USAGE;
             }
         };
-        let (route, emulator) = match async { route_spec(&engine, route?, &cfg_path, a.sandbox).await }.await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::EXIT_USAGE;
-            }
-        };
+        let (route, emulator) =
+            match async { route_spec(&engine, route?, &cfg_path, a.sandbox).await }.await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return super::EXIT_USAGE;
+                }
+            };
         if route.mapping().connector != a.connector {
             eprintln!(
                 "error: `{}` configures connector `{}`, not `{}`",

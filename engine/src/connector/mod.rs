@@ -15,13 +15,13 @@ pub mod template;
 pub mod webhook;
 pub mod workflow;
 
+pub use crate::secrets::{Secret, SecretResolver};
 pub use auth::jwt_assertion;
 pub use deliver::{
     ActionOutcome, Deliverer, DeliveryCounts, DeliveryItem, DeliveryOptions, DeliveryReport, Input,
     ObjectOutcome, Outcome, RecordResult, RejectedInput,
 };
 pub use http::{Extra, Response, Retrying};
-pub use crate::secrets::{Secret, SecretResolver};
 
 use crate::spec::connector::{BodyEncoding, ConnectorSpec, Operation, OperationKind, Pagination};
 use auth::{AuthPlan, TokenCache};

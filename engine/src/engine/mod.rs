@@ -121,7 +121,9 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// Another live process holds the lease of this work (a run of the same input).
-    #[error("another run is delivering {what} ({holder}); wait for it to finish or stop it (a stopped run's lease lapses as soon as its process is gone)")]
+    #[error(
+        "another run is delivering {what} ({holder}); wait for it to finish or stop it (a stopped run's lease lapses as soon as its process is gone)"
+    )]
     Busy {
         /// What is leased, in words.
         what: String,
@@ -223,8 +225,8 @@ impl EngineBuilder {
             Some(s) => s,
             None => SecretResolver::from_env()?,
         };
-        let plugins = PluginEnv::discover(self.plugin_grants.as_deref())
-            .map_err(EngineError::Invalid)?;
+        let plugins =
+            PluginEnv::discover(self.plugin_grants.as_deref()).map_err(EngineError::Invalid)?;
         let registry = Registry::new(self.connectors_dir, self.connector_specs);
         Ok(Engine(Arc::new(Inner {
             registry,
@@ -254,7 +256,10 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("registry", &self.0.registry)
-            .field("store", &self.0.store.as_ref().map(|s| s.path().to_string()))
+            .field(
+                "store",
+                &self.0.store.as_ref().map(|s| s.path().to_string()),
+            )
             .finish_non_exhaustive()
     }
 }

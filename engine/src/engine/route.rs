@@ -316,7 +316,13 @@ impl Route {
         mut on_result: impl FnMut(RecordResult),
     ) -> Result<DeliveryCounts, EngineError> {
         let d = self.deliverer();
-        let store = self.0.engine.0.store.clone().filter(|_| self.0.sink.is_none());
+        let store = self
+            .0
+            .engine
+            .0
+            .store
+            .clone()
+            .filter(|_| self.0.sink.is_none());
         let mut lease = None;
         if let (Some(s), Some(owner), Some(id)) = (&store, d.owner(), &opts.input_id) {
             let scope = format!(
@@ -327,11 +333,7 @@ impl Route {
             lease = Some(scope.clone());
             if let Err(holder) = s.acquire_lease(&scope, owner)? {
                 return Err(EngineError::Busy {
-                    what: format!(
-                        "`{id}` for tenant `{}` to {}",
-                        self.tenant(),
-                        d.namespace()
-                    ),
+                    what: format!("`{id}` for tenant `{}` to {}", self.tenant(), d.namespace()),
                     holder,
                 });
             }
@@ -512,11 +514,7 @@ impl Route {
         else {
             return Ok(None);
         };
-        let r = self
-            .0
-            .session
-            .call(&op, Map::new(), Retrying::Safe)
-            .await?;
+        let r = self.0.session.call(&op, Map::new(), Retrying::Safe).await?;
         Ok(Some(r.status))
     }
 

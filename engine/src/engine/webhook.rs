@@ -71,9 +71,10 @@ impl super::Engine {
         })?;
         let mut secrets = HashMap::new();
         for (name, reference) in &m.source_secrets {
-            let v = self.secrets().resolve(reference).map_err(|e| {
-                invalid(format!("{}: /source_secrets/{name}: {e}", path.display()))
-            })?;
+            let v = self
+                .secrets()
+                .resolve(reference)
+                .map_err(|e| invalid(format!("{}: /source_secrets/{name}: {e}", path.display())))?;
             secrets.insert(name.clone(), v);
         }
         let set = self

@@ -286,10 +286,8 @@ impl SecretProvider for SecretsFileProvider {
 /// The default provider chain: environment variables, files, and — when `SWITCHYARD_SECRETS`
 /// names one — the secrets file for `secret:` references.
 pub fn default_provider() -> ChainProvider {
-    let mut chain: Vec<Box<dyn SecretProvider>> = vec![
-        Box::new(EnvProvider),
-        Box::new(FileProvider::default()),
-    ];
+    let mut chain: Vec<Box<dyn SecretProvider>> =
+        vec![Box::new(EnvProvider), Box::new(FileProvider::default())];
     if let Some(p) = std::env::var_os("SWITCHYARD_SECRETS")
         && let Ok(f) = SecretsFileProvider::read(Path::new(&p))
     {

@@ -306,7 +306,10 @@ async fn webhook(
         Err(e) => {
             // The sender sees why (secrets redacted); the server's file layout stays in the log.
             tracing::warn!(tenant, source, route = %route.route().path().display(), error = %e, "webhook record rejected by the mapping");
-            answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e.to_string()}))
+            answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.to_string()}),
+            )
         }
     }
 }

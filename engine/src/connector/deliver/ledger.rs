@@ -265,7 +265,13 @@ impl crate::connector::workflow::ActionLedger for Ledger {
         }
     }
 
-    fn finish(&self, key: &str, trigger: &str, action: &str, end: crate::connector::workflow::ActionEnd) {
+    fn finish(
+        &self,
+        key: &str,
+        trigger: &str,
+        action: &str,
+        end: crate::connector::workflow::ActionEnd,
+    ) {
         let object = Self::action_object(trigger, action);
         let r = match end {
             crate::connector::workflow::ActionEnd::Ran => self.store.settle_done(
