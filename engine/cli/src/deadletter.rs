@@ -177,6 +177,7 @@ fn import(store: &std::path::Path, file: Option<PathBuf>) -> u8 {
             reason: f("reason"),
             attempts: v.get("attempts").and_then(|x| x.as_u64()).unwrap_or(1) as u32,
             settle: None,
+            correlation_id: v.get("correlation_id").and_then(|x| x.as_str()),
         };
         if let Err(e) = s.dead_letter(&d) {
             eprintln!("error: {e} (nothing after line {} was imported)", i + 1);

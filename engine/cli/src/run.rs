@@ -191,6 +191,7 @@ async fn run_async(a: Args) -> u8 {
             NdjsonOptions {
                 input_id,
                 premapped: a.mapped,
+                correlation_id: None,
             },
             |r| {
                 tally.add(r);

@@ -27,7 +27,7 @@ mod webhook;
 
 pub use attribution::Attribution;
 pub use registry::Registry;
-pub use route::{NdjsonOptions, Route, RouteOptions, SandboxBinding};
+pub use route::{NdjsonOptions, Route, RouteOptions, SandboxBinding, correlation_id};
 pub use webhook::{WebhookError, WebhookRoute};
 
 use crate::connector::{ConnectorError, Runtime};

@@ -48,6 +48,14 @@ pub struct NdjsonOptions {
     pub input_id: Option<String>,
     /// Lines are already mapped (`{"objects", "triggers"}`, what `switchyard map` prints).
     pub premapped: bool,
+    /// The run's correlation id, in every log line and dead letter of it (default: a fresh
+    /// `run-…` id).
+    pub correlation_id: Option<String>,
+}
+
+/// A fresh correlation id: `prefix-` and 16 hex digits.
+pub fn correlation_id(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
 struct Inner {
@@ -306,6 +314,18 @@ impl Route {
         self.deliverer().deliver(items).await
     }
 
+    /// [`Route::deliver`] under a correlation id (a webhook request's).
+    pub async fn deliver_correlated(
+        &self,
+        items: Vec<DeliveryItem>,
+        correlation_id: &str,
+    ) -> DeliveryReport {
+        self.deliverer()
+            .with_correlation(correlation_id)
+            .deliver(items)
+            .await
+    }
+
     /// Deliver NDJSON from `input` with bounded memory: lines are read, judged and mapped on a
     /// blocking thread exactly as `switchyard map` judges them, and delivered as they come;
     /// `on_result` sees each record's result. Lines that are not records are dead-lettered.
@@ -315,7 +335,19 @@ impl Route {
         opts: NdjsonOptions,
         mut on_result: impl FnMut(RecordResult),
     ) -> Result<DeliveryCounts, EngineError> {
-        let d = self.deliverer();
+        let cid = opts
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| correlation_id("run"));
+        let d = self.deliverer().with_correlation(cid.clone());
+        tracing::info!(
+            correlation_id = %cid,
+            route = %self.0.path.display(),
+            tenant = %self.tenant(),
+            connector = %self.0.mapping.connector,
+            input = opts.input_id.as_deref().unwrap_or("(stream)"),
+            "delivery started"
+        );
         let store = self
             .0
             .engine
@@ -354,6 +386,15 @@ impl Route {
         });
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let counts = d.deliver_stream(stream, &mut on_result).await;
+        tracing::info!(
+            correlation_id = %cid,
+            created = counts.created,
+            updated = counts.updated,
+            skipped = counts.skipped,
+            failed = counts.failed,
+            dead_lettered = counts.dead_lettered,
+            "delivery finished"
+        );
         let read = reader.await;
         if let (Some(s), Some(owner), Some(scope)) = (&store, d.owner(), &lease)
             && let Err(e) = s.release_lease(scope, owner)

@@ -158,8 +158,13 @@ impl WebhookRoute {
         }
     }
 
-    /// Map and deliver a verified body (one JSON object, or an array of them).
-    pub async fn receive(&self, body: &[u8]) -> Result<DeliveryReport, WebhookError> {
+    /// Map and deliver a verified body (one JSON object, or an array of them), under the
+    /// request's correlation id.
+    pub async fn receive(
+        &self,
+        body: &[u8],
+        correlation_id: &str,
+    ) -> Result<DeliveryReport, WebhookError> {
         let records: Vec<Value> = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Array(a)) => a,
             Ok(v @ Value::Object(_)) => vec![v],
@@ -190,7 +195,7 @@ impl WebhookRoute {
                 });
             items.push(DeliveryItem { key, mapped });
         }
-        let mut report = self.route.deliver(items).await;
+        let mut report = self.route.deliver_correlated(items, correlation_id).await;
         for o in &mut report.objects {
             if let Some(r) = &mut o.reason {
                 self.redactor.redact_in_place(r);

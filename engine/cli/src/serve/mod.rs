@@ -226,6 +226,22 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     Ok(Bytes::from(out))
 }
 
+/// The request's correlation id: the sender's `X-Request-Id` when it is a plain token, else
+/// a fresh one. It is in every log line and dead letter of the request, and in the answer.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| switchyard::engine::correlation_id("req"))
+}
+
 async fn webhook(
     State(app): State<Arc<App>>,
     Path((tenant, source)): Path<(String, String)>,
@@ -234,6 +250,31 @@ async fn webhook(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    use tracing::Instrument as _;
+    let cid = request_id(&headers);
+    let span =
+        tracing::info_span!("webhook", correlation_id = %cid, tenant = %tenant, source = %source);
+    let mut resp = webhook_inner(app, tenant, source, peer, method, uri, headers, body, &cid)
+        .instrument(span)
+        .await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook_inner(
+    app: Arc<App>,
+    tenant: String,
+    source: String,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    cid: &str,
 ) -> Response {
     let Some(route) = app.routes.get(&(tenant.clone(), source.clone())) else {
         return answer(
@@ -287,7 +328,15 @@ async fn webhook(
         if let Err(refusal) = verdict {
             let code = refusal.code();
             let detail = route.redactor().redact(&refusal.to_string()).into_owned();
-            tracing::warn!(tenant, source, scheme = route.verification(), code, detail = ?detail, "webhook refused");
+            tracing::warn!(
+                tenant,
+                source,
+                correlation_id = cid,
+                scheme = route.verification(),
+                code,
+                detail = %detail,
+                "webhook refused"
+            );
             let status = if code == switchyard::connector::webhook::UNAVAILABLE_CODE {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -296,7 +345,7 @@ async fn webhook(
             return answer(status, json!({ "error": code }));
         }
     }
-    match route.receive(&body).await {
+    match route.receive(&body, cid).await {
         Ok(report) => {
             let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
             route.redactor().redact_json(&mut report);
@@ -305,7 +354,14 @@ async fn webhook(
         Err(WebhookError::BadBody(e)) => answer(StatusCode::BAD_REQUEST, json!({"error": e})),
         Err(e) => {
             // The sender sees why (secrets redacted); the server's file layout stays in the log.
-            tracing::warn!(tenant, source, route = %route.route().path().display(), error = %e, "webhook record rejected by the mapping");
+            tracing::warn!(
+                tenant,
+                source,
+                correlation_id = cid,
+                route = %route.route().path().display(),
+                error = %e,
+                "webhook record rejected by the mapping"
+            );
             answer(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": e.to_string()}),

@@ -63,6 +63,8 @@ pub(super) struct Ledger {
     pub connector: String,
     pub route: String,
     pub owner: String,
+    /// The run's or request's correlation id, kept with dead letters.
+    pub correlation: Option<String>,
 }
 
 /// Aborts the heartbeat task when dropped.
@@ -84,6 +86,7 @@ impl Ledger {
             connector: session.connector.name().to_string(),
             route: route.to_string(),
             owner: process_owner().to_string(),
+            correlation: None,
             store,
         }
     }
@@ -218,9 +221,22 @@ impl Ledger {
             reason,
             attempts: if attempts == 0 { 1 } else { attempts },
             settle: settle.map(|s| (self.ns.as_str(), s)),
+            correlation_id: self.correlation.as_deref(),
         };
         match self.store.dead_letter(&d) {
-            Ok(_) => (true, false, None),
+            Ok(id) => {
+                tracing::warn!(
+                    dead_letter = id,
+                    tenant = %self.tenant,
+                    connector = %self.connector,
+                    object,
+                    key,
+                    correlation_id = self.correlation.as_deref().unwrap_or(""),
+                    %reason,
+                    "record dead-lettered"
+                );
+                (true, false, None)
+            }
             Err(e) => {
                 tracing::error!(error = %e, key, object, "dead-letter write failed");
                 match self.store.dead_letter_fallback(&d) {
