@@ -21,11 +21,13 @@
 //! ```
 
 mod attribution;
+mod mapper;
 mod registry;
 mod route;
 mod webhook;
 
 pub use attribution::Attribution;
+pub use mapper::Mapper;
 pub use registry::Registry;
 pub use route::{NdjsonOptions, Route, RouteOptions, SandboxBinding, correlation_id};
 pub use webhook::{WebhookError, WebhookRoute};

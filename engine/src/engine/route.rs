@@ -85,6 +85,67 @@ impl std::fmt::Debug for Route {
     }
 }
 
+/// A mapping compiled against its connector (and source), with its plugins loaded.
+pub(super) struct Compiled {
+    pub plan: CompiledMapping,
+    pub source: Option<Arc<super::registry::Entry>>,
+    pub connector_plugins: Arc<crate::plugin::PluginSet>,
+    pub watch: Vec<crate::plugin::WatchGuard>,
+}
+
+/// Compile `mapping` (from `path`; its diagnostics placed in `source_file` when given).
+pub(super) fn compile(
+    engine: &Engine,
+    mapping: &MappingSpec,
+    path: &Path,
+    source_file: Option<&crate::spec::SourceFile>,
+    connector: &super::registry::Entry,
+) -> Result<Compiled, EngineError> {
+    let e = &engine.0;
+    let source = match &mapping.source {
+        Some(s) => Some(e.registry.get(s)?),
+        None => None,
+    };
+    let mapping_plugins = e
+        .plugins
+        .load_set(path, &mapping.plugins, &mapping.tenant)?;
+    let connector_plugins =
+        e.plugins
+            .load_set(&connector.path, &connector.spec.plugins, &mapping.tenant)?;
+    let watch: Vec<crate::plugin::WatchGuard> = [&mapping_plugins, &connector_plugins]
+        .into_iter()
+        .filter_map(|s| e.plugins.watch(s))
+        .collect();
+    let env = CompileEnv {
+        target: &connector.spec,
+        source: source.as_ref().map(|s| &s.spec),
+        plugins: Some(&mapping_plugins),
+    };
+    let (plan, diags) = crate::mapping::compile(mapping, &env);
+    match plan {
+        Some(plan) if !diags.has_errors() => Ok(Compiled {
+            plan,
+            source,
+            connector_plugins,
+            watch,
+        }),
+        _ => {
+            let mut placed = crate::diag::Diagnostics::default();
+            for d in diags.0 {
+                placed.push(match source_file {
+                    Some(s) => s.place(d),
+                    None => d,
+                });
+            }
+            placed.sort();
+            Err(EngineError::Spec {
+                path: path.to_path_buf(),
+                diagnostics: placed,
+            })
+        }
+    }
+}
+
 impl Route {
     pub(super) fn build(
         engine: &Engine,
@@ -147,43 +208,12 @@ impl Route {
             base,
             opts.dry_run,
         )?;
-        let source = match &mapping.source {
-            Some(s) => Some(e.registry.get(s)?),
-            None => None,
-        };
-        let mapping_plugins = e
-            .plugins
-            .load_set(path, &mapping.plugins, &mapping.tenant)?;
-        let connector_plugins =
-            e.plugins
-                .load_set(&connector.path, &connector.spec.plugins, &mapping.tenant)?;
-        let watch: Vec<crate::plugin::WatchGuard> = [&mapping_plugins, &connector_plugins]
-            .into_iter()
-            .filter_map(|s| e.plugins.watch(s))
-            .collect();
-        let env = CompileEnv {
-            target: &connector.spec,
-            source: source.as_ref().map(|s| &s.spec),
-            plugins: Some(&mapping_plugins),
-        };
-        let (plan, diags) = crate::mapping::compile(&mapping, &env);
-        let plan = match plan {
-            Some(p) if !diags.has_errors() => p,
-            _ => {
-                let mut placed = crate::diag::Diagnostics::default();
-                for d in diags.0 {
-                    placed.push(match &source_file {
-                        Some(s) => s.place(d),
-                        None => d,
-                    });
-                }
-                placed.sort();
-                return Err(EngineError::Spec {
-                    path: path.to_path_buf(),
-                    diagnostics: placed,
-                });
-            }
-        };
+        let Compiled {
+            plan,
+            source,
+            connector_plugins,
+            watch,
+        } = compile(engine, &mapping, path, source_file.as_ref(), &connector)?;
         let mut session = e
             .runtime
             .session(connector.compiled.clone(), binding)
