@@ -573,3 +573,124 @@ fn helper_templates_jsonpaths_defaults_and_runtime_errors() {
     );
     assert!(e.reason.contains("division by zero"), "{}", e.reason);
 }
+
+/// Hostile expressions of each shape that used to abort the process with a stack overflow
+/// (exit 134, no file, no line).
+fn hostile_expressions() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "7,000 parentheses",
+            format!("{}x{}", "(".repeat(7_000), ")".repeat(7_000)),
+        ),
+        ("100k `!`", format!("{}x", "!".repeat(100_000))),
+        ("100k `- `", format!("{}1", "- ".repeat(100_000))),
+        (
+            "7,000 nested calls",
+            format!("{}x{}", "lower(".repeat(7_000), ")".repeat(7_000)),
+        ),
+    ]
+}
+
+#[test]
+fn deep_expressions_are_a_located_diagnostic_not_a_stack_overflow() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"x\": 1, \"ai_analysis\": {\"lead_score\": 90}}\n",
+    )
+    .expect("write");
+    for (what, src) in hostile_expressions() {
+        // A trigger condition and a computed field, on their own lines so the position is
+        // checkable.
+        for (ptr, spec) in [
+            (
+                "/crm_config/workflow_triggers/t/condition",
+                json!({"type": "hubspot", "workflow_triggers": {"t": {"condition": src, "actions": ["send_notification"]}}}),
+            ),
+            (
+                "/crm_config/field_mappings/priority/formula",
+                json!({"type": "hubspot", "field_mappings": {"priority": {"type": "computed", "formula": src}}}),
+            ),
+        ] {
+            let cfg = serde_json::to_string(&spec).expect("json");
+            let file = tmp.path().join("deep.json");
+            std::fs::write(
+                &file,
+                format!(
+                    "{{\n\"spec_version\": 1, \"tenant\": \"t\", \"connector\": \"hubspot\",\n\"source\": \"callrail\",\n\"crm_config\": {cfg}}}\n"
+                ),
+            )
+            .expect("write");
+            let out = switchyard()
+                .args(["validate", "connector-specs"])
+                .arg(&file)
+                .output()
+                .expect("runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{what}: validate\n{stdout}");
+            assert!(
+                stdout.contains("error[E230]")
+                    && stdout.contains("deep.json:4:")
+                    && stdout.contains(ptr),
+                "{what}: {stdout}"
+            );
+            // The message quotes an excerpt, not the whole expression.
+            assert!(stdout.len() < 2_000, "{what}: {} bytes", stdout.len());
+            let out = switchyard()
+                .args(["map", "--mapping"])
+                .arg(&file)
+                .arg("--input")
+                .arg(&input)
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}: map\n{stderr}");
+            assert!(
+                stderr.contains("error[E230]") && stderr.contains("deep.json:4:"),
+                "{what}: {stderr}"
+            );
+            let out = switchyard()
+                .args(["run", "--dry-run", "--mapping"])
+                .arg(&file)
+                .arg("--input")
+                .arg(&input)
+                .arg("--store")
+                .arg(tmp.path().join("store.sqlite"))
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // `run` refuses a spec that does not compile with its own exit code; what matters
+            // here is that it exits rather than dies from a signal.
+            assert!(
+                out.status.code().is_some_and(|c| c != 0) && stderr.contains("E230"),
+                "{what}: run {:?}\n{stderr}",
+                out.status
+            );
+        }
+        // Attribution expressions are the same dialect.
+        let file = tmp.path().join("deep-attribution.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "spec_version = 1\n[attribution]\nname = \"deep\"\ntenant = \"acme\"\n\n[[attribution.conversions]]\nname = \"won\"\nsource = \"hubspot\"\nobject = \"deal\"\ncondition = {}\nvalue = \"amount\"\ntime = \"closedate\"\n",
+                serde_json::to_string(&src).expect("json")
+            ),
+        )
+        .expect("write");
+        let out = switchyard()
+            .args(["validate"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: attribution\n{stdout}");
+        assert!(
+            stdout.contains("E600")
+                && stdout.contains("nests too deep")
+                && stdout.contains("/attribution/conversions/0/condition")
+                && stdout.len() < 2_000,
+            "{what}: {stdout}"
+        );
+    }
+}

@@ -195,13 +195,19 @@ impl<'a> Compiler<'a> {
                 let what = match e.kind {
                     crate::expr::ExprErrorKind::Syntax => "expression does not parse: ",
                     crate::expr::ExprErrorKind::UnknownFunction
-                    | crate::expr::ExprErrorKind::UnknownLookup => "",
+                    | crate::expr::ExprErrorKind::UnknownLookup
+                    | crate::expr::ExprErrorKind::TooDeep => "",
                 };
                 self.diags.push(
                     Diagnostic::error(
                         e.kind.code(),
                         ptr,
-                        format!("{what}{} (at offset {} of `{src}`)", e.message, e.offset),
+                        format!(
+                            "{what}{} (at offset {} of `{}`)",
+                            e.message,
+                            e.offset,
+                            crate::expr::excerpt(src, e.offset)
+                        ),
                     )
                     .with_hint_opt(e.hint.clone()),
                 );
