@@ -694,3 +694,45 @@ fn deep_expressions_are_a_located_diagnostic_not_a_stack_overflow() {
         );
     }
 }
+
+#[test]
+fn a_template_of_200k_placeholders_is_refused_within_seconds() {
+    // 40k `{{x}}` took 27 s to compile inside `handlebars` (quadratic); 200k never finished.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("big.json");
+    let template = "{{customer_name}}".repeat(200_000);
+    let spec = json!({"spec_version": 1, "tenant": "t", "connector": "hubspot", "source": "callrail",
+        "crm_config": {"type": "hubspot", "field_mappings": {"dealname": {"type": "template", "template": template}}}});
+    std::fs::write(&file, serde_json::to_string_pretty(&spec).expect("json")).expect("write");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(&input, "{\"customer_name\": \"Ada\"}\n").expect("write");
+    let started = std::time::Instant::now();
+    let out = switchyard()
+        .args(["validate", "connector-specs"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error[E231]")
+            && stdout.contains("big.json:11:")
+            && stdout.contains("/crm_config/field_mappings/dealname/template"),
+        "{stdout}"
+    );
+    let out = switchyard()
+        .args(["map", "--mapping"])
+        .arg(&file)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E231"));
+    // Generous: both commands take well under a second each in a debug build.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

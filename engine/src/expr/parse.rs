@@ -242,6 +242,8 @@ struct Parser<'s, 'e> {
     depth: usize,
     env: &'e ExprEnv<'e>,
     vars: Vec<String>,
+    /// Name → index into `vars` (a flat chain may name thousands of fields).
+    var_slots: std::collections::HashMap<String, usize>,
     tables: Vec<(String, Arc<indexmap::IndexMap<String, serde_json::Value>>)>,
 }
 
@@ -255,6 +257,7 @@ pub(super) fn compile(src: &str, env: &ExprEnv) -> Result<Expr, ExprError> {
         depth: 0,
         env,
         vars: Vec::new(),
+        var_slots: Default::default(),
         tables: Vec::new(),
     };
     if p.tok == Tok::End {
@@ -411,14 +414,12 @@ impl Parser<'_, '_> {
     }
 
     fn var(&mut self, name: &str) -> Node {
-        let i = match self.vars.iter().position(|v| v == name) {
-            Some(i) => i,
-            None => {
-                self.vars.push(name.to_string());
-                self.vars.len() - 1
-            }
-        };
-        Node::Var(i)
+        if let Some(&i) = self.var_slots.get(name) {
+            return Node::Var(i);
+        }
+        self.vars.push(name.to_string());
+        self.var_slots.insert(name.to_string(), self.vars.len() - 1);
+        Node::Var(self.vars.len() - 1)
     }
 
     fn prefix(&mut self) -> Result<Node, ExprError> {

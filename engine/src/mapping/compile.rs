@@ -22,6 +22,8 @@ struct Compiler<'a> {
     source_catalog: Option<&'a ObjectSpec>,
     diags: Diagnostics,
     paths: Vec<String>,
+    /// Path → slot, so interning stays linear in the number of paths a spec references.
+    path_slots: std::collections::HashMap<String, usize>,
     jsonpaths: Vec<(String, jsonpath_rust::parser::model::JpQuery)>,
     exprs: Vec<ExprPlan>,
     templates: Vec<TemplatePlan>,
@@ -42,6 +44,7 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         source_catalog,
         diags: Diagnostics::default(),
         paths: Vec::new(),
+        path_slots: Default::default(),
         jsonpaths: Vec::new(),
         exprs: Vec::new(),
         templates: Vec::new(),
@@ -125,14 +128,19 @@ fn enum_options(
 }
 
 impl<'a> Compiler<'a> {
-    fn intern(paths: &mut Vec<String>, p: &str) -> usize {
-        match paths.iter().position(|x| x == p) {
-            Some(i) => i,
-            None => {
-                paths.push(p.to_string());
-                paths.len() - 1
-            }
+    fn intern(
+        (paths, slots): (
+            &mut Vec<String>,
+            &mut std::collections::HashMap<String, usize>,
+        ),
+        p: &str,
+    ) -> usize {
+        if let Some(&i) = slots.get(p) {
+            return i;
         }
+        paths.push(p.to_string());
+        slots.insert(p.to_string(), paths.len() - 1);
+        paths.len() - 1
     }
 
     fn is_source_field(&self, name: &str) -> bool {
@@ -185,7 +193,7 @@ impl<'a> Compiler<'a> {
                 let slots = e
                     .vars
                     .iter()
-                    .map(|v| Self::intern(&mut self.paths, v))
+                    .map(|v| Self::intern((&mut self.paths, &mut self.path_slots), v))
                     .collect();
                 self.exprs.push(ExprPlan { expr: e, slots });
                 Some(self.exprs.len() - 1)
@@ -243,16 +251,20 @@ impl<'a> Compiler<'a> {
     }
 
     fn template(&mut self, src: &str, ptr: &str) -> Option<Src> {
-        if let Err(e) = template::check(src) {
-            self.diags.push(Diagnostic::error(
-                "E211",
-                ptr,
-                format!("template does not compile: {}", e.reason),
-            ));
-            return None;
-        }
-        let paths = &mut self.paths;
-        let parts = template::simple_parts(src, &mut |p| Self::intern(paths, p));
+        let compiled = match template::compile(src) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(Diagnostic::error(
+                    e.code,
+                    ptr,
+                    format!("template does not compile: {}", e.reason),
+                ));
+                return None;
+            }
+        };
+        let (paths, slots) = (&mut self.paths, &mut self.path_slots);
+        let parts =
+            template::simple_parts(src, &mut |p| Self::intern((&mut *paths, &mut *slots), p));
         if let Some(parts) = &parts {
             if let [Part::Path(slot)] = parts.as_slice() {
                 return Some(Src::Slot(*slot));
@@ -283,17 +295,8 @@ impl<'a> Compiler<'a> {
                 }
                 r
             });
-            if let Err(e) = reg.register_template_string(&name, src) {
-                self.diags.push(Diagnostic::error(
-                    "E211",
-                    ptr,
-                    format!(
-                        "template does not compile: {}",
-                        crate::spec::validate::template_error_text(&e)
-                    ),
-                ));
-                return None;
-            }
+            // Compiled once above, within the limits; registering does not compile again.
+            reg.register_template(&name, compiled);
         }
         self.templates.push(TemplatePlan { parts, name });
         Some(Src::Template(self.templates.len() - 1))
@@ -374,7 +377,10 @@ impl<'a> Compiler<'a> {
         if p.starts_with('$') {
             if let Some(d) = simple_jsonpath(p) {
                 *declared = self.source_type(&d);
-                return Some(Src::Slot(Self::intern(&mut self.paths, &d)));
+                return Some(Src::Slot(Self::intern(
+                    (&mut self.paths, &mut self.path_slots),
+                    &d,
+                )));
             }
             return match jsonpath_rust::parser::parse_json_path(p) {
                 Ok(q) => {
@@ -406,7 +412,10 @@ impl<'a> Compiler<'a> {
             return None;
         }
         *declared = self.source_type(p);
-        Some(Src::Slot(Self::intern(&mut self.paths, p)))
+        Some(Src::Slot(Self::intern(
+            (&mut self.paths, &mut self.path_slots),
+            p,
+        )))
     }
 
     fn bare(&mut self, s: &str, ptr: &str, declared: &mut Option<FieldType>) -> Option<Src> {
@@ -426,7 +435,10 @@ impl<'a> Compiler<'a> {
         };
         if is_path && is_dotted_path(s) {
             *declared = self.source_type(s);
-            return Some(Src::Slot(Self::intern(&mut self.paths, s)));
+            return Some(Src::Slot(Self::intern(
+                (&mut self.paths, &mut self.path_slots),
+                s,
+            )));
         }
         let hint = self
             .source_catalog
@@ -987,7 +999,7 @@ impl<'a> Compiler<'a> {
             for (ptr, s) in strings {
                 if let Err(err) = template::check(s) {
                     self.diags.push(Diagnostic::error(
-                        "E211",
+                        err.code,
                         ptr,
                         format!("template does not compile: {}", err.reason),
                     ));
