@@ -736,3 +736,94 @@ fn a_template_of_200k_placeholders_is_refused_within_seconds() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_number_too_large_for_a_float_rejects_the_record_the_same_way_on_both_paths() {
+    // `1e400` in a record was a null field on the scanner path and "invalid JSON" on the
+    // parsing path (helper templates, JSONPath) and in `run`. Now: one rule, one reason.
+    let secrets = MemoryProvider::new();
+    let c = ctx(&secrets);
+    let plain = json!({"type": "hubspot", "field_mappings": {"email": "email", "amount": "call_details.duration"}});
+    let helper = json!({"type": "hubspot", "field_mappings": {"email": "email", "amount": "call_details.duration",
+        "firstname": {"type": "template", "template": "{{upper customer_name}}"}}});
+    let big = "9".repeat(400);
+    let lines = [
+        (
+            r#"{"email": "a@b.c", "call_details": {"duration": 1e400}}"#.to_string(),
+            "number at `call_details.duration` (column 49)",
+        ),
+        // A field the mapping does not read is judged the same way.
+        (
+            format!(r#"{{"email": "a@b.c", "other": [1, {big}]}}"#),
+            "number at `other.1` (column 33)",
+        ),
+    ];
+    for cfg in [plain, helper] {
+        let m = mapping(hubspot(cfg));
+        let target = connector("hubspot");
+        let source = connector("callrail");
+        let plan = CompiledMapping::compile(
+            &m,
+            &CompileEnv {
+                target: &target,
+                source: Some(&source),
+                plugins: None,
+            },
+        )
+        .expect("compiles");
+        for (line, want) in &lines {
+            let mut out = Vec::new();
+            let e = plan
+                .apply_line(line, &c, &mut Scratch::default(), &mut out)
+                .expect_err("rejected");
+            assert!(
+                e.reason.starts_with(want) && e.reason.contains("does not fit a 64-bit float"),
+                "{}",
+                e.reason
+            );
+            assert!(out.is_empty());
+            let parsed = switchyard::mapping::parse_record(line).expect_err("rejected");
+            assert_eq!(parsed.reason, e.reason, "run's parse and map agree");
+        }
+        let mut out = Vec::new();
+        plan.apply_line(
+            r#"{"email": "a@b.c", "call_details": {"duration": 1e-400}}"#,
+            &c,
+            &mut Scratch::default(),
+            &mut out,
+        )
+        .expect("a tiny number is 0");
+    }
+    // End to end: the line number and the field are in the rejects file; other lines map.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"email\": \"a@b.c\"}}\n{}\n{{\"email\": \"d@e.f\"}}\n",
+            lines[0].0
+        ),
+    )
+    .expect("write");
+    let rejects = tmp.path().join("rejects.ndjson");
+    let out = switchyard()
+        .args(["map", "--now", NOW, "--mapping"])
+        .arg(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--rejects")
+        .arg(&rejects)
+        .output()
+        .expect("runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let rej: Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).expect("rejects").trim())
+            .expect("one reject");
+    assert_eq!(rej["line"], 2);
+    assert!(
+        rej["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("`call_details.duration`")),
+        "{rej}"
+    );
+}

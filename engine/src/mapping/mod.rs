@@ -10,6 +10,7 @@
 
 mod apply;
 mod compile;
+mod line;
 pub mod scan;
 mod stream;
 
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use apply::{LineOutcome, Scratch};
 pub use compile::compile;
+pub use line::parse_record;
 pub use stream::{load_mapping, map_stream};
 
 /// What a mapping compiles against: the target connector and, optionally, the source.
