@@ -827,3 +827,24 @@ fn a_number_too_large_for_a_float_rejects_the_record_the_same_way_on_both_paths(
         "{rej}"
     );
 }
+
+#[test]
+fn an_endless_line_is_rejected_without_being_held_in_memory() {
+    // `map` read a whole line into memory whatever its length: one line without a newline
+    // could exhaust memory. Now a line longer than MAX_RECORD_BYTES is a rejected record.
+    let plan = compiled("hubspot-contact");
+    let secrets = MemoryProvider::new();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"email\": \"a@b.c\"}\n{\"email\": \"");
+    input.resize(input.len() + switchyard::mapping::MAX_RECORD_BYTES, b'x');
+    input.extend_from_slice(b"\"}\n{\"email\": \"d@e.f\"}");
+    let (mut out, mut rej) = (Vec::new(), Vec::new());
+    let rejected =
+        switchyard::mapping::map_stream(&plan, &ctx(&secrets), &input[..], &mut out, &mut rej)
+            .expect("io");
+    assert_eq!(rejected, 1);
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2);
+    let r: Value = serde_json::from_slice(&rej).expect("one reject");
+    assert_eq!(r["line"], 2);
+    assert_eq!(r["reason"], "the line is longer than 16 MiB");
+}

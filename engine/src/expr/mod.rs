@@ -282,11 +282,16 @@ impl Vars for Value {
     }
 }
 
+/// Lookup tables by name, shared: every expression that reads a table holds the same `Arc`
+/// (a spec with one big table and thousands of expressions must not copy it thousands of
+/// times).
+pub type Lookups = IndexMap<String, Arc<IndexMap<String, Value>>>;
+
 /// What an expression may refer to besides the record: lookup tables and the source catalog.
 #[derive(Clone, Copy)]
 pub struct ExprEnv<'a> {
     /// Lookup tables by name (`table[key]`).
-    pub lookups: &'a IndexMap<String, IndexMap<String, Value>>,
+    pub lookups: &'a Lookups,
     /// Whether a dotted name is a field of the source record, when the source declares a
     /// catalog (`None`: any name may be a field).
     pub is_field: Option<&'a dyn Fn(&str) -> bool>,
@@ -383,8 +388,7 @@ pub trait ExtCalls: Sync {
     fn call(&self, f: &ExtFn, args: Vec<Value>) -> Result<Value, String>;
 }
 
-static NO_LOOKUPS: std::sync::LazyLock<IndexMap<String, IndexMap<String, Value>>> =
-    std::sync::LazyLock::new(IndexMap::new);
+static NO_LOOKUPS: std::sync::LazyLock<Lookups> = std::sync::LazyLock::new(IndexMap::new);
 
 impl ExprEnv<'static> {
     /// An environment without lookup tables or source catalog (attribution, workflow rules).
@@ -399,7 +403,7 @@ impl ExprEnv<'static> {
 
 impl<'a> ExprEnv<'a> {
     /// An environment with lookups and no source catalog.
-    pub fn new(lookups: &'a IndexMap<String, IndexMap<String, Value>>) -> Self {
+    pub fn new(lookups: &'a Lookups) -> Self {
         ExprEnv {
             lookups,
             is_field: None,
@@ -547,7 +551,7 @@ mod tests {
         let mut t = IndexMap::new();
         t.insert("kitchen".to_string(), json!(25000));
         t.insert("bathroom".to_string(), json!(15000));
-        lookups.insert("project_value_map".to_string(), t);
+        lookups.insert("project_value_map".to_string(), Arc::new(t));
         let e = Expr::compile(src, &ExprEnv::new(&lookups)).expect("compiles");
         let v = e.eval(&record, &ctx()).expect("evaluates");
         assert_eq!(v.to_json(), expected, "{src}");
@@ -663,11 +667,11 @@ mod tests {
         ]
     }
 
-    fn deep_env() -> IndexMap<String, IndexMap<String, Value>> {
+    fn deep_env() -> Lookups {
         let mut t = IndexMap::new();
         t.insert("x".to_string(), json!("x"));
         let mut lookups = IndexMap::new();
-        lookups.insert("t".to_string(), t);
+        lookups.insert("t".to_string(), Arc::new(t));
         lookups
     }
 

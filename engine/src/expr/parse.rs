@@ -506,8 +506,7 @@ impl Parser<'_, '_> {
         let idx = match self.tables.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
-                self.tables
-                    .push((name.to_string(), Arc::new(table.clone())));
+                self.tables.push((name.to_string(), Arc::clone(table)));
                 self.tables.len() - 1
             }
         };

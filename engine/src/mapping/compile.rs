@@ -21,6 +21,8 @@ struct Compiler<'a> {
     env: &'a CompileEnv<'a>,
     source_catalog: Option<&'a ObjectSpec>,
     diags: Diagnostics,
+    /// The spec's lookup tables, each behind one `Arc` that every expression shares.
+    lookups: crate::expr::Lookups,
     paths: Vec<String>,
     /// Path → slot, so interning stays linear in the number of paths a spec references.
     path_slots: std::collections::HashMap<String, usize>,
@@ -43,6 +45,11 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         env,
         source_catalog,
         diags: Diagnostics::default(),
+        lookups: spec
+            .lookups
+            .iter()
+            .map(|(k, t)| (k.clone(), Arc::new(t.clone())))
+            .collect(),
         paths: Vec::new(),
         path_slots: Default::default(),
         jsonpaths: Vec::new(),
@@ -180,7 +187,7 @@ impl<'a> Compiler<'a> {
             }
         };
         let env = ExprEnv {
-            lookups: &self.spec.lookups,
+            lookups: &self.lookups,
             is_field: if catalog.is_some() {
                 Some(&is_field)
             } else {
