@@ -40,6 +40,8 @@ impl<'a> Raw<'a> {
                 }
             }
             Raw::Num(n) => match n.parse::<i64>() {
+                // serde_json reads `-0` as the float -0.0 (and writes it back as `-0.0`).
+                Ok(0) if n.starts_with('-') => Val::Float(-0.0),
                 Ok(i) => Val::Int(i),
                 Err(_) => match parse_number(n) {
                     Some(Val::Int(i)) => Val::Int(i),
@@ -567,6 +569,22 @@ mod tests {
         }
         let deep = format!("{{\"a\": {}{}}}", "[".repeat(200), "]".repeat(200));
         assert!(run(&deep, &["a"]).is_err());
+    }
+
+    #[test]
+    fn negative_zero_is_the_float_minus_zero_like_serde_json() {
+        // Fuzzing found `-0` read as the integer 0 here but as -0.0 by serde_json, so `map`'s
+        // two paths wrote `0` and `-0.0` for the same record.
+        for (token, want) in [("-0", "-0.0"), ("0", "0"), ("-0.0", "-0.0"), ("-0e5", "-0.0")] {
+            let line = format!("{{\"a\": {token}}}");
+            let got = run(&line, &["a"]).expect("valid")[0]
+                .clone()
+                .and_then(|v| v.to_json())
+                .expect("present");
+            let serde: serde_json::Value = serde_json::from_str(&line).expect("json");
+            assert_eq!(got, serde["a"], "{token}");
+            assert_eq!(got.to_string(), want, "{token}");
+        }
     }
 
     #[test]
