@@ -236,9 +236,9 @@ struct Parser<'s, 'e> {
     lex: Lexer<'s>,
     tok: Tok,
     at: usize,
-    /// How deep the tree under construction is at this point: one per enclosing sub-expression
-    /// and one per operator already chained on the left, so it bounds the finished tree's
-    /// height (see [`super::MAX_DEPTH`]).
+    /// How many sub-expressions enclose the current position (one per `expr` call: operands
+    /// of unary operators, parentheses, arguments, lookup keys, branches, `^` right operands);
+    /// it bounds the finished tree's height (see [`super::MAX_DEPTH`]).
     depth: usize,
     env: &'e ExprEnv<'e>,
     vars: Vec<String>,

@@ -575,7 +575,12 @@ mod tests {
     fn negative_zero_is_the_float_minus_zero_like_serde_json() {
         // Fuzzing found `-0` read as the integer 0 here but as -0.0 by serde_json, so `map`'s
         // two paths wrote `0` and `-0.0` for the same record.
-        for (token, want) in [("-0", "-0.0"), ("0", "0"), ("-0.0", "-0.0"), ("-0e5", "-0.0")] {
+        for (token, want) in [
+            ("-0", "-0.0"),
+            ("0", "0"),
+            ("-0.0", "-0.0"),
+            ("-0e5", "-0.0"),
+        ] {
             let line = format!("{{\"a\": {token}}}");
             let got = run(&line, &["a"]).expect("valid")[0]
                 .clone()
