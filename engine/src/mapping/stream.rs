@@ -132,10 +132,7 @@ pub fn map_stream(
     let mut scratch = Scratch::default();
     let mut n = 0usize;
     let mut rejected = 0usize;
-    loop {
-        let Some(fits) = read_record(&mut input, &mut line)? else {
-            break;
-        };
+    while let Some(fits) = read_record(&mut input, &mut line)? {
         n += 1;
         let res = match std::str::from_utf8(&line) {
             _ if !fits => Err(crate::mapping::RecordError {
