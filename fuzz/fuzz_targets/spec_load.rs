@@ -11,8 +11,14 @@ use switchyard::spec::{self, LoadedSpec, SourceFile, SyntaxFormat};
 
 static CONNECTORS: LazyLock<Vec<LoadedSpec>> = LazyLock::new(|| {
     [
-        ("hubspot.toml", include_str!("../../connector-specs/hubspot.toml")),
-        ("callrail.toml", include_str!("../../connector-specs/callrail.toml")),
+        (
+            "hubspot.toml",
+            include_str!("../../connector-specs/hubspot.toml"),
+        ),
+        (
+            "callrail.toml",
+            include_str!("../../connector-specs/callrail.toml"),
+        ),
     ]
     .into_iter()
     .map(|(name, text)| {
