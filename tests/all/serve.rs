@@ -792,7 +792,10 @@ async fn two_routes_of_one_tenant_and_connector_share_one_rate_budget() {
     // The connector's own budget: 8 requests a second, under the vendor's 10.
     let hubspot = std::fs::read_to_string(repo_root().join("connector-specs/hubspot.toml"))
         .expect("spec")
-        .replace("requests = 100\nper_seconds = 10", "requests = 8\nper_seconds = 1");
+        .replace(
+            "requests = 100\nper_seconds = 10",
+            "requests = 8\nper_seconds = 1",
+        );
     std::fs::write(specs.join("hubspot.toml"), hubspot).expect("write");
     let callrail =
         std::fs::read_to_string(repo_root().join("connector-specs/callrail.toml")).expect("spec");
@@ -830,10 +833,11 @@ async fn two_routes_of_one_tenant_and_connector_share_one_rate_budget() {
     let mut sends = Vec::new();
     for i in 0..24 {
         let source = if i % 2 == 0 { "callrail" } else { "callrail2" };
-        let body = json!({"call_id": format!("C{i}"), "customer_email": format!("p{i}@example.com"),
+        let body =
+            json!({"call_id": format!("C{i}"), "customer_email": format!("p{i}@example.com"),
                           "customer_name_first": "P"})
-        .to_string()
-        .into_bytes();
+            .to_string()
+            .into_bytes();
         let req = http
             .post(format!("{}/webhooks/t1/{source}", server.base))
             .header("Signature", callrail_sig("shared-key", &body))

@@ -60,6 +60,9 @@ pub enum SecretError {
     /// The provider does not know it.
     #[error("secret {0} is not available")]
     NotFound(String),
+    /// An `env:` reference whose variable is not set.
+    #[error("environment variable `{0}` is not set")]
+    EnvUnset(String),
     /// Reading it failed.
     #[error("secret {0} could not be read: {1}")]
     Unreadable(String, String),
@@ -70,7 +73,7 @@ impl SecretError {
     pub fn kind(&self) -> &'static str {
         match self {
             SecretError::Malformed(_) => "malformed",
-            SecretError::NotFound(_) => "not_found",
+            SecretError::NotFound(_) | SecretError::EnvUnset(_) => "not_found",
             SecretError::Unreadable(..) => "unreadable",
         }
     }
@@ -147,7 +150,7 @@ impl SecretProvider for EnvProvider {
         match r {
             SecretRef::Env(n) => std::env::var(n)
                 .map(Secret::new)
-                .map_err(|_| SecretError::NotFound(r.label())),
+                .map_err(|_| SecretError::EnvUnset(n.clone())),
             _ => Err(SecretError::NotFound(r.label())),
         }
     }
@@ -227,6 +230,9 @@ impl SecretProvider for ChainProvider {
         for p in &self.0 {
             match p.resolve(r) {
                 Ok(s) => return Ok(s),
+                // A provider that does not handle this kind of reference says only "not
+                // available"; the more specific answer of the one that does is kept.
+                Err(SecretError::NotFound(l)) if l == r.label() => {}
                 Err(e) => last = e,
             }
         }
