@@ -7,7 +7,7 @@
 //! [`Engine::webhook_route`] adds the inbound verification of the route's source.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), switchyard::engine::EngineError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchyard::engine::{Engine, RouteOptions};
 //! let engine = Engine::builder()
 //!     .connectors_dir("connector-specs")
@@ -336,6 +336,18 @@ impl Engine {
     pub fn route_file(&self, path: &Path, opts: RouteOptions) -> Result<Route, EngineError> {
         let (mapping, source) = crate::spec::load_as::<crate::spec::MappingSpec>(path)?;
         Route::build(self, mapping, path, Some(source), opts)
+    }
+
+    /// Compile a mapping spec held in memory as text (JSON, or TOML when `name` ends in
+    /// `.toml`); diagnostics are placed in it under `name`.
+    pub fn route_text(
+        &self,
+        name: &Path,
+        text: String,
+        opts: RouteOptions,
+    ) -> Result<Route, EngineError> {
+        let (mapping, source) = crate::spec::parse_as::<crate::spec::MappingSpec>(name, text)?;
+        Route::build(self, mapping, name, Some(source), opts)
     }
 
     /// Compile an in-memory mapping spec into a route; `origin` names it (dead letters keep it

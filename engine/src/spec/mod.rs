@@ -314,6 +314,43 @@ pub fn load_as<T: SpecType>(path: &Path) -> Result<(T, SourceFile), LoadError> {
         path: path.to_path_buf(),
         source,
     })?;
+    expect_kind(path, loaded, diags)
+}
+
+/// Parse an in-memory spec of kind `T` (what an embedding host holds in its own database, or
+/// receives over an API); `name` stands for its file in diagnostics and decides the syntax
+/// (`.toml`, else JSON).
+///
+/// ```
+/// use switchyard::spec::{MappingSpec, parse_as};
+/// let (route, _) = parse_as::<MappingSpec>(
+///     "acme.json".as_ref(),
+///     r#"{"spec_version": 1, "tenant": "acme", "connector": "hubspot",
+///         "crm_config": {"type": "hubspot", "field_mappings": {"email": "email"}}}"#.into(),
+/// ).unwrap();
+/// assert_eq!(route.tenant, "acme");
+/// ```
+pub fn parse_as<T: SpecType>(name: &Path, text: String) -> Result<(T, SourceFile), LoadError> {
+    let format = SyntaxFormat::from_path(name).unwrap_or(SyntaxFormat::Json);
+    let (loaded, diags) = match SourceFile::parse(name, text, format) {
+        Ok(source) => {
+            let (loaded, diags) = load_source(source);
+            (Some(loaded), diags)
+        }
+        Err(d) => {
+            let mut diags = Diagnostics::default();
+            diags.push(*d);
+            (None, diags)
+        }
+    };
+    expect_kind(name, loaded, diags)
+}
+
+fn expect_kind<T: SpecType>(
+    path: &Path,
+    loaded: Option<LoadedSpec>,
+    diags: Diagnostics,
+) -> Result<(T, SourceFile), LoadError> {
     let invalid = |diagnostics| LoadError::Invalid {
         path: path.to_path_buf(),
         kind: T::KIND,
