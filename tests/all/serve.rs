@@ -12,6 +12,10 @@ use std::process::{Child, Stdio};
 struct Server {
     child: Child,
     base: String,
+    /// What it wrote on stderr before listening.
+    banner: String,
+    /// Its later stderr lines, as they come.
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Server {
@@ -54,8 +58,18 @@ fn launch(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
             break b.to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server { child, base })
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Ok(Server {
+        child,
+        base,
+        banner: seen,
+        log,
+    })
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -856,4 +870,149 @@ async fn two_routes_of_one_tenant_and_connector_share_one_rate_budget() {
         stats.throttled, stats.requests
     );
     emu.shutdown().await;
+}
+
+/// Waits up to `secs` for a log line containing `needle`; returns it.
+fn wait_for_log(server: &Server, needle: &str, secs: u64) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        match server.log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_routes_reload_and_broken_ones_keep_the_old_version_serving() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut m: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    let mapping = write(dir.path(), "route.json", &m.to_string());
+    let store = dir.path().join("s.sqlite");
+    let server = start(
+        &[
+            "--mapping",
+            &mapping,
+            "--sandbox",
+            "--reload-secs",
+            "1",
+            "--log-format",
+            "json",
+            "--connectors",
+            repo_root().join("connector-specs").to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    );
+    let emulator = server
+        .banner
+        .lines()
+        .find_map(|l| l.strip_prefix("sandbox: hubspot emulator at "))
+        .expect("the emulator's address")
+        .trim()
+        .to_string();
+    let url = format!("{}/webhooks/tenant_TENANT_ID/callrail", server.base);
+    let http = reqwest::Client::new();
+    // Sends one call; answers the first name the contact got in the CRM.
+    let deliver = |n: u32| {
+        let http = http.clone();
+        let url = url.clone();
+        let emulator = emulator.clone();
+        async move {
+            let call = json!({"call_id": format!("CAL{n}"), "customer_email": format!("caller{n}@example.com"),
+                              "customer_name_first": "First", "customer_name_last": "Last"});
+            let body = call.to_string().into_bytes();
+            let r = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("Signature", callrail_sig("callrail-signing-key", &body))
+                .body(body)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(r.status(), 200);
+            let report: Value = r.json().await.expect("json");
+            let id = report["objects"][0]["id"]
+                .as_str()
+                .expect("an id")
+                .to_string();
+            let contact: Value = http
+                .get(format!(
+                    "{emulator}/crm/v3/objects/contacts/{id}?properties=firstname"
+                ))
+                .bearer_auth("pat-sandbox-hubspot-0001")
+                .send()
+                .await
+                .expect("read back")
+                .json()
+                .await
+                .expect("json");
+            contact["properties"]["firstname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert_eq!(deliver(1).await, "First");
+
+    // The tenant changes its mapping: the next webhook uses the new version.
+    m["crm_config"]["field_mappings"]["firstname"] = json!("customer_name_last");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(dir.path(), "route.json", &m.to_string());
+    assert!(
+        wait_for_log(&server, "route reloaded", 15).is_some(),
+        "no reload logged"
+    );
+    assert_eq!(deliver(2).await, "Last");
+
+    // A broken version (a typo in a key) is reported and the last good one keeps serving.
+    let broken = m.to_string().replace("field_mappings", "feild_mappings");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(dir.path(), "route.json", &broken);
+    let line = wait_for_log(&server, "reload failed", 15).expect("the failed reload is logged");
+    assert!(line.contains("feild_mappings"), "{line}");
+    assert_eq!(deliver(3).await, "Last");
+}
+
+#[test]
+fn two_routes_for_one_tenant_and_source_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut m: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    let a = write(dir.path(), "a.json", &m.to_string());
+    let b = write(dir.path(), "b.json", &m.to_string());
+    let store = dir.path().join("s.sqlite");
+    let seen = match launch(
+        &[
+            "--mapping",
+            &a,
+            "--mapping",
+            &b,
+            "--sandbox",
+            "--connectors",
+            repo_root().join("connector-specs").to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    ) {
+        Ok(_) => panic!("serve started with two routes for one tenant and source"),
+        Err(seen) => seen,
+    };
+    assert!(
+        seen.contains("both route /webhooks/tenant_TENANT_ID/callrail"),
+        "{seen}"
+    );
 }

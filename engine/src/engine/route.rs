@@ -68,6 +68,7 @@ struct Inner {
     options: DeliveryOptions,
     source: Option<Arc<super::registry::Entry>>,
     connector: Arc<super::registry::Entry>,
+    built_with: RouteOptions,
     _watch: Vec<crate::plugin::WatchGuard>,
 }
 
@@ -247,6 +248,7 @@ impl Route {
             options,
             source,
             connector,
+            built_with: opts,
             _watch: watch,
         })))
     }
@@ -590,14 +592,15 @@ impl Route {
     }
 
     /// The same route compiled again from its files (the mapping spec, its connector and
-    /// source specs re-read): for hot reload. The old route keeps serving if this fails.
-    pub fn reload(&self, opts: RouteOptions) -> Result<Route, EngineError> {
+    /// source specs re-read) with the options it was built with: for hot reload. The old route
+    /// keeps serving if this fails.
+    pub fn reload(&self) -> Result<Route, EngineError> {
         let e = &self.0.engine;
         e.0.registry.invalidate(&self.0.mapping.connector);
         if let Some(s) = &self.0.mapping.source {
             e.0.registry.invalidate(s);
         }
-        e.route_file(&self.0.path, opts)
+        e.route_file(&self.0.path, self.0.built_with.clone())
     }
 
     /// The files this route was built from (for change detection).

@@ -17,6 +17,7 @@
 
 mod listen;
 mod origin;
+mod reload;
 
 use super::common::{engine, route_file};
 use axum::Router;
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard::connector::webhook::{Refusal, WebhookRequest};
-use switchyard::engine::{RouteOptions, WebhookError, WebhookRoute};
+use switchyard::engine::{RouteOptions, WebhookError};
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, clap::Args)]
@@ -85,10 +86,15 @@ pub struct Args {
     /// Connections served at once (more wait to be accepted).
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Seconds between checks of the routes' spec files: a changed route is compiled again and
+    /// swapped in when it compiles (a broken version keeps the old one serving, logged).
+    /// 0 turns hot reload off.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub reload_secs: u64,
 }
 
 struct App {
-    routes: HashMap<(String, String), WebhookRoute>,
+    routes: HashMap<(String, String), Arc<reload::Served>>,
     origin: origin::Origin,
     body_timeout: Duration,
     max_body_bytes: usize,
@@ -149,13 +155,32 @@ async fn serve(a: Args) -> u8 {
                     path.display(),
                     route.verification()
                 );
-                routes.insert(key, route);
+                if let Some(other) = routes.get(&key) {
+                    let other: &Arc<reload::Served> = other;
+                    eprintln!(
+                        "error: {} and {} both route /webhooks/{}/{}; one tenant and source has one route",
+                        other.current().route().path().display(),
+                        path.display(),
+                        key.0,
+                        key.1
+                    );
+                    return super::EXIT_INVALID;
+                }
+                routes.insert(key, Arc::new(reload::Served::new(route)));
             }
             Err(e) => {
                 eprintln!("error: {e}");
                 return super::EXIT_INVALID;
             }
         }
+    }
+    if a.reload_secs > 0 {
+        let watched = routes.values().cloned().collect();
+        tokio::spawn(reload::watch(
+            engine.clone(),
+            watched,
+            Duration::from_secs(a.reload_secs),
+        ));
     }
     let max_body_bytes = usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX);
     let app = Arc::new(App {
@@ -276,7 +301,11 @@ async fn webhook_inner(
     body: Body,
     cid: &str,
 ) -> Response {
-    let Some(route) = app.routes.get(&(tenant.clone(), source.clone())) else {
+    let Some(route) = app
+        .routes
+        .get(&(tenant.clone(), source.clone()))
+        .map(|s| s.current())
+    else {
         return answer(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no route for tenant `{tenant}` and source `{source}`")}),
