@@ -83,3 +83,81 @@ fn a_closed_stdout_ends_commands_quietly() {
     }
     let _ = std::fs::remove_file(&big_input);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_streams_and_moves_its_cursor_only_after_every_record_was_taken() {
+    use serde_json::{Value, json};
+    use std::io::{BufRead, BufReader};
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let contacts: Vec<Value> = (0..250)
+        .map(|i| json!({"id": format!("{}", 1000 + i), "properties": {"email": format!("p{i}@example.com")}}))
+        .collect();
+    emu.seed("contacts", &contacts).expect("seed");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("tenant.json");
+    std::fs::write(
+        &config,
+        json!({"spec_version": 1, "tenant": "t1", "connector": "hubspot",
+               "crm_config": {"type": "hubspot",
+                              "api_token": emu.credentials().get("access_token").expect("token"),
+                              "settings": {"base_url": emu.base_url()},
+                              "field_mappings": {"email": "email"}}})
+        .to_string(),
+    )
+    .expect("write");
+    let store = dir.path().join("s.sqlite");
+    let sync = || {
+        let mut c = switchyard();
+        c.args([
+            "sync",
+            "--connector",
+            "hubspot",
+            "--object",
+            "contact",
+            "--tenant-config",
+        ])
+        .arg(&config)
+        .arg("--store")
+        .arg(&store);
+        c
+    };
+    // A consumer that stops after one record (`| head -1`): the command ends quietly, and the
+    // cursor stays, so nothing is skipped next time.
+    let mut child = sync()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("one record");
+    let out = child.wait_with_output().expect("ends");
+    assert!(first.contains("@example.com"), "{first}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+
+    // The whole pull: every record, then the cursor moves.
+    let out = sync().output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(lines, 250, "{stderr}");
+    assert!(
+        stderr.contains("250 records") && stderr.contains("cursor now"),
+        "{stderr}"
+    );
+
+    // Nothing changed since: nothing again.
+    let out = sync().output().expect("runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+    emu.shutdown().await;
+}

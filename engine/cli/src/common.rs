@@ -264,3 +264,61 @@ impl ReportWriter {
         self.out.flush()
     }
 }
+
+/// A progress line on a terminal (count, rate, share done and ETA when known), redrawn in
+/// place; plain `progress:` lines every 10 s when stderr is not a terminal.
+pub(super) struct Progress {
+    what: &'static str,
+    tty: bool,
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(what: &'static str) -> Self {
+        use std::io::IsTerminal as _;
+        let now = std::time::Instant::now();
+        Self {
+            what,
+            tty: std::io::stderr().is_terminal(),
+            start: now,
+            last: now,
+        }
+    }
+
+    /// `done` items so far; `share` says which part of the whole that is, when known.
+    pub fn tick(&mut self, done: usize, share: impl Fn() -> Option<f64>) {
+        let now = std::time::Instant::now();
+        let every = if self.tty {
+            std::time::Duration::from_millis(200)
+        } else {
+            std::time::Duration::from_secs(10)
+        };
+        if now.duration_since(self.last) < every {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let tail = match share() {
+            Some(f) if f > 0.0 => {
+                let eta = secs * (1.0 - f) / f;
+                format!(" {:>3.0}% ETA {:.0}s", f * 100.0, eta)
+            }
+            _ => String::new(),
+        };
+        let what = self.what;
+        if self.tty {
+            eprint!("\r{done} {what}, {rate:.0}/s{tail}   ");
+        } else {
+            eprintln!("progress: {done} {what}, {rate:.0}/s{tail}");
+        }
+    }
+
+    /// Ends the line on a terminal.
+    pub fn end(&self) {
+        if self.tty && self.last != self.start {
+            eprintln!();
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `switchyard run`: map records (NDJSON file or stdin) with a route's mapping spec and deliver
 //! them through its connector; a summary of created / updated / skipped / failed with reasons.
 
-use super::common::{ReportWriter, Tally, engine, route_file};
-use std::io::{IsTerminal, Write};
+use super::common::{Progress, ReportWriter, Tally, engine, route_file};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use switchyard::engine::{EngineError, NdjsonOptions, RouteOptions};
@@ -49,56 +49,6 @@ pub struct Args {
 
 pub(super) fn run(a: Args) -> u8 {
     super::block_on(run_async(a))
-}
-
-/// A progress line on a terminal (records, rate, share of the input read, ETA), plain lines
-/// every 10 s otherwise.
-struct Progress {
-    tty: bool,
-    start: std::time::Instant,
-    last: std::time::Instant,
-    total_bytes: Option<u64>,
-    read: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Progress {
-    fn tick(&mut self, done: usize) {
-        let now = std::time::Instant::now();
-        let every = if self.tty {
-            std::time::Duration::from_millis(200)
-        } else {
-            std::time::Duration::from_secs(10)
-        };
-        if now.duration_since(self.last) < every {
-            return;
-        }
-        self.last = now;
-        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
-        let rate = done as f64 / secs;
-        let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
-        let share = self
-            .total_bytes
-            .filter(|t| *t > 0)
-            .map(|t| (read as f64 / t as f64).min(1.0));
-        let tail = match share {
-            Some(f) if f > 0.0 => {
-                let eta = secs * (1.0 - f) / f;
-                format!(" {:>3.0}% ETA {:.0}s", f * 100.0, eta)
-            }
-            _ => String::new(),
-        };
-        if self.tty {
-            eprint!("\r{done} records, {rate:.0}/s{tail}   ");
-        } else {
-            eprintln!("progress: {done} records, {rate:.0}/s{tail}");
-        }
-    }
-
-    fn end(&self) {
-        if self.tty && self.last != self.start {
-            eprintln!();
-        }
-    }
 }
 
 /// Counts bytes as they are read (for the progress line's share of the input).
@@ -177,12 +127,12 @@ async fn run_async(a: Args) -> u8 {
         read: read.clone(),
     };
     let mut tally = Tally::new(report);
-    let mut progress = Progress {
-        tty: std::io::stderr().is_terminal(),
-        start: std::time::Instant::now(),
-        last: std::time::Instant::now(),
-        total_bytes,
-        read,
+    let mut progress = Progress::new("records");
+    let share = move || {
+        let got = read.load(std::sync::atomic::Ordering::Relaxed);
+        total_bytes
+            .filter(|t| *t > 0)
+            .map(|t| (got as f64 / t as f64).min(1.0))
     };
     let mut done = 0usize;
     let result = route
@@ -196,7 +146,7 @@ async fn run_async(a: Args) -> u8 {
             |r| {
                 tally.add(r);
                 done += 1;
-                progress.tick(done);
+                progress.tick(done, &share);
             },
         )
         .await;

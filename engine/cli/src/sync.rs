@@ -97,19 +97,48 @@ pub(super) fn run(a: Args) -> u8 {
             );
             return super::EXIT_USAGE;
         }
-        let res = route.sync(&a.object, since, a.limit).await;
+        // Records are written as their pages arrive (stdout is line-buffered, so a failed
+        // write is seen at its record); a failed write stops the pull, and the cursor then
+        // stays where it was (the next run sends those records again).
+        let mut out = std::io::stdout().lock();
+        let mut write_error: Option<std::io::Error> = None;
+        let mut progress = super::common::Progress::new("records");
+        let limit = a.limit;
+        let mut done = 0usize;
+        let res = route
+            .sync_each(&a.object, since, a.limit, |rec| {
+                if let Err(e) = writeln!(out, "{rec}").and_then(|()| out.flush()) {
+                    write_error = Some(e);
+                    return false;
+                }
+                done += 1;
+                progress.tick(done, || limit.map(|l| done as f64 / l.max(1) as f64));
+                true
+            })
+            .await;
+        progress.end();
+        drop(out);
         if let Some(emu) = emulator {
             emu.shutdown().await;
         }
         match res {
+            // A closed stdout (e.g. `| head`) ends the command quietly.
+            Ok(_)
+                if write_error
+                    .as_ref()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                super::EXIT_OK
+            }
+            Ok(_) if write_error.is_some() => {
+                let e = write_error.map(|e| e.to_string()).unwrap_or_default();
+                eprintln!("error: cannot write the records: {e}; the sync cursor was not moved");
+                super::EXIT_USAGE
+            }
             Ok(r) => {
-                let mut out = std::io::stdout().lock();
-                for rec in &r.records {
-                    let _ = writeln!(out, "{rec}");
-                }
                 eprintln!(
                     "{} records{}{}",
-                    r.records.len(),
+                    r.records,
                     r.since
                         .map(|s| format!(" changed since {s}"))
                         .unwrap_or_default(),

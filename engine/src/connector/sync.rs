@@ -56,6 +56,43 @@ pub async fn pull(
     since: Option<DateTime<Utc>>,
     limit: Option<usize>,
 ) -> Result<SyncResult, ConnectorError> {
+    let mut records = Vec::new();
+    let s = pull_each(session, store, object, since, limit, |r| {
+        records.push(r);
+        true
+    })
+    .await?;
+    Ok(SyncResult {
+        records,
+        since: s.since,
+        cursor: s.cursor,
+    })
+}
+
+/// What [`pull_each`] did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncSummary {
+    /// Records handed over.
+    pub records: usize,
+    /// The cursor before the run (RFC 3339), if any.
+    pub since: Option<String>,
+    /// The cursor saved after the run (RFC 3339), if it advanced.
+    pub cursor: Option<String>,
+    /// The consumer stopped early (its callback answered `false`); the cursor was not moved.
+    pub stopped: bool,
+}
+
+/// [`pull`], streaming: each record is handed to `f` as its page arrives (nothing is held).
+/// When `f` answers `false` the rest is skipped and the cursor stays where it was, so the
+/// next run sends those records again; the cursor moves only after every record was taken.
+pub async fn pull_each(
+    session: &Session,
+    store: Option<&Store>,
+    object: &str,
+    since: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+    mut f: impl FnMut(Value) -> bool,
+) -> Result<SyncSummary, ConnectorError> {
     let conn = &session.connector;
     let op = conn.sync_op(object).ok_or_else(|| {
         ConnectorError::Config(format!(
@@ -84,37 +121,44 @@ pub async fn pull(
         }
     }
     let cursor_field = inc.as_ref().map(|i| i.cursor_field.clone());
-    let mut records = Vec::new();
-    let mut newest = since;
     let fields_path = op.fields.clone();
-    let collect = |r: Value| records.push(r);
     // The "modified since" parameter rides along as a query parameter when the spec names one.
     if let Some((k, v)) = extra_query {
         let mut q = Map::new();
         q.insert(k, Value::String(v));
         vars.insert("extra_query".into(), Value::Object(q));
     }
-    session.list(&op.name, vars, limit, collect).await?;
-    let mut kept = Vec::with_capacity(records.len());
-    for r in records {
-        let t = cursor_field.as_ref().and_then(|f| {
-            let fields = fields_path.as_ref().and_then(|p| p.first(&r)).unwrap_or(&r);
-            fields.get(f).and_then(parse_time)
-        });
-        if let (Some(t), Some(s)) = (t, since)
-            && t <= s
-        {
-            continue;
-        }
-        if let Some(t) = t
-            && newest.is_none_or(|n| t > n)
-        {
-            newest = Some(t);
-        }
-        kept.push(r);
-    }
-    let cursor = match (newest, store) {
-        (Some(n), Some(s)) if Some(n) != since => {
+    let mut newest = since;
+    let mut handed = 0usize;
+    let mut stopped = false;
+    session
+        .list(&op.name, vars, limit, |r| {
+            if stopped {
+                return;
+            }
+            let t = cursor_field.as_ref().and_then(|c| {
+                let fields = fields_path.as_ref().and_then(|p| p.first(&r)).unwrap_or(&r);
+                fields.get(c).and_then(parse_time)
+            });
+            if let (Some(t), Some(s)) = (t, since)
+                && t <= s
+            {
+                return;
+            }
+            if let Some(t) = t
+                && newest.is_none_or(|n| t > n)
+            {
+                newest = Some(t);
+            }
+            if f(r) {
+                handed += 1;
+            } else {
+                stopped = true;
+            }
+        })
+        .await?;
+    let cursor = match (newest, store, stopped) {
+        (Some(n), Some(s), false) if Some(n) != since => {
             let c = n.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             s.set_cursor(tenant, conn.name(), object, &c)
                 .map_err(|e| ConnectorError::Config(e.to_string()))?;
@@ -122,10 +166,11 @@ pub async fn pull(
         }
         _ => None,
     };
-    Ok(SyncResult {
-        records: kept,
+    Ok(SyncSummary {
+        records: handed,
         since: since.map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         cursor,
+        stopped,
     })
 }
 

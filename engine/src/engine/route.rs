@@ -574,6 +574,22 @@ impl Route {
         Ok(crate::connector::sync::pull(&self.0.session, store, object, since, limit).await?)
     }
 
+    /// [`Route::sync`], streaming: each record goes to `f` as its page arrives; `f` answering
+    /// `false` stops the pull and leaves the cursor where it was.
+    pub async fn sync_each(
+        &self,
+        object: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        limit: Option<usize>,
+        f: impl FnMut(Value) -> bool,
+    ) -> Result<crate::connector::sync::SyncSummary, EngineError> {
+        let store = self.0.engine.0.store.as_deref();
+        Ok(
+            crate::connector::sync::pull_each(&self.0.session, store, object, since, limit, f)
+                .await?,
+        )
+    }
+
     /// Call the connector's `test_operation`: `Ok(None)` when it declares none.
     pub async fn test_connection(&self) -> Result<Option<u16>, EngineError> {
         let Some(op) = self

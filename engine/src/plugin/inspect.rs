@@ -1,9 +1,8 @@
 //! Reads what a component imports and exports (before linking), which `switchyard:plugin`
 //! version it was built against and which worlds it implements.
 
-use super::{PluginError, PluginHost, WIT_PACKAGE, WIT_VERSION};
+use super::{WIT_PACKAGE, WIT_VERSION};
 use crate::spec::plugin::PluginWorld;
-use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
@@ -99,21 +98,6 @@ pub(crate) fn of(engine: &Engine, component: &Component) -> Inspection {
         wit_versions,
         worlds,
     }
-}
-
-/// Compiles (through the host's cache) and inspects a component file.
-pub fn inspect_component(host: &PluginHost, wasm: &Path) -> Result<Inspection, PluginError> {
-    let bytes =
-        super::fsread::read_regular_file(wasm, host.config.max_wasm_bytes).map_err(|source| {
-            PluginError::Io {
-                path: wasm.to_path_buf(),
-                source,
-            }
-        })?;
-    let sha = super::load::sha256_hex(&bytes);
-    let component =
-        super::cache::component(&host.rt.engine, host.cache.as_deref(), &bytes, &sha, wasm)?;
-    Ok(of(&host.rt.engine, &component))
 }
 
 #[cfg(test)]

@@ -597,3 +597,21 @@ impl PluginHandle {
         self.reload().map(|()| true)
     }
 }
+
+/// Compiles (through the host's cache) and inspects a component file.
+pub fn inspect_component(
+    host: &PluginHost,
+    wasm: &Path,
+) -> Result<inspect::Inspection, PluginError> {
+    let bytes =
+        super::fsread::read_regular_file(wasm, host.config.max_wasm_bytes).map_err(|source| {
+            PluginError::Io {
+                path: wasm.to_path_buf(),
+                source,
+            }
+        })?;
+    let sha = sha256_hex(&bytes);
+    let component =
+        super::cache::component(&host.rt.engine, host.cache.as_deref(), &bytes, &sha, wasm)?;
+    Ok(inspect::of(&host.rt.engine, &component))
+}
