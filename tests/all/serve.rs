@@ -1016,3 +1016,75 @@ fn two_routes_for_one_tenant_and_source_are_refused_at_start() {
         "{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_accepted_before_a_crash_is_delivered_after_restart() {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let m = json!({"spec_version": 1, "tenant": "t1", "connector": "hubspot", "source": "callrail",
+        "source_secrets": {"webhook_signing_key": "env:SY_TEST_INBOX_KEY"},
+        "crm_config": {"type": "hubspot", "api_token": emu.credentials().get("access_token").expect("token"),
+                       "settings": {"base_url": emu.base_url()},
+                       "duplicate_detection": {"enabled": true, "match_fields": ["email"]},
+                       "field_mappings": {"email": "customer_email", "firstname": "customer_name_first"}}});
+    let mapping = write(dir.path(), "route.json", &m.to_string());
+    let store = dir.path().join("s.sqlite");
+    let connectors = repo_root().join("connector-specs");
+    let args = [
+        "--mapping",
+        &mapping,
+        "--connectors",
+        connectors.to_str().expect("utf-8"),
+        "--store",
+        store.to_str().expect("utf-8"),
+    ];
+    let envs = [("SY_TEST_INBOX_KEY", "inbox-key")];
+    // The CRM answers slowly: the server is killed while the webhook is being delivered.
+    emu.set_faults(FaultConfig {
+        slow_ms: 5_000,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let mut server = start(&args, &envs);
+    let body = json!({"call_id": "CRASH1", "customer_email": "survivor@example.com",
+                      "customer_name_first": "Sur"})
+    .to_string()
+    .into_bytes();
+    let req = reqwest::Client::new()
+        .post(format!("{}/webhooks/t1/callrail", server.base))
+        .header("Signature", callrail_sig("inbox-key", &body))
+        .body(body);
+    let sent = tokio::spawn(async move { req.send().await });
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    assert!(
+        sent.await.expect("joined").is_err(),
+        "the sender got an answer before the crash"
+    );
+    assert!(emu.records("contacts").is_empty());
+
+    // Restarted (the CRM answers again): the accepted webhook is delivered, once.
+    emu.set_faults(FaultConfig::default()).expect("faults");
+    let server = start(&args, &envs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while emu.records("contacts").is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let contacts = emu.records("contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["properties"]["email"], "survivor@example.com");
+    assert!(
+        wait_for_log(&server, "accepted webhook delivered after restart", 10).is_some(),
+        "the recovery is logged"
+    );
+    // Settled: a third start delivers nothing again.
+    drop(server);
+    let server = start(&args, &envs);
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    assert_eq!(emu.records("contacts").len(), 1);
+    drop(server);
+}

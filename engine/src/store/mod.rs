@@ -4,8 +4,10 @@
 //! delivery state machine's rows, claims and leases ([`delivery`]).
 
 pub mod delivery;
+pub mod inbox;
 
 pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
+pub use inbox::InboxEntry;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -191,7 +193,8 @@ impl Store {
             let r = conn
                 .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
                 .and_then(|_| conn.execute_batch(SCHEMA))
-                .and_then(|_| conn.execute_batch(delivery::SCHEMA));
+                .and_then(|_| conn.execute_batch(delivery::SCHEMA))
+                .and_then(|_| conn.execute_batch(inbox::SCHEMA));
             let r = r.and_then(|_| migrate(&conn));
             match r {
                 Ok(()) => break,

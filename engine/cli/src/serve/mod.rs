@@ -13,7 +13,12 @@
 //! Status codes: 200 delivered (the body lists each object's outcome; records the CRM refused
 //! are dead-lettered and reported as `failed`), 400 not JSON, 401 `signature_invalid`, 404 no
 //! route, 408 `body_timeout`, 413 `body_too_large`, 422 the mapping rejected the record,
-//! 503 `verifier_unavailable` (a verifier plugin failed).
+//! 503 `verifier_unavailable` (a verifier plugin failed) or `store_unavailable` (the body could
+//! not be kept; the sender should retry).
+//!
+//! A verified body is committed to the store's webhook inbox before it is delivered; what a
+//! crash leaves there is delivered when `serve` starts again. Routes' spec files are watched
+//! (`--reload-secs`): a changed route is swapped in when it compiles.
 
 mod listen;
 mod origin;
@@ -192,7 +197,7 @@ async fn serve(a: Args) -> u8 {
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/webhooks/{tenant}/{source}", post(webhook))
-        .with_state(app);
+        .with_state(app.clone());
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -204,6 +209,7 @@ async fn serve(a: Args) -> u8 {
         Ok(addr) => eprintln!("listening on http://{addr}"),
         Err(e) => eprintln!("listening ({e})"),
     }
+    tokio::spawn(recover(engine.clone(), app.clone()));
     let limits = listen::Limits {
         header_timeout: Duration::from_secs(a.header_timeout_secs),
         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
@@ -374,7 +380,48 @@ async fn webhook_inner(
             return answer(status, json!({ "error": code }));
         }
     }
-    match route.receive(&body, cid).await {
+    // Durable before anything is answered or delivered: a crash from here on loses nothing
+    // (`recover` delivers what is still in the inbox when serve starts again).
+    let inbox = match route.route().engine().store().cloned() {
+        Some(store) => {
+            let (t, s, b, c) = (
+                tenant.clone(),
+                source.clone(),
+                body.clone(),
+                cid.to_string(),
+            );
+            let kept = tokio::task::spawn_blocking(move || {
+                store.inbox_accept(&t, &s, &b, &c).map(|id| (store, id))
+            })
+            .await;
+            match kept {
+                Ok(Ok(kept)) => Some(kept),
+                Ok(Err(e)) => {
+                    tracing::error!(tenant, source, correlation_id = cid, error = %e, "webhook not kept: the store refused it");
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "store_unavailable"}),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(tenant, source, correlation_id = cid, error = %e, "webhook not kept");
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "store_unavailable"}),
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let outcome = route.receive(&body, cid).await;
+    // Settled either way: delivered (or dead-lettered), or refused and told to the sender.
+    if let Some((store, id)) = inbox
+        && let Err(e) = store.inbox_settle(id)
+    {
+        tracing::warn!(tenant, source, correlation_id = cid, error = %e, "webhook delivered but not marked settled; it will be processed again (safely) at the next start");
+    }
+    match outcome {
         Ok(report) => {
             let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
             route.redactor().redact_json(&mut report);
@@ -395,6 +442,56 @@ async fn webhook_inner(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": e.to_string()}),
             )
+        }
+    }
+}
+
+/// Deliver what the webhook inbox still holds (accepted by an earlier process that stopped
+/// before settling it): each entry through its route, as if it had just arrived.
+async fn recover(engine: switchyard::engine::Engine, app: Arc<App>) {
+    let Some(store) = engine.store().cloned() else {
+        return;
+    };
+    let entries = match tokio::task::spawn_blocking(move || store.inbox_unsettled(10_000)).await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the webhook inbox; accepted webhooks of an earlier run are not delivered");
+            return;
+        }
+        Err(_) => return,
+    };
+    if entries.is_empty() {
+        return;
+    }
+    tracing::info!(
+        entries = entries.len(),
+        "delivering webhooks accepted before the last stop"
+    );
+    for e in entries {
+        let Some(route) = app
+            .routes
+            .get(&(e.tenant.clone(), e.source.clone()))
+            .map(|s| s.current())
+        else {
+            tracing::warn!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
+                "an accepted webhook has no route now; it stays in the inbox until one serves it");
+            continue;
+        };
+        let outcome = route.receive(&e.body, &e.correlation_id).await;
+        match &outcome {
+            Ok(r) => {
+                tracing::info!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
+                created = r.created, updated = r.updated, failed = r.failed, "accepted webhook delivered after restart")
+            }
+            Err(err) => {
+                tracing::warn!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
+                error = %err, "accepted webhook refused by its route after restart")
+            }
+        }
+        if let Some(store) = engine.store()
+            && let Err(err) = store.inbox_settle(e.id)
+        {
+            tracing::warn!(error = %err, "cannot settle a recovered webhook");
         }
     }
 }
