@@ -16,10 +16,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The stand-in CRM, on 127.0.0.1, with its own test credentials.
 //! let crm = switchyard_sandbox::start(Vendor::Hubspot, SandboxOptions::default()).await?;
-//! let sandbox = SandboxBinding {
-//!     base_url: crm.base_url().to_string(),
-//!     credentials: crm.credentials().iter().map(|(k, v)| (k.into(), v.into())).collect(),
-//! };
+//! let sandbox = SandboxBinding::new(crm.base_url(), crm.credentials().iter());
 //!
 //! // One engine: connector specs, a store (none here: nothing kept between runs), secrets.
 //! let engine = Engine::builder()

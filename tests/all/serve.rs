@@ -78,6 +78,17 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().expect("utf-8").to_string()
 }
 
+/// Seed 003's HubSpot contact route, its CallRail signing key from `SY_TEST_CALLRAIL_KEY`.
+fn contact_route() -> Value {
+    let mut m: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    m
+}
+
 fn callrail_sig(key: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, body).as_ref())
@@ -86,12 +97,7 @@ fn callrail_sig(key: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callrail_webhooks_are_verified_mapped_and_delivered() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut m: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
-            .expect("example"),
-    )
-    .expect("json");
-    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    let m = contact_route();
     let mapping = write(dir.path(), "route.json", &m.to_string());
     let store = dir.path().join("s.sqlite");
     let server = start(
@@ -888,12 +894,7 @@ fn wait_for_log(server: &Server, needle: &str, secs: u64) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_routes_reload_and_broken_ones_keep_the_old_version_serving() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut m: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
-            .expect("example"),
-    )
-    .expect("json");
-    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    let mut m = contact_route();
     let mapping = write(dir.path(), "route.json", &m.to_string());
     let store = dir.path().join("s.sqlite");
     let server = start(
@@ -985,12 +986,7 @@ async fn changed_routes_reload_and_broken_ones_keep_the_old_version_serving() {
 #[test]
 fn two_routes_for_one_tenant_and_source_are_refused_at_start() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut m: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
-            .expect("example"),
-    )
-    .expect("json");
-    m["source_secrets"] = json!({"webhook_signing_key": "env:SY_TEST_CALLRAIL_KEY"});
+    let m = contact_route();
     let a = write(dir.path(), "a.json", &m.to_string());
     let b = write(dir.path(), "b.json", &m.to_string());
     let store = dir.path().join("s.sqlite");

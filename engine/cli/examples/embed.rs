@@ -135,14 +135,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .parse()
             .map_err(|_| format!("no emulator for `{}`", mapping.connector))?;
         let emu = switchyard_sandbox::start(vendor, Default::default()).await?;
-        options.sandbox = Some(SandboxBinding {
-            base_url: emu.base_url().to_string(),
-            credentials: emu
-                .credentials()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        });
+        options.sandbox = Some(SandboxBinding::new(
+            emu.base_url(),
+            emu.credentials().iter(),
+        ));
         emulator = Some(emu);
     }
     let route = engine.route_file(&args.mapping, options)?;

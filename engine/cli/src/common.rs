@@ -32,14 +32,7 @@ pub(super) async fn start_sandbox(connector: &str) -> Result<(Emulator, SandboxB
     let emu = switchyard_sandbox::start(vendor, switchyard_sandbox::SandboxOptions::default())
         .await
         .map_err(|e| e.to_string())?;
-    let binding = SandboxBinding {
-        base_url: emu.base_url().to_string(),
-        credentials: emu
-            .credentials()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
+    let binding = SandboxBinding::new(emu.base_url(), emu.credentials().iter());
     Ok((emu, binding))
 }
 

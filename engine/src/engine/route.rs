@@ -28,6 +28,22 @@ pub struct SandboxBinding {
     pub credentials: Vec<(String, String)>,
 }
 
+impl SandboxBinding {
+    /// A stand-in at `base_url` with these credentials (e.g. an emulator's).
+    pub fn new<K: Into<String>, V: Into<String>>(
+        base_url: impl Into<String>,
+        credentials: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            base_url: base_url.into(),
+            credentials: credentials
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
 /// How to build a route.
 #[derive(Debug, Clone, Default)]
 pub struct RouteOptions {
