@@ -1084,3 +1084,83 @@ async fn a_webhook_accepted_before_a_crash_is_delivered_after_restart() {
     assert_eq!(emu.records("contacts").len(), 1);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_say_what_happened() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = write(dir.path(), "route.json", &contact_route().to_string());
+    let store = dir.path().join("s.sqlite");
+    let server = start(
+        &[
+            "--mapping",
+            &mapping,
+            "--sandbox",
+            "--connectors",
+            repo_root().join("connector-specs").to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    );
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/webhooks/tenant_TENANT_ID/callrail", server.base);
+    let body =
+        json!({"call_id": "M1", "customer_email": "m1@example.com", "customer_name_first": "M"})
+            .to_string()
+            .into_bytes();
+    for key in ["callrail-signing-key", "forged-key"] {
+        http.post(&url)
+            .header("Signature", callrail_sig(key, &body))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent");
+    }
+    let health: Value = http
+        .get(format!("{}/v1/health", server.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["store"]["ok"], true, "{health}");
+    assert_eq!(
+        health["routes"][0]["tenant"], "tenant_TENANT_ID",
+        "{health}"
+    );
+    assert_eq!(
+        health["routes"][0]["path"],
+        "/v1/webhooks/tenant_TENANT_ID/callrail"
+    );
+    let ready = http
+        .get(format!("{}/v1/ready", server.base))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
+    let text = metrics.text().await.expect("text");
+    for line in [
+        "switchyard_webhook_requests_total{status=\"200\"} 1",
+        "switchyard_webhook_requests_total{status=\"401\"} 1",
+        "switchyard_webhook_refused_total{code=\"signature_invalid\"} 1",
+        "switchyard_records_total{outcome=\"created\"} 1",
+        "switchyard_webhook_duration_seconds_count 2",
+        "switchyard_dead_letters_pending 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}

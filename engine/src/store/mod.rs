@@ -274,6 +274,23 @@ impl Store {
         })
     }
 
+    /// Whether the store answers (a trivial read), for health checks.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    /// Dead letters still pending, for health and metrics.
+    pub fn pending_dead_letters(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM dead_letters WHERE status = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
     /// The sync cursor of a tenant, connector and object.
     pub fn cursor(
         &self,

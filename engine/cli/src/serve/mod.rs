@@ -1,8 +1,10 @@
-//! `switchyard serve`: the inbound webhook endpoint. `POST /webhooks/{tenant}/{source}` is
+//! `switchyard serve`: the inbound webhook endpoint. `POST /v1/webhooks/{tenant}/{source}` (also
+//! at `/webhooks/{tenant}/{source}`) is
 //! verified as the source's connector spec declares (`[inbound] webhook`, a plugin included),
 //! mapped with the route's mapping spec and delivered through its connector; the answer is the
 //! delivery report as JSON. Undeliverable records are dead-lettered in the store and can be
-//! replayed (`switchyard deadletter replay`). `GET /health` answers `ok`.
+//! replayed (`switchyard deadletter replay`). `GET /health` answers `ok`; `GET /v1/health`,
+//! `GET /v1/ready` and `GET /metrics` (Prometheus) are in `ops.rs`.
 //!
 //! A route whose source declares no verification is refused at start, unless the source says
 //! `verification = "none"`; so is one whose signing secret is missing or empty. Verification
@@ -21,6 +23,7 @@
 //! (`--reload-secs`): a changed route is swapped in when it compiles.
 
 mod listen;
+mod ops;
 mod origin;
 mod reload;
 
@@ -99,6 +102,8 @@ pub struct Args {
 }
 
 struct App {
+    engine: switchyard::engine::Engine,
+    metrics: ops::Metrics,
     routes: HashMap<(String, String), Arc<reload::Served>>,
     origin: origin::Origin,
     body_timeout: Duration,
@@ -153,7 +158,7 @@ async fn serve(a: Args) -> u8 {
                     );
                 }
                 eprintln!(
-                    "route: POST /webhooks/{}/{} → {} ({}, verification: {})",
+                    "route: POST /v1/webhooks/{}/{} → {} ({}, verification: {})",
                     key.0,
                     key.1,
                     route.route().mapping().connector,
@@ -189,6 +194,8 @@ async fn serve(a: Args) -> u8 {
     }
     let max_body_bytes = usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX);
     let app = Arc::new(App {
+        engine: engine.clone(),
+        metrics: ops::Metrics::default(),
         routes,
         origin,
         body_timeout: Duration::from_secs(a.body_timeout_secs),
@@ -196,6 +203,10 @@ async fn serve(a: Args) -> u8 {
     });
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/v1/health", get(ops::health))
+        .route("/v1/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/webhooks/{tenant}/{source}", post(webhook))
         .route("/webhooks/{tenant}/{source}", post(webhook))
         .with_state(app.clone());
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {
@@ -286,9 +297,22 @@ async fn webhook(
     let cid = request_id(&headers);
     let span =
         tracing::info_span!("webhook", correlation_id = %cid, tenant = %tenant, source = %source);
-    let mut resp = webhook_inner(app, tenant, source, peer, method, uri, headers, body, &cid)
-        .instrument(span)
-        .await;
+    let started = std::time::Instant::now();
+    let mut resp = webhook_inner(
+        app.clone(),
+        tenant,
+        source,
+        peer,
+        method,
+        uri,
+        headers,
+        body,
+        &cid,
+    )
+    .instrument(span)
+    .await;
+    app.metrics
+        .request(resp.status().as_u16(), started.elapsed());
     if let Ok(v) = axum::http::HeaderValue::from_str(&cid) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -362,6 +386,7 @@ async fn webhook_inner(
         });
         if let Err(refusal) = verdict {
             let code = refusal.code();
+            app.metrics.refused(code);
             let detail = route.redactor().redact(&refusal.to_string()).into_owned();
             tracing::warn!(
                 tenant,
@@ -423,6 +448,7 @@ async fn webhook_inner(
     }
     match outcome {
         Ok(report) => {
+            app.metrics.report(&report);
             let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
             route.redactor().redact_json(&mut report);
             answer(StatusCode::OK, report)
@@ -480,6 +506,8 @@ async fn recover(engine: switchyard::engine::Engine, app: Arc<App>) {
         let outcome = route.receive(&e.body, &e.correlation_id).await;
         match &outcome {
             Ok(r) => {
+                app.metrics.report(r);
+                app.metrics.recovered();
                 tracing::info!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
                 created = r.created, updated = r.updated, failed = r.failed, "accepted webhook delivered after restart")
             }
