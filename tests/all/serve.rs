@@ -1164,3 +1164,128 @@ async fn health_readiness_and_metrics_say_what_happened() {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_endpoints_take_each_tenants_own_key_and_show_only_its_data() {
+    use switchyard::store::{NewDeadLetter, Store};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    // Two tenants, each with a route and a dead letter; a key each (the CLI, as an operator).
+    let mut second = contact_route();
+    second["tenant"] = json!("t2");
+    let a = write(dir.path(), "a.json", &contact_route().to_string());
+    let b = write(dir.path(), "b.json", &second.to_string());
+    {
+        let s = Store::open(&store).expect("store");
+        for tenant in ["tenant_TENANT_ID", "t2"] {
+            s.dead_letter(&NewDeadLetter {
+                tenant,
+                connector: "hubspot",
+                route: "route.json",
+                object: "contact",
+                record_key: &format!("{tenant}-call"),
+                payload: &json!({"objects": {"contact": {"email": format!("{tenant}@example.com")}}}),
+                reason: "400 INVALID_EMAIL",
+                attempts: 1,
+                settle: None,
+                correlation_id: None,
+            })
+            .expect("dead letter");
+        }
+    }
+    let key = |tenant: &str| {
+        let out = switchyard()
+            .args([
+                "apikey", "create", "--tenant", tenant, "--label", "test", "--store",
+            ])
+            .arg(&store)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    let (key1, key2) = (key("tenant_TENANT_ID"), key("t2"));
+    let server = start(
+        &[
+            "--mapping",
+            &a,
+            "--mapping",
+            &b,
+            "--sandbox",
+            "--connectors",
+            repo_root().join("connector-specs").to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    );
+    let http = reqwest::Client::new();
+    let get = |path: &str, key: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", server.base));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let mine: Value = get("/v1/tenants/t2/dead-letters", Some(&key2))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let letters = mine["dead_letters"].as_array().expect("a list");
+    assert_eq!(letters.len(), 1, "{mine}");
+    assert_eq!(letters[0]["tenant"], "t2");
+    let routes: Value = get("/v1/tenants/t2/routes", Some(&key2))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        routes["routes"].as_array().map(Vec::len),
+        Some(1),
+        "{routes}"
+    );
+    // Another tenant's key, no key, a made-up key: refused.
+    for (path, key, status) in [
+        ("/v1/tenants/t2/dead-letters", Some(key1.as_str()), 403),
+        (
+            "/v1/tenants/tenant_TENANT_ID/routes",
+            Some(key2.as_str()),
+            403,
+        ),
+        ("/v1/tenants/t2/dead-letters", None, 401),
+        (
+            "/v1/tenants/t2/dead-letters",
+            Some("sy_0123456789ab_deadbeef"),
+            401,
+        ),
+    ] {
+        let r = get(path, key).await.expect("sent");
+        assert_eq!(r.status(), status, "{path} with {key:?}");
+    }
+    // Revoked: refused at once.
+    let id = key2.split('_').nth(1).expect("id").to_string();
+    let out = switchyard()
+        .args(["apikey", "revoke", &id, "--store"])
+        .arg(&store)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = get("/v1/tenants/t2/dead-letters", Some(&key2))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+}

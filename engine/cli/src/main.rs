@@ -15,6 +15,7 @@ macro_rules! out {
     };
 }
 
+mod apikey;
 mod attribute;
 mod common;
 mod connectors;
@@ -154,8 +155,10 @@ pub enum Command {
     Deadletter(deadletter::Args),
     /// WebAssembly plugins: scaffold (`new`), `inspect`, run once (`test`).
     Plugin(plugin::Args),
-    /// Receive webhooks: verify, map and deliver (`POST /webhooks/{tenant}/{source}`).
+    /// Receive webhooks: verify, map and deliver (`POST /v1/webhooks/{tenant}/{source}`).
     Serve(serve::Args),
+    /// Per-tenant API keys for `serve`'s tenant endpoints: create, list, revoke.
+    Apikey(apikey::Args),
 }
 
 /// Run the command line; returns the process exit code.
@@ -190,5 +193,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Deadletter(a) => deadletter::run(a),
         Command::Plugin(a) => plugin::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Apikey(a) => apikey::run(a),
     }
 }

@@ -3,9 +3,11 @@
 //! OAuth tokens encrypted at rest (ChaCha20-Poly1305, key from `SWITCHYARD_STORE_KEY`); and the
 //! delivery state machine's rows, claims and leases ([`delivery`]).
 
+pub mod apikeys;
 pub mod delivery;
 pub mod inbox;
 
+pub use apikeys::ApiKeyInfo;
 pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
 pub use inbox::InboxEntry;
 
@@ -194,7 +196,8 @@ impl Store {
                 .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
                 .and_then(|_| conn.execute_batch(SCHEMA))
                 .and_then(|_| conn.execute_batch(delivery::SCHEMA))
-                .and_then(|_| conn.execute_batch(inbox::SCHEMA));
+                .and_then(|_| conn.execute_batch(inbox::SCHEMA))
+                .and_then(|_| conn.execute_batch(apikeys::SCHEMA));
             let r = r.and_then(|_| migrate(&conn));
             match r {
                 Ok(()) => break,

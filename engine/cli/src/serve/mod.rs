@@ -26,6 +26,7 @@ mod listen;
 mod ops;
 mod origin;
 mod reload;
+mod tenant;
 
 use super::common::{engine, route_file};
 use axum::Router;
@@ -206,6 +207,11 @@ async fn serve(a: Args) -> u8 {
         .route("/v1/health", get(ops::health))
         .route("/v1/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/tenants/{tenant}/routes", get(tenant::routes))
+        .route(
+            "/v1/tenants/{tenant}/dead-letters",
+            get(tenant::dead_letters),
+        )
         .route("/v1/webhooks/{tenant}/{source}", post(webhook))
         .route("/webhooks/{tenant}/{source}", post(webhook))
         .with_state(app.clone());

@@ -1,0 +1,84 @@
+//! Tenant endpoints of `serve`, each behind a per-tenant API key (`Authorization: Bearer
+//! <key>`, created with `switchyard apikey create`): a tenant reaches only its own routes and
+//! dead letters. 401 `unauthenticated` without a valid key, 403 `forbidden` for another
+//! tenant's path.
+
+use super::App;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+fn error(status: StatusCode, code: &str) -> Response {
+    (status, axum::Json(json!({"error": code}))).into_response()
+}
+
+/// The tenant a request's key acts for, or the answer that refuses it.
+async fn authorise(app: &App, headers: &HeaderMap, tenant: &str) -> Result<(), Response> {
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .map(str::to_string);
+    let Some(key) = key else {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthenticated"));
+    };
+    let Some(store) = app.engine.store().cloned() else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"));
+    };
+    match tokio::task::spawn_blocking(move || store.api_key_tenant(&key)).await {
+        Ok(Ok(Some(t))) if t == tenant => Ok(()),
+        Ok(Ok(Some(_))) => Err(error(StatusCode::FORBIDDEN, "forbidden")),
+        Ok(Ok(None)) => Err(error(StatusCode::UNAUTHORIZED, "unauthenticated")),
+        _ => Err(error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")),
+    }
+}
+
+/// `GET /v1/tenants/{tenant}/routes`: the tenant's webhook routes.
+pub(super) async fn routes(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorise(&app, &headers, &tenant).await {
+        return r;
+    }
+    let routes: Vec<_> = app
+        .routes
+        .iter()
+        .filter(|((t, _), _)| *t == tenant)
+        .map(|((t, s), served)| {
+            let r = served.current();
+            json!({"source": s, "connector": r.route().mapping().connector,
+                   "verification": r.verification(),
+                   "path": format!("/v1/webhooks/{t}/{s}")})
+        })
+        .collect();
+    axum::Json(json!({"tenant": tenant, "routes": routes})).into_response()
+}
+
+/// `GET /v1/tenants/{tenant}/dead-letters`: the tenant's pending dead letters (records that
+/// could not be delivered, with their reasons; secrets were redacted when they were written).
+pub(super) async fn dead_letters(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorise(&app, &headers, &tenant).await {
+        return r;
+    }
+    let Some(store) = app.engine.store().cloned() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+    };
+    let t = tenant.clone();
+    match tokio::task::spawn_blocking(move || store.dead_letters(true)).await {
+        Ok(Ok(all)) => {
+            let mine: Vec<_> = all.into_iter().filter(|d| d.tenant == t).collect();
+            axum::Json(json!({"tenant": tenant, "dead_letters": mine})).into_response()
+        }
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+    }
+}
