@@ -1289,3 +1289,70 @@ async fn tenant_endpoints_take_each_tenants_own_key_and_show_only_its_data() {
         .expect("sent");
     assert_eq!(r.status(), 401);
 }
+
+/// The property-based API check: schemathesis (PyPI; `.ci/test` installs it and names it in
+/// `SWITCHYARD_SCHEMATHESIS`) generates requests from the service's own OpenAPI document and
+/// checks that no answer is a 5xx or outside the document. Skipped outside CI when absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document() {
+    let st = std::env::var("SWITCHYARD_SCHEMATHESIS")
+        .ok()
+        .filter(|p| std::path::Path::new(p).exists());
+    let Some(st) = st else {
+        assert!(
+            !crate::prism::in_ci(),
+            "CI is set, so the schemathesis check must run (SWITCHYARD_SCHEMATHESIS)"
+        );
+        eprintln!("skipping: schemathesis is not installed (SWITCHYARD_SCHEMATHESIS)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let mapping = write(dir.path(), "route.json", &contact_route().to_string());
+    let out = switchyard()
+        .args([
+            "apikey",
+            "create",
+            "--tenant",
+            "tenant_TENANT_ID",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .expect("runs");
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let server = start(
+        &[
+            "--mapping",
+            &mapping,
+            "--sandbox",
+            "--connectors",
+            repo_root().join("connector-specs").to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    );
+    let base = server.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(st)
+            .args(["run", &format!("{base}/v1/openapi.json"), "--url", &base])
+            .args(["--max-examples", "40", "--seed", "7"])
+            .args(["-H", &format!("Authorization: Bearer {key}")])
+            .env("NO_COLOR", "1")
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+}

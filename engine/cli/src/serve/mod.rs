@@ -207,6 +207,7 @@ async fn serve(a: Args) -> u8 {
         .route("/v1/health", get(ops::health))
         .route("/v1/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(ops::openapi))
         .route("/v1/tenants/{tenant}/routes", get(tenant::routes))
         .route(
             "/v1/tenants/{tenant}/dead-letters",

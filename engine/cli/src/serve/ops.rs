@@ -219,3 +219,12 @@ pub(super) async fn ready(State(app): State<Arc<App>>) -> Response {
             .into_response()
     }
 }
+
+/// The service's OpenAPI 3.1 document (every path `serve` answers; a test checks it against
+/// the router and the answers).
+pub(super) const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /v1/openapi.json`.
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
