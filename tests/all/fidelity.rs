@@ -443,3 +443,200 @@ async fn salesforce_api_version_and_both_auth_flows_are_the_tenants() {
         );
     }
 }
+
+/// Pipedrive's `pipeline_id`, `stage_id` and `default_owner` reach the deal request.
+#[test]
+fn pipedrive_deal_settings_reach_the_deal_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        json!({"call_id": "p1", "customer_name": "Ada Lovelace", "customer_email": "ada@example.com",
+               "ai_analysis": {"project_type": "kitchen"}})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let out = switchyard()
+        .args([
+            "run",
+            "--dry-run",
+            "--mapping",
+            "mapping-specs/examples/pipedrive-person-deal.json",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let deal: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| {
+            r["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/api/v2/deals"))
+        })
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(deal["body"]["pipeline_id"], 1);
+    assert_eq!(deal["body"]["stage_id"], 2);
+    assert_eq!(deal["body"]["owner_id"], 123456);
+}
+
+fn connector_specs() -> Vec<switchyard::spec::ConnectorSpec> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(crate::cli::repo_root().join("connector-specs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            out.push(toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap());
+        }
+    }
+    out
+}
+
+/// Seed 003's HubSpot keys that still do nothing (`pipeline_id`, `deal_stage`,
+/// `contact_owner`, `company_domain_mapping`, and `portal_id`) validated with 0 warnings; now
+/// each is named. For every connector and every scalar `crm_config` key, validate warns
+/// exactly when nothing in the connector's spec reads the key.
+#[test]
+fn validate_warns_for_every_key_without_effect() {
+    let out = switchyard()
+        .args([
+            "validate",
+            "--format",
+            "json",
+            "mapping-specs/examples/hubspot-contact.json",
+            "connector-specs",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut w232: Vec<String> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "W232")
+        .map(|d| d["pointer"].as_str().unwrap().to_string())
+        .collect();
+    w232.sort();
+    assert_eq!(
+        w232,
+        [
+            "/crm_config/company_domain_mapping",
+            "/crm_config/contact_owner",
+            "/crm_config/deal_stage",
+            "/crm_config/pipeline_id",
+            "/crm_config/portal_id"
+        ],
+        "{v:#}"
+    );
+    // Every connector × every scalar key, through the library.
+    let scalar = [
+        "api_token",
+        "portal_id",
+        "pipeline_id",
+        "deal_stage",
+        "contact_owner",
+        "instance_url",
+        "consumer_key",
+        "private_key",
+        "username",
+        "api_version",
+        "company_domain",
+        "stage_id",
+        "default_owner",
+        "api_base_url",
+    ];
+    for spec in connector_specs() {
+        let name = spec.connector.name.clone();
+        for key in scalar {
+            let m: switchyard::spec::MappingSpec = serde_json::from_value(json!({
+                "spec_version": 1, "tenant": "t", "connector": name,
+                "crm_config": {"type": "x", key: "v", "settings": {"zz_unread": "1"},
+                    "endpoints": {"create_contact": {"method": "POST", "path": "/c"}}}}))
+            .unwrap();
+            let d = switchyard::spec::keys::without_effect(&spec, &m);
+            let warned = |p: &str| d.0.iter().any(|x| x.code == "W232" && x.pointer == p);
+            let read = !switchyard::spec::keys::readers(&spec, key).is_empty();
+            assert_eq!(
+                warned(&format!("/crm_config/{key}")),
+                !read,
+                "{name}.{key}: {d}"
+            );
+            assert!(warned("/crm_config/settings/zz_unread"), "{name}: {d}");
+            let custom = spec.connector.kind == switchyard::spec::connector::ConnectorKind::Custom;
+            assert_eq!(warned("/crm_config/endpoints"), !custom, "{name}: {d}");
+        }
+    }
+}
+
+/// The invariant: every key of the mapping spec schema (envelope and `crm_config`) is in the
+/// key table with an effect and an existing test, or (per connector) has no effect and is
+/// warned about; `docs/keys.md` is the table as the code makes it.
+#[test]
+fn every_mapping_key_has_an_effect_and_a_test_or_a_warning() {
+    use switchyard::spec::keys::{
+        ENVELOPE_KEYS, NO_EFFECT_TEST, SCALAR_KEY_TESTS, STRUCTURAL_KEYS, effect_of,
+    };
+    let root = crate::cli::repo_root();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/mapping.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let test_exists = |t: &str| {
+        let (module, f) = t.split_once("::").unwrap();
+        let text = std::fs::read_to_string(root.join(format!("tests/all/{module}.rs")))
+            .unwrap_or_default();
+        text.contains(&format!("fn {f}("))
+    };
+    let mut missing = Vec::new();
+    for k in schema["properties"].as_object().unwrap().keys() {
+        match ENVELOPE_KEYS.iter().find(|d| d.key == k) {
+            Some(d) if test_exists(d.test) => {}
+            Some(d) => missing.push(format!("{k}: test {} does not exist", d.test)),
+            None => missing.push(format!("envelope key `{k}` is not in spec::keys")),
+        }
+    }
+    let specs = connector_specs();
+    let crm = schema["$defs"]["CrmConfig"]["properties"]
+        .as_object()
+        .unwrap();
+    assert!(crm.len() >= 25, "{crm:?}");
+    for k in crm.keys() {
+        if let Some(d) = STRUCTURAL_KEYS.iter().find(|d| d.key == k) {
+            if !test_exists(d.test) {
+                missing.push(format!("{k}: test {} does not exist", d.test));
+            }
+            continue;
+        }
+        // A setting: its effect is what the connector's spec reads.
+        for c in &specs {
+            let (effect, test) = effect_of(c, k);
+            if effect.starts_with("none") {
+                assert_eq!(test, NO_EFFECT_TEST);
+            } else if test == NO_EFFECT_TEST {
+                missing.push(format!(
+                    "{}.{k} has an effect ({effect}) but no test in SCALAR_KEY_TESTS",
+                    c.connector.name
+                ));
+            }
+        }
+    }
+    for (k, t) in SCALAR_KEY_TESTS {
+        if !test_exists(t) {
+            missing.push(format!("{k}: test {t} does not exist"));
+        }
+    }
+    assert!(test_exists(NO_EFFECT_TEST));
+    assert!(missing.is_empty(), "{missing:#?}");
+    let text = switchyard::spec::keys::markdown(&specs);
+    let path = root.join("docs/keys.md");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(&path).unwrap_or_default() == text,
+        "docs/keys.md is stale: run with BLESS=1"
+    );
+}

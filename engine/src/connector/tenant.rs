@@ -6,7 +6,7 @@
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean, pointer_join};
 use crate::spec::connector::{
-    Auth, ConnectorSpec, KeyLocation, ObjectSpec, Operation, OperationKind,
+    Auth, ConnectorKind, ConnectorSpec, KeyLocation, ObjectSpec, Operation, OperationKind,
 };
 use crate::spec::mapping::{CustomAuthType, MappingSpec};
 use serde_json::Value;
@@ -63,7 +63,9 @@ pub fn tenant_spec(
             }
         }
     }
-    if let Some(a) = &cfg.authentication {
+    // Other connectors do not read them (`validate` says so, W232).
+    let custom = spec.connector.kind == ConnectorKind::Custom;
+    if let Some(a) = cfg.authentication.as_ref().filter(|_| custom) {
         let s = out.get_or_insert_with(|| spec.clone());
         let ap = "/crm_config/authentication";
         let need = |v: &Option<String>, key: &str, errors: &mut Diagnostics| {
@@ -138,7 +140,7 @@ pub fn tenant_spec(
         .as_ref()
         .map(given_auth_keys)
         .unwrap_or_default();
-    for (name, e) in &cfg.endpoints {
+    for (name, e) in cfg.endpoints.iter().filter(|_| custom) {
         let ep = pointer_join("/crm_config/endpoints", name);
         for (ptr, text) in std::iter::once((pointer_join(&ep, "path"), e.path.as_str())).chain(
             e.headers

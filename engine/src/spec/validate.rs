@@ -155,6 +155,9 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                         }
                     };
                     let target = tenant.as_ref().unwrap_or(shipped);
+                    for d in super::keys::without_effect(target, m).0 {
+                        out.push(l.source.place(d));
+                    }
                     let source = m
                         .source
                         .as_deref()
