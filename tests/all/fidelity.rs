@@ -640,3 +640,128 @@ fn every_mapping_key_has_an_effect_and_a_test_or_a_warning() {
         "docs/keys.md is stale: run with BLESS=1"
     );
 }
+
+/// Keys the engine reads by name nowhere, with why they are not silent: documentation, a
+/// serde rename or tag, a single-valued choice, or a mapping setting whose effect is the
+/// connector spec's (checked per connector by `spec::keys`, W232).
+const NOT_READ_BY_NAME: &[(&str, &str)] = &[
+    ("docs_url", "documentation: a link for people"),
+    (
+        "spec_version",
+        "pinned by its type (`SpecVersion`): another version is refused at load",
+    ),
+    (
+        "api_version",
+        "connector: documents the version its operations follow (the base URL carries it); mapping: a setting (spec::keys)",
+    ),
+    (
+        "type",
+        "a serde tag or rename: the variant chosen is the effect",
+    ),
+    ("in", "renamed `location`"),
+    ("if", "renamed `condition`"),
+    (
+        "match_strategy",
+        "one value (`exact`), the only strategy there is",
+    ),
+];
+
+/// Whether `src` reads the field `name` (`x.name`, `name: …` in a pattern, `{ name }`).
+fn reads_field(src: &str, name: &str) -> bool {
+    let b = src.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    src.match_indices(name).any(|(i, _)| {
+        let before = if i == 0 { b' ' } else { b[i - 1] };
+        let after = b.get(i + name.len()).copied().unwrap_or(b' ');
+        !ident(before)
+            && !ident(after)
+            && before != b'"'
+            && after != b'"'
+            && (before == b'.' || matches!(after, b',' | b':' | b'}' | b' '))
+    })
+}
+
+/// Issue 12's invariant over every spec kind: each key of the connector, mapping, attribution
+/// and plugin schemas is read by the engine outside the spec model (so it has an effect), or
+/// is listed above with the reason it needs no reader; a mapping setting that is not read is
+/// then the connector's business, warned per connector (W232).
+#[test]
+fn every_key_of_every_spec_kind_is_read_by_the_engine_or_accounted_for() {
+    let root = crate::cli::repo_root();
+    let model = [
+        "connector.rs",
+        "mapping.rs",
+        "attribution.rs",
+        "plugin.rs",
+        "common.rs",
+        "schema.rs",
+        "keys.rs",
+    ];
+    let mut src = String::new();
+    let mut stack = vec![root.join("engine/src"), root.join("engine/cli/src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let in_spec = p.parent().is_some_and(|d| d.ends_with("spec"));
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if !(in_spec && model.contains(&name.as_str())) {
+                    src.push_str(&std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+    }
+    fn props(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Object(p)) = m.get("properties") {
+                    for (k, d) in p {
+                        if d.get("const").is_none() {
+                            out.insert(k.clone());
+                        }
+                    }
+                }
+                m.values().for_each(|x| props(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| props(x, out)),
+            _ => {}
+        }
+    }
+    let mapping_settings: Vec<&str> = switchyard::spec::keys::SCALAR_KEY_TESTS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain([
+            "portal_id",
+            "deal_stage",
+            "contact_owner",
+            "company_domain_mapping",
+            "company_domain",
+        ])
+        .collect();
+    let mut unread = Vec::new();
+    for kind in ["connector", "mapping", "attribution", "plugin"] {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join(format!("schemas/{kind}.schema.json"))).unwrap(),
+        )
+        .unwrap();
+        let mut keys = Default::default();
+        props(&schema, &mut keys);
+        assert!(keys.len() > 15, "{kind}: {keys:?}");
+        for k in keys {
+            let accounted = NOT_READ_BY_NAME.iter().any(|(n, _)| *n == k)
+                || kind == "mapping" && mapping_settings.contains(&k.as_str());
+            if !accounted && !reads_field(&src, &k) {
+                unread.push(format!("{kind}: `{k}`"));
+            }
+        }
+    }
+    assert!(
+        unread.is_empty(),
+        "keys no engine code reads (give each an effect, or a W232-style warning): {unread:#?}"
+    );
+    // The check can fail: a key nothing reads is found.
+    assert!(!reads_field(&src, "no_such_key_anywhere"));
+    assert!(reads_field("if d.read_only {", "read_only"));
+}

@@ -573,6 +573,18 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+        if let Some(crate::spec::connector::FieldSpec::Detailed(d)) = cat_field
+            && d.read_only
+        {
+            self.diags.push(Diagnostic::warning(
+                "W233",
+                name_ptr,
+                format!(
+                    "`{name}` is read-only in `{}` object `{obj}`: the API refuses writes to it",
+                    self.env.target.connector.name
+                ),
+            ));
+        }
         let catalog = cat_field.map(|f| (f.field_type(), f.options()));
         let target_ty = catalog.map(|c| c.0);
         for (from, what) in [
