@@ -765,3 +765,64 @@ fn every_key_of_every_spec_kind_is_read_by_the_engine_or_accounted_for() {
     assert!(!reads_field(&src, "no_such_key_anywhere"));
     assert!(reads_field("if d.read_only {", "read_only"));
 }
+
+/// Duplicate detection searched the CRM with the phone as the record wrote it, so a contact
+/// stored in E.164 was missed and created again; the search now sends E.164 first (then the
+/// written form).
+#[tokio::test]
+async fn duplicate_search_sends_the_normalised_phone() {
+    use crate::connector::{hubspot_emu_opts, opts, session, spec};
+    use switchyard::connector::{Deliverer, DeliveryItem};
+    use switchyard::spec::mapping::{DuplicateAction, DuplicateDetection, MatchStrategy};
+    use switchyard_sandbox::{self as sandbox, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    emu.seed(
+        "contacts",
+        &[json!({"id": "9001", "properties": {"phone": "+15550100007", "firstname": "Old"}})],
+    )
+    .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        true,
+    );
+    let d = Deliverer::new(
+        s,
+        None,
+        opts(
+            Some(DuplicateDetection {
+                enabled: true,
+                match_fields: vec!["phone".into()],
+                match_strategy: MatchStrategy::Exact,
+                action: DuplicateAction::UpdateExisting,
+            }),
+            "contact",
+        ),
+    );
+    let mut o = serde_json::Map::new();
+    o.insert("phone".into(), json!("(555) 010-0007"));
+    o.insert("firstname".into(), json!("New"));
+    let item = DeliveryItem {
+        key: "call_7".into(),
+        mapped: switchyard::record::Mapped {
+            objects: [("contact".to_string(), o)].into_iter().collect(),
+            triggers: vec![],
+            notes: vec![],
+        },
+    };
+    let r = d.deliver(vec![item]).await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (0, 1, 0),
+        "{:?}",
+        r.objects
+    );
+    let recs = emu.records("contacts");
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["properties"]["firstname"], "New");
+    emu.shutdown().await;
+}
