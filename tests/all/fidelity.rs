@@ -826,3 +826,44 @@ async fn duplicate_search_sends_the_normalised_phone() {
     assert_eq!(recs[0]["properties"]["firstname"], "New");
     emu.shutdown().await;
 }
+
+/// Pipedrive's person create names each custom field it sends; a custom field beyond those was
+/// mapped and then dropped from the request without a word. `validate` now names it.
+#[test]
+fn mapped_fields_a_create_operation_never_sends_are_warned() {
+    let specs = connector_specs();
+    let pipedrive = specs
+        .iter()
+        .find(|s| s.connector.name == "pipedrive")
+        .unwrap();
+    let m: switchyard::spec::MappingSpec = serde_json::from_value(json!({
+        "spec_version": 1, "tenant": "t", "connector": "pipedrive",
+        "crm_config": {"type": "pipedrive", "api_token": "env:T",
+            "field_mappings": {"name": "customer_name", "email": "customer_email"},
+            "custom_fields": {"ai_lead_score": "ai_analysis.lead_score",
+                              "favourite_colour": "colour"}}}))
+    .unwrap();
+    let d = switchyard::spec::keys::without_effect(pipedrive, &m);
+    let ptrs: Vec<&str> =
+        d.0.iter()
+            .filter(|x| x.code == "W232")
+            .map(|x| x.pointer.as_str())
+            .collect();
+    assert_eq!(ptrs, ["/crm_config/custom_fields/favourite_colour"], "{d}");
+    // A connector whose create sends the whole payload drops nothing.
+    let hubspot = specs
+        .iter()
+        .find(|s| s.connector.name == "hubspot")
+        .unwrap();
+    let m: switchyard::spec::MappingSpec = serde_json::from_value(json!({
+        "spec_version": 1, "tenant": "t", "connector": "hubspot",
+        "crm_config": {"type": "hubspot", "api_token": "env:T",
+            "field_mappings": {"favourite_colour": "colour"}}}))
+    .unwrap();
+    assert!(
+        switchyard::spec::keys::without_effect(hubspot, &m)
+            .0
+            .is_empty(),
+        "hubspot sends every mapped property"
+    );
+}

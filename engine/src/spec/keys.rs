@@ -88,22 +88,22 @@ pub const STRUCTURAL_KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "field_mappings",
-        effect: "fields of the default object",
+        effect: "fields of the default object (a field the connector's create operations do not send: W232)",
         test: "mapping::seed_examples_map_sample_records_exactly",
     },
     KeyDoc {
         key: "custom_properties",
-        effect: "typed fields of the default object",
+        effect: "typed fields of the default object (a field the connector's create operations do not send: W232)",
         test: "mapping::seed_examples_map_sample_records_exactly",
     },
     KeyDoc {
         key: "custom_fields",
-        effect: "fields of the default object",
-        test: "mapping::seed_examples_map_sample_records_exactly",
+        effect: "fields of the default object (a field the connector's create operations do not send: W232)",
+        test: "fidelity::mapped_fields_a_create_operation_never_sends_are_warned",
     },
     KeyDoc {
         key: "object_mappings",
-        effect: "fields of the named objects",
+        effect: "fields of the named objects (a field the connector's create operations do not send: W232)",
         test: "mapping::seed_examples_map_sample_records_exactly",
     },
     KeyDoc {
@@ -280,6 +280,23 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
             }
         }
     }
+    for (obj, field, ptr) in mapped_fields(spec, m) {
+        if let Some(sent) = sent_fields(spec, &obj)
+            && !sent.contains(&field)
+        {
+            let mut names: Vec<&str> = sent.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            warn(
+                &mut out,
+                ptr,
+                &field,
+                format!(
+                    "the `{obj}` create operations send only {}",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
     if let Some(dd) = &m.crm_config.duplicate_detection {
         let object = m
             .crm_config
@@ -300,6 +317,116 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
         }
     }
     out
+}
+
+/// The mapped (object, field, pointer) triples of `m`.
+fn mapped_fields(spec: &ConnectorSpec, m: &MappingSpec) -> Vec<(String, String, String)> {
+    let cfg = &m.crm_config;
+    let default = cfg
+        .default_object
+        .clone()
+        .or_else(|| spec.connector.default_object.clone())
+        .unwrap_or_else(|| "contact".into());
+    let mut out = Vec::new();
+    for k in cfg.field_mappings.keys() {
+        out.push((
+            default.clone(),
+            k.clone(),
+            pointer_join("/crm_config/field_mappings", k),
+        ));
+    }
+    for (i, p) in cfg.custom_properties.iter().enumerate() {
+        out.push((
+            default.clone(),
+            p.name.clone(),
+            format!("/crm_config/custom_properties/{i}/name"),
+        ));
+    }
+    for k in cfg.custom_fields.keys() {
+        out.push((
+            default.clone(),
+            k.clone(),
+            pointer_join("/crm_config/custom_fields", k),
+        ));
+    }
+    for (base, table) in [("/crm_config/object_mappings", &cfg.object_mappings)] {
+        for (obj, fields) in table {
+            for k in fields.keys() {
+                out.push((
+                    obj.clone(),
+                    k.clone(),
+                    pointer_join(&pointer_join(base, obj), k),
+                ));
+            }
+        }
+    }
+    for (obj, t) in &cfg.payload_templates {
+        if let Value::Object(fields) = t {
+            for k in fields.keys() {
+                out.push((
+                    obj.clone(),
+                    k.clone(),
+                    pointer_join(&pointer_join("/crm_config/payload_templates", obj), k),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The payload fields the create operations of `object` send, when their bodies name them
+/// one by one (`{{payload.name}}`); `None` when a body sends the whole payload or there is
+/// no create operation (nothing is dropped by the spec then).
+fn sent_fields(spec: &ConnectorSpec, object: &str) -> Option<Vec<String>> {
+    let creates: Vec<&super::connector::Operation> = spec
+        .operations
+        .values()
+        .filter(|o| {
+            o.object.as_deref() == Some(object)
+                && matches!(
+                    o.kind,
+                    OperationKind::Create | OperationKind::BatchCreate | OperationKind::Upsert
+                )
+        })
+        .collect();
+    if creates.is_empty() {
+        return None;
+    }
+    let mut sent = Vec::new();
+    for op in creates {
+        if op.plugin.is_some() {
+            return None;
+        }
+        let mut texts = Vec::new();
+        if let Some(b) = &op.body {
+            texts.push(b.to_string());
+        }
+        if let Some(b) = op.batch.as_ref().and_then(|b| b.item.as_ref()) {
+            texts.push(b.to_string());
+        } else if op.batch.is_some() {
+            return None;
+        }
+        for text in texts {
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find("payload") {
+                let after = &rest[i + "payload".len()..];
+                match after.strip_prefix('.') {
+                    Some(tail) => {
+                        let name: String = tail
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                            .collect();
+                        sent.push(name);
+                    }
+                    // `{{payload}}`, `{{strings payload}}`, `{{json payload}}`: all of it.
+                    None if after.starts_with('}') || after.starts_with(' ') => return None,
+                    None => {}
+                }
+                rest = after;
+            }
+        }
+    }
+    Some(sent)
 }
 
 /// Every key of `crm_config` (the schema's order), for the table.
