@@ -867,3 +867,77 @@ fn mapped_fields_a_create_operation_never_sends_are_warned() {
         "hubspot sends every mapped property"
     );
 }
+
+/// An endpoint named `<kind>_<object>` for an object the shipped spec does not have
+/// (`create_person`) is that object's create: `validate`, `map` and `run` agree.
+#[tokio::test]
+async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
+    let (base, seen) = recorder().await;
+    let cfg = json!({"type": "custom", "api_base_url": base,
+        "authentication": {"type": "bearer", "token": "env:CR_TOKEN"},
+        "endpoints": {"create_person": {"method": "POST", "path": "/people/{{tenant}}"}},
+        "payload_templates": {"person": {"full_name": "{{customer_name}}"}}});
+    let dir = tempfile::tempdir().unwrap();
+    let route = dir.path().join("route.json");
+    std::fs::write(
+        &route,
+        json!({"spec_version": 1, "tenant": "t", "connector": "custom-rest", "crm_config": cfg})
+            .to_string(),
+    )
+    .unwrap();
+    let r2 = route.clone();
+    let (validate, map) = tokio::task::spawn_blocking(move || {
+        let v = switchyard()
+            .args(["validate"])
+            .arg(&r2)
+            .arg("connector-specs")
+            .output()
+            .unwrap();
+        let mut child = switchyard()
+            .args(["map", "--mapping"])
+            .arg(&r2)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"{\"customer_name\": \"Ann Lee\"}\n")
+                .unwrap();
+        }
+        (v, child.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        validate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&validate.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&map.stdout),
+        "{\"objects\":{\"person\":{\"full_name\":\"Ann Lee\"}},\"triggers\":[]}\n"
+    );
+    let out = run_custom(
+        cfg,
+        &[json!({"id": "n1", "customer_name": "Ann Lee"})],
+        &[("CR_TOKEN", "tok-PERSON-1")],
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/people/t")
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&seen[0].body).unwrap(),
+        json!({"full_name": "Ann Lee"})
+    );
+}

@@ -148,7 +148,7 @@ pub(super) fn compile(
 
 /// The registry's connector as the tenant's `crm_config` makes it (custom REST endpoints and
 /// authentication, a chosen auth flow): compiled for this route when it differs.
-fn tenant_entry(
+pub(super) fn tenant_entry(
     entry: Arc<super::registry::Entry>,
     mapping: &MappingSpec,
     path: &Path,
