@@ -60,6 +60,7 @@ async fn run() -> anyhow::Result<()> {
                 mapped: Mapped {
                     objects,
                     triggers: vec![],
+                    notes: vec![],
                 },
             }
         })

@@ -36,4 +36,19 @@ pub struct Mapped {
     pub objects: IndexMap<String, Map<String, Value>>,
     /// Triggers that fired, in the author's order.
     pub triggers: Vec<FiredTrigger>,
+    /// Configured fields that resolved to nothing for this record (and so are not in
+    /// `objects`), each with the reason: an omission is always said, never silent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<FieldNote>,
+}
+
+/// A configured field left out of a record's output, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldNote {
+    /// `object.field` (payload templates: `object.field.nested`).
+    pub field: String,
+    /// JSON pointer of the field's source in the mapping spec.
+    pub pointer: String,
+    /// Why it has no value, e.g. "source field `customer_email` is absent".
+    pub note: String,
 }

@@ -80,6 +80,7 @@ pub(crate) fn contact(i: usize, first: &str) -> DeliveryItem {
         mapped: Mapped {
             objects,
             triggers: vec![],
+            notes: vec![],
         },
     }
 }

@@ -272,6 +272,7 @@ async fn records_left_pending_by_a_dead_run_are_reconciled_not_created_again() {
             .into_iter()
             .collect(),
             triggers: vec![],
+            notes: vec![],
         },
     };
     let r = d.deliver(vec![company]).await;

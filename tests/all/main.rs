@@ -7,6 +7,7 @@ mod cli;
 mod connector;
 mod delivery;
 mod embed;
+mod fidelity;
 mod logs;
 mod mapping;
 mod plugin;

@@ -128,10 +128,16 @@ fn exit_codes_and_stdin() {
     }
     let out = child.wait_with_output().expect("waits");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "{\"objects\":{\"contact\":{\"email\":\"a@b.c\",\"ai_lead_score\":90}},\"triggers\":[\"high_value_lead\"]}\n"
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "{\"objects\":{\"contact\":{\"email\":\"a@b.c\",\"ai_lead_score\":90}},\"triggers\":[\"high_value_lead\"],\"notes\":[{\"field\":\"contact.phone\",\"pointer\":\"/crm_config/field_mappings/phone\",\"note\":\"source field `phone` is absent\"},"
+        ) && stdout.ends_with("]}\n"),
+        "{stdout}"
     );
+    // Every configured field the record does not fill is named (12 of the 14).
+    let line: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(line["notes"].as_array().map(Vec::len), Some(12), "{stdout}");
     let tmp = tempfile::tempdir().expect("tmp");
     let bad = tmp.path().join("bad.json");
     std::fs::write(
@@ -236,11 +242,10 @@ fn compile_reports_each_problem_with_its_code_and_pointer() {
         ),
         "{d:#?}"
     );
+    // A conditional's bare default is a literal by rule: nothing to note.
     assert!(
-        has(
-            "N001",
-            "/crm_config/field_mappings/priority/conditions/3/default"
-        ),
+        !d.iter()
+            .any(|(_, _, p)| p == "/crm_config/field_mappings/priority/conditions/3/default"),
         "{d:#?}"
     );
     assert!(
@@ -357,7 +362,11 @@ fn line_output(plan: &CompiledMapping, line: &str, c: &MapContext) -> Option<Val
 fn value_output(plan: &CompiledMapping, v: &Value, c: &MapContext) -> Option<Value> {
     let m = plan.apply(v, c).ok()?;
     let triggers: Vec<&str> = m.triggers.iter().map(|t| t.name.as_str()).collect();
-    Some(json!({"objects": m.objects, "triggers": triggers}))
+    let mut out = json!({"objects": m.objects, "triggers": triggers});
+    if !m.notes.is_empty() {
+        out["notes"] = serde_json::to_value(&m.notes).expect("notes");
+    }
+    Some(out)
 }
 
 #[test]
@@ -847,4 +856,140 @@ fn an_endless_line_is_rejected_without_being_held_in_memory() {
     let r: Value = serde_json::from_slice(&rej).expect("one reject");
     assert_eq!(r["line"], 2);
     assert_eq!(r["reason"], "the line is longer than 16 MiB");
+}
+
+/// Seed 003's `"then": "High"` / `{"default": "Normal"}` were read as paths to fields named
+/// `High` / `Normal` when the route named no source, so `priority` vanished from every contact
+/// without a word. A bare string in a conditional is now a literal either way; `$.path` and
+/// `{"type": "path"}` read fields; a configured field that gives nothing is noted per record.
+#[test]
+fn conditional_literals_hold_with_or_without_a_source_and_omissions_are_noted() {
+    let target = connector("hubspot");
+    let callrail = connector("callrail");
+    let cfg = json!({"type": "hubspot", "field_mappings": {
+        "priority": {"type": "conditional", "conditions": [
+            {"if": "ai_analysis.lead_score > 80", "then": "High"},
+            {"if": "ai_analysis.urgency == 'high'", "then": "High"},
+            {"default": "Normal"}]},
+        "firstname": {"type": "conditional", "conditions": [
+            {"if": "ai_analysis.lead_score > 80", "then": "$.customer_name"},
+            {"default": {"type": "path", "path": "customer_city"}}]},
+        "email": "customer_email"
+    }});
+    let hot = json!({"ai_analysis": {"lead_score": 90}, "customer_name": "Ann",
+                     "customer_email": "ann@example.com"});
+    let cold = json!({"ai_analysis": {"lead_score": 10}});
+    let secrets = MemoryProvider::default();
+    for source in [None, Some(&callrail)] {
+        let mut spec = json!({"spec_version": 1, "tenant": "t", "connector": "hubspot",
+                              "crm_config": cfg.clone()});
+        if source.is_some() {
+            spec["source"] = json!("callrail");
+        }
+        let m = mapping(spec);
+        let env = CompileEnv {
+            target: &target,
+            source,
+            plugins: None,
+        };
+        let (plan, diags) = switchyard::mapping::compile(&m, &env);
+        let plan = plan.unwrap_or_else(|| panic!("{diags}"));
+        let label = if source.is_some() { "with" } else { "without" };
+        assert!(
+            !diags.0.iter().any(|d| d.code == "N001"),
+            "{label} a source, the rule needs no note: {diags}"
+        );
+        let ctx = ctx(&secrets);
+        let m1 = plan.apply(&hot, &ctx).expect("maps");
+        assert_eq!(
+            Value::Object(m1.objects["contact"].clone()),
+            json!({"priority": "High", "firstname": "Ann", "email": "ann@example.com"}),
+            "{label} a source"
+        );
+        assert!(m1.notes.is_empty(), "{:?}", m1.notes);
+        let m2 = plan.apply(&cold, &ctx).expect("maps");
+        assert_eq!(
+            Value::Object(m2.objects["contact"].clone()),
+            json!({"priority": "Normal"}),
+            "{label} a source"
+        );
+        let notes: Vec<(String, String, String)> = m2
+            .notes
+            .iter()
+            .map(|n| (n.field.clone(), n.pointer.clone(), n.note.clone()))
+            .collect();
+        assert_eq!(
+            notes,
+            vec![
+                (
+                    "contact.firstname".to_string(),
+                    "/crm_config/field_mappings/firstname".to_string(),
+                    "no condition holds and the default gives nothing: source field `customer_city` is absent".to_string()
+                ),
+                (
+                    "contact.email".to_string(),
+                    "/crm_config/field_mappings/email".to_string(),
+                    "source field `customer_email` is absent".to_string()
+                ),
+            ],
+            "{label} a source"
+        );
+        // The NDJSON fast path says the same.
+        let mut out = Vec::new();
+        plan.apply_line(&cold.to_string(), &ctx, &mut Scratch::default(), &mut out)
+            .expect("maps");
+        let line: Value = serde_json::from_slice(&out).expect("json line");
+        assert_eq!(line["objects"], json!({"contact": {"priority": "Normal"}}));
+        assert_eq!(
+            line["notes"],
+            serde_json::to_value(&m2.notes).expect("notes"),
+            "{label} a source"
+        );
+    }
+    // A field name written bare in `then` is the literal; the compiler says how to read it.
+    let d = compile_codes(hubspot(json!({"field_mappings": {"firstname": {
+        "type": "conditional", "conditions": [{"if": "answered", "then": "customer_name"}]}}})));
+    assert!(
+        d.iter().any(|(_, c, p)| *c == "N003"
+            && p == "/crm_config/field_mappings/firstname/conditions/0/then"),
+        "{d:#?}"
+    );
+}
+
+/// Payload templates drop leaves that give nothing; each is noted with its nested name.
+#[test]
+fn payload_template_leaves_without_a_value_are_noted() {
+    let target = connector("custom-rest");
+    let m = mapping(
+        json!({"spec_version": 1, "tenant": "t", "connector": "custom-rest",
+        "crm_config": {"type": "custom", "api_base_url": "http://127.0.0.1:1",
+            "payload_templates": {"contact": {
+                "email": "{{customer_email}}",
+                "address": {"city": "{{customer_city}}", "state": "{{customer_state}}"}}}}}),
+    );
+    let env = CompileEnv {
+        target: &target,
+        source: None,
+        plugins: None,
+    };
+    let (plan, diags) = switchyard::mapping::compile(&m, &env);
+    let plan = plan.unwrap_or_else(|| panic!("{diags}"));
+    let secrets = MemoryProvider::default();
+    let r = plan
+        .apply(
+            &json!({"customer_email": "a@b.c", "customer_state": "CA"}),
+            &ctx(&secrets),
+        )
+        .expect("maps");
+    assert_eq!(
+        Value::Object(r.objects["contact"].clone()),
+        json!({"email": "a@b.c", "address": {"state": "CA"}})
+    );
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert_eq!(r.notes[0].field, "contact.address.city");
+    assert_eq!(
+        r.notes[0].pointer,
+        "/crm_config/payload_templates/contact/address/city"
+    );
+    assert_eq!(r.notes[0].note, "source field `customer_city` is absent");
 }

@@ -156,6 +156,7 @@ fn contact(key: &str, email: &str, name: &str) -> DeliveryItem {
         mapped: Mapped {
             objects,
             triggers: vec![],
+            notes: vec![],
         },
     }
 }

@@ -274,8 +274,20 @@ impl Session {
                 url.query_pairs_mut().extend_pairs(q);
             }
         }
-        let mut headers: Vec<(String, String)> = vec![("accept".into(), "application/json".into())];
+        let mut headers: Vec<(String, String)> = Vec::new();
+        if !op
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            headers.push(("accept".into(), "application/json".into()));
+        }
         for (k, v) in &op.headers {
+            // A header the authentication sets is sent once, as the authentication makes it
+            // (a custom REST endpoint that also writes `Authorization: Bearer {{auth.token}}`).
+            if creds.headers.iter().any(|(a, _)| a.eq_ignore_ascii_case(k)) {
+                continue;
+            }
             let v = t.string(v, ctx)?;
             if !v.is_empty() {
                 headers.push((k.clone(), v));
@@ -322,7 +334,11 @@ impl Session {
                 )
             }
         };
-        if let Some(ct) = content_type {
+        if let Some(ct) = content_type
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             headers.push(("content-type".into(), ct.into()));
         }
         if let Some(h) = &op.spec.idempotency_header {

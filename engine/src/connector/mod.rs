@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod route;
 pub mod sync;
 pub mod template;
+pub mod tenant;
 pub mod webhook;
 pub mod workflow;
 

@@ -113,6 +113,7 @@ pub fn credentials_for(
                 .or_else(|| get("secret_key"))
                 .or_else(|| get("api_key")),
             "consumer_key" => get("client_id"),
+            "consumer_secret" => get("client_secret"),
             "private_key" => get("private_key_pem"),
             _ => None,
         });

@@ -33,6 +33,26 @@ pub fn normalise(field: &str, v: &Value) -> Option<String> {
     Some(s.to_lowercase())
 }
 
+/// The values a vendor search sends for one match key, in order, until one finds the record:
+/// an email normalised; a phone in E.164 first (the form duplicate detection compares in, and
+/// the one a number stored by any tool in any format is most often kept in), then as the record
+/// wrote it (a vendor that stores and compares numbers as text finds it only so); anything
+/// else as given.
+pub fn search_values(field: &str, raw: &Value, normalised: &str) -> Vec<Value> {
+    if normalised.contains('@') {
+        return vec![Value::String(normalised.to_string())];
+    }
+    let f = field.to_ascii_lowercase();
+    if (f.contains("phone") || f.contains("mobile")) && normalised.starts_with('+') {
+        let mut out = vec![Value::String(normalised.to_string())];
+        if raw.as_str().is_none_or(|r| r.trim() != normalised) {
+            out.push(raw.clone());
+        }
+        return out;
+    }
+    vec![raw.clone()]
+}
+
 /// A phone number in E.164 (`+15551234567`), parsed with region US when it has no `+`.
 pub fn e164(s: &str) -> Option<String> {
     crate::expr::functions::normalize_phone::e164(s, Some(phonenumber::country::Id::US))
@@ -97,6 +117,26 @@ mod tests {
             Some("+15551234567")
         );
         assert_eq!(normalise("phone", &json!("")), None);
+    }
+
+    #[test]
+    fn phone_searches_send_e164_first_then_the_written_form() {
+        assert_eq!(
+            search_values("phone", &json!("(555) 123-4567"), "+15551234567"),
+            vec![json!("+15551234567"), json!("(555) 123-4567")]
+        );
+        assert_eq!(
+            search_values("phone", &json!("+15551234567"), "+15551234567"),
+            vec![json!("+15551234567")]
+        );
+        assert_eq!(
+            search_values("email", &json!(" A@B.c"), "a@b.c"),
+            vec![json!("a@b.c")]
+        );
+        assert_eq!(
+            search_values("name", &json!("Ann"), "ann"),
+            vec![json!("Ann")]
+        );
     }
 
     #[test]

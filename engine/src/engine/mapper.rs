@@ -23,7 +23,12 @@ impl Engine {
     /// Compile the mapping spec `path` for mapping only (nothing is bound or sent).
     pub fn mapper_file(&self, path: &Path) -> Result<Mapper, EngineError> {
         let (mapping, source) = crate::spec::load_as::<crate::spec::MappingSpec>(path)?;
-        let connector = self.registry().get(&mapping.connector)?;
+        let connector = super::route::tenant_entry(
+            self.registry().get(&mapping.connector)?,
+            &mapping,
+            path,
+            Some(&source),
+        )?;
         let c = super::route::compile(self, &mapping, path, Some(&source), &connector)?;
         Ok(Mapper {
             engine: self.clone(),

@@ -163,6 +163,38 @@ pub(super) fn compile(
     }
 }
 
+/// The registry's connector as the tenant's `crm_config` makes it (custom REST endpoints and
+/// authentication, a chosen auth flow): compiled for this route when it differs.
+pub(super) fn tenant_entry(
+    entry: Arc<super::registry::Entry>,
+    mapping: &MappingSpec,
+    path: &Path,
+    source_file: Option<&crate::spec::SourceFile>,
+) -> Result<Arc<super::registry::Entry>, EngineError> {
+    let mut warnings = crate::diag::Diagnostics::default();
+    match crate::connector::tenant::tenant_spec(&entry.spec, mapping, &mut warnings) {
+        Ok(None) => Ok(entry),
+        Ok(Some(spec)) => Ok(Arc::new(super::registry::Entry {
+            compiled: Arc::new(crate::connector::Connector::compile(spec.clone())?),
+            spec,
+            path: entry.path.clone(),
+        })),
+        Err(errors) => Err(EngineError::Spec {
+            path: path.to_path_buf(),
+            diagnostics: crate::diag::Diagnostics(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|d| match source_file {
+                        Some(s) => s.place(d),
+                        None => d,
+                    })
+                    .collect(),
+            ),
+        }),
+    }
+}
+
 impl Route {
     pub(super) fn build(
         engine: &Engine,
@@ -173,6 +205,7 @@ impl Route {
     ) -> Result<Route, EngineError> {
         let e = &engine.0;
         let connector = e.registry.get(&mapping.connector)?;
+        let connector = tenant_entry(connector, &mapping, path, source_file.as_ref())?;
         let spec_dir = connector
             .path
             .parent()

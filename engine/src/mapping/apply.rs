@@ -4,7 +4,7 @@
 use super::scan::{self, Span};
 use super::{CompiledMapping, FieldPlan, MapContext, RecordError, Src, Tree, TriggerPlan};
 use crate::expr::{EvalCtx, Val, float_text, parse_number};
-use crate::record::{FiredTrigger, Mapped};
+use crate::record::{FieldNote, FiredTrigger, Mapped};
 use crate::spec::FieldType;
 use crate::template::Part;
 use serde_json::{Map, Value};
@@ -92,6 +92,8 @@ trait Sink<'a> {
     fn end(&mut self);
     fn triggers_begin(&mut self);
     fn trigger(&mut self, t: &'a TriggerPlan);
+    /// A configured field (`label`) that resolved to nothing, and why.
+    fn note(&mut self, label: &str, pointer: &str, why: &str);
 }
 
 struct LineSink<'o> {
@@ -100,6 +102,8 @@ struct LineSink<'o> {
     nfields: usize,
     nobjs: usize,
     ntrig: usize,
+    /// `{"field":…}` entries of the record's notes, written after the triggers.
+    notes: Vec<u8>,
 }
 
 impl<'a> Sink<'a> for LineSink<'_> {
@@ -138,6 +142,18 @@ impl<'a> Sink<'a> for LineSink<'_> {
         self.out.extend_from_slice(t.name_json.as_bytes());
         self.ntrig += 1;
     }
+    fn note(&mut self, label: &str, pointer: &str, why: &str) {
+        if !self.notes.is_empty() {
+            self.notes.push(b',');
+        }
+        self.notes.extend_from_slice(b"{\"field\":");
+        write_str(&mut self.notes, label);
+        self.notes.extend_from_slice(b",\"pointer\":");
+        write_str(&mut self.notes, pointer);
+        self.notes.extend_from_slice(b",\"note\":");
+        write_str(&mut self.notes, why);
+        self.notes.push(b'}');
+    }
 }
 
 struct MapSink {
@@ -168,7 +184,18 @@ impl<'a> Sink<'a> for MapSink {
             actions: t.actions.clone(),
         });
     }
+    fn note(&mut self, label: &str, pointer: &str, why: &str) {
+        self.mapped.notes.push(FieldNote {
+            field: label.to_string(),
+            pointer: pointer.to_string(),
+            note: why.to_string(),
+        });
+    }
 }
+
+/// Notes of a payload template being evaluated: the current dotted label, the current
+/// pointer, and (label, pointer, reason) per leaf that gave nothing.
+type TreeNotes = (String, String, Vec<(String, String, String)>);
 
 /// Write a value as compact JSON (the same bytes `serde_json` writes).
 pub(crate) fn write_val(out: &mut Vec<u8>, v: &Val) {
@@ -368,7 +395,7 @@ impl CompiledMapping {
                     v
                 }
             }
-            Src::Tree(t) => match self.tree(t, rec, ctx)? {
+            Src::Tree(t) => match self.tree(t, rec, ctx, &mut None)? {
                 Some(v) => Val::Json(Cow::Owned(v)),
                 None => Val::Absent,
             },
@@ -419,16 +446,45 @@ impl CompiledMapping {
             .map_err(|e| fail(format!("template failed: {}", e.reason())))
     }
 
-    fn tree<'a>(&'a self, t: &'a Tree, rec: &Rec<'a>, ctx: &Ectx<'_>) -> R<'a, Option<Value>> {
+    /// A payload template's value. With `notes` (`label`, pointer, notes so far), each leaf
+    /// that gives nothing is noted under its dotted label and pointer.
+    fn tree<'a>(
+        &'a self,
+        t: &'a Tree,
+        rec: &Rec<'a>,
+        ctx: &Ectx<'_>,
+        notes: &mut Option<TreeNotes>,
+    ) -> R<'a, Option<Value>> {
         Ok(match t {
-            Tree::Leaf(src) => self
-                .eval_src(src, rec, ctx)?
-                .to_json()
-                .filter(|v| !v.is_null()),
+            Tree::Leaf(src) => {
+                let v = self
+                    .eval_src(src, rec, ctx)?
+                    .to_json()
+                    .filter(|v| !v.is_null());
+                if v.is_none()
+                    && let Some((label, ptr, out)) = notes
+                {
+                    out.push((label.clone(), ptr.clone(), self.why_absent(src, rec, ctx)));
+                }
+                v
+            }
             Tree::Object(fields) => {
                 let mut m = Map::new();
                 for (k, sub) in fields {
-                    if let Some(v) = self.tree(sub, rec, ctx)? {
+                    let saved = notes.as_mut().map(|(l, p, _)| {
+                        let saved = (l.len(), p.len());
+                        l.push('.');
+                        l.push_str(k);
+                        p.push('/');
+                        p.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                        saved
+                    });
+                    let v = self.tree(sub, rec, ctx, notes)?;
+                    if let (Some((l, p, _)), Some((ll, pl))) = (notes.as_mut(), saved) {
+                        l.truncate(ll);
+                        p.truncate(pl);
+                    }
+                    if let Some(v) = v {
                         m.insert(k.clone(), v);
                     }
                 }
@@ -436,14 +492,73 @@ impl CompiledMapping {
             }
             Tree::Array(items) => {
                 let mut a = Vec::new();
-                for sub in items {
-                    if let Some(v) = self.tree(sub, rec, ctx)? {
+                for (i, sub) in items.iter().enumerate() {
+                    let saved = notes.as_mut().map(|(l, p, _)| {
+                        let saved = (l.len(), p.len());
+                        l.push_str(&format!("[{i}]"));
+                        p.push_str(&format!("/{i}"));
+                        saved
+                    });
+                    let v = self.tree(sub, rec, ctx, notes)?;
+                    if let (Some((l, p, _)), Some((ll, pl))) = (notes.as_mut(), saved) {
+                        l.truncate(ll);
+                        p.truncate(pl);
+                    }
+                    if let Some(v) = v {
                         a.push(v);
                     }
                 }
                 Some(Value::Array(a))
             }
         })
+    }
+
+    /// Why `src` gives no value for this record (only asked when it gives none).
+    fn why_absent<'a>(&'a self, src: &'a Src, rec: &Rec<'a>, ctx: &Ectx<'_>) -> String {
+        match src {
+            Src::Slot(i) => {
+                let what = if matches!(rec.get(self, *i), Val::Null) {
+                    "is null"
+                } else {
+                    "is absent"
+                };
+                format!("source field `{}` {what}", self.paths[*i])
+            }
+            Src::JsonPath(i) => format!("JSONPath `{}` matches nothing", self.jsonpaths[*i].0),
+            Src::Lit(_) => "its value is null".into(),
+            Src::Expr(..) => "the formula gives no value (a field it reads is absent)".into(),
+            Src::Template(_) | Src::Tree(_) => "the template gives no value".into(),
+            Src::WithDefault(inner, _) => self.why_absent(inner, rec, ctx),
+            Src::Lookup { key, .. } => match self.eval_src(key, rec, ctx) {
+                Ok(k) if !k.is_nothing() => format!(
+                    "no value for `{}` in the table and no default",
+                    k.text().unwrap_or_default()
+                ),
+                _ => format!("its key gives no value: {}", self.why_absent(key, rec, ctx)),
+            },
+            Src::Cond(branches, default) => {
+                for (e, ptr, then) in branches {
+                    let plan = &self.exprs[*e];
+                    let held = plan
+                        .expr
+                        .eval_ext(&|v| rec.get(self, plan.slots[v]), &ctx.base, ctx.ext)
+                        .is_ok_and(|c| c.truthy());
+                    if held {
+                        return format!(
+                            "the condition at {ptr} holds and its value gives nothing: {}",
+                            self.why_absent(then, rec, ctx)
+                        );
+                    }
+                }
+                match default {
+                    Some(d) => format!(
+                        "no condition holds and the default gives nothing: {}",
+                        self.why_absent(d, rec, ctx)
+                    ),
+                    None => "no condition holds and there is no `default`".into(),
+                }
+            }
+        }
     }
 
     fn run<'a, S: Sink<'a>>(
@@ -455,12 +570,28 @@ impl CompiledMapping {
         for obj in &self.objects {
             sink.begin(&obj.name, &obj.key_json);
             for f in &obj.fields {
-                let v = self.eval_src(&f.src, rec, ctx).map_err(|e| RecordError {
+                let to_err = |e: Fail| RecordError {
                     line: None,
                     field: Some(f.label.clone()),
                     pointer: e.ptr.unwrap_or(&f.pointer).to_string(),
                     reason: e.reason,
-                })?;
+                };
+                let v = match &f.src {
+                    Src::Tree(t) => {
+                        let mut notes = Some((f.label.clone(), f.pointer.clone(), Vec::new()));
+                        let v = self.tree(t, rec, ctx, &mut notes).map_err(to_err)?;
+                        if let Some((_, _, notes)) = notes {
+                            for (label, ptr, why) in notes {
+                                sink.note(&label, &ptr, &why);
+                            }
+                        }
+                        match v {
+                            Some(v) => Val::Json(Cow::Owned(v)),
+                            None => Val::Absent,
+                        }
+                    }
+                    src => self.eval_src(src, rec, ctx).map_err(to_err)?,
+                };
                 let v = coerce(v, f.ty, &f.options).map_err(|reason| RecordError {
                     line: None,
                     field: Some(f.label.clone()),
@@ -469,6 +600,8 @@ impl CompiledMapping {
                 })?;
                 if !matches!(v, Val::Absent) {
                     sink.field(f, v);
+                } else if !matches!(f.src, Src::Tree(_)) {
+                    sink.note(&f.label, &f.pointer, &self.why_absent(&f.src, rec, ctx));
                 }
             }
             sink.end();
@@ -543,6 +676,7 @@ impl CompiledMapping {
             nfields: 0,
             nobjs: 0,
             ntrig: 0,
+            notes: Vec::new(),
         };
         sink.out.extend_from_slice(b"{\"objects\":{");
         let res = if self.needs_value {
@@ -569,7 +703,13 @@ impl CompiledMapping {
         };
         match res {
             Ok(()) => {
-                sink.out.extend_from_slice(b"]}\n");
+                sink.out.push(b']');
+                if !sink.notes.is_empty() {
+                    sink.out.extend_from_slice(b",\"notes\":[");
+                    sink.out.extend_from_slice(&sink.notes);
+                    sink.out.push(b']');
+                }
+                sink.out.extend_from_slice(b"}\n");
                 Ok(LineOutcome::Mapped)
             }
             Err(e) => {

@@ -353,8 +353,7 @@ impl<'a> Compiler<'a> {
                             Condition::When(w) => {
                                 let ip = pointer_join(&cp, "if");
                                 let e = self.expr(&w.condition, &ip);
-                                let mut d = None;
-                                let then = self.source(&w.then, &pointer_join(&cp, "then"), &mut d);
+                                let then = self.branch_value(&w.then, &pointer_join(&cp, "then"));
                                 if let (Some(e), Some(t)) = (e, then) {
                                     branches.push((e, ip, t));
                                 }
@@ -367,9 +366,8 @@ impl<'a> Compiler<'a> {
                                         "conditions after a `default` are never reached",
                                     ));
                                 }
-                                let mut dd = None;
                                 default = self
-                                    .source(&d.default, &pointer_join(&cp, "default"), &mut dd)
+                                    .branch_value(&d.default, &pointer_join(&cp, "default"))
                                     .map(Box::new);
                             }
                         }
@@ -378,6 +376,36 @@ impl<'a> Compiler<'a> {
                 }
             },
         }
+    }
+
+    /// A conditional's `then` / `default`: a bare string is a literal (seed 003's
+    /// `"then": "High"`), whatever the source catalog says; `$…` JSONPaths, `computed:`
+    /// formulas and the explicit forms keep their meaning. The same rule holds with and
+    /// without a source catalog, so a route means the same whether or not it names a source.
+    fn branch_value(&mut self, fs: &FieldSource, ptr: &str) -> Option<Src> {
+        let FieldSource::Bare(s) = fs else {
+            return self.source(fs, ptr, &mut None);
+        };
+        if s.starts_with('$') || s.starts_with("computed:") {
+            return self.source(fs, ptr, &mut None);
+        }
+        if is_dotted_path(s) && self.source_catalog.is_some() && self.is_source_field(s) {
+            // Before this rule a field name here was read as a path with a catalog: say so.
+            self.diags.push(
+                Diagnostic::note(
+                    "N003",
+                    ptr,
+                    format!(
+                        "`{s}` is the literal text \"{s}\", although `{}` has a field of that name",
+                        self.source_name()
+                    ),
+                )
+                .with_hint(format!(
+                    "write \"$.{s}\" or {{\"type\": \"path\", \"path\": \"{s}\"}} to read the field"
+                )),
+            );
+        }
+        Some(Src::Lit(Val::Str(Cow::Owned(s.clone()))))
     }
 
     fn path(&mut self, p: &str, ptr: &str, declared: &mut Option<FieldType>) -> Option<Src> {
@@ -544,6 +572,18 @@ impl<'a> Compiler<'a> {
                         .with_hint_opt(hint),
                 );
             }
+        }
+        if let Some(crate::spec::connector::FieldSpec::Detailed(d)) = cat_field
+            && d.read_only
+        {
+            self.diags.push(Diagnostic::warning(
+                "W233",
+                name_ptr,
+                format!(
+                    "`{name}` is read-only in `{}` object `{obj}`: the API refuses writes to it",
+                    self.env.target.connector.name
+                ),
+            ));
         }
         let catalog = cat_field.map(|f| (f.field_type(), f.options()));
         let target_ty = catalog.map(|c| c.0);

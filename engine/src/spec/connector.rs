@@ -26,6 +26,11 @@ pub struct ConnectorSpec {
     /// How requests are authenticated. Default: no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
+    /// Other authentication flows a tenant may choose instead of `auth` with the `auth_flow`
+    /// setting of its mapping's `crm_config.settings` (Salesforce: `password` beside the JWT
+    /// bearer flow), by name. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub auth_flows: IndexMap<String, Auth>,
     /// Client-side rate limit (token bucket per tenant and connector). Default: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,

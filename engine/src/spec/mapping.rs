@@ -140,32 +140,62 @@ pub struct CrmConfig {
     pub deal_settings: Option<DealSettings>,
 }
 
-/// Authentication of a custom REST API.
+/// Authentication of a custom REST API. Endpoint templates read these values as `auth.*`
+/// (`{{auth.token}}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomAuth {
-    /// `bearer`, `api_key` or `basic`.
+    /// How requests are authenticated.
     #[serde(rename = "type")]
-    pub auth_type: String,
-    /// The token (a secret reference).
+    pub auth_type: CustomAuthType,
+    /// The token of `bearer`, the key of `api_key` (a secret reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// Header name for `api_key`. Default: `X-API-Key`.
+    /// Header that carries the key of `api_key`. Default: `X-API-Key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
-    /// User name for `basic`.
+    /// User name of `basic` (may be a secret reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Password for `basic` (a secret reference).
+    /// Password of `basic` (a secret reference). Default: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Token endpoint of `oauth2_client_credentials` (absolute, or relative to
+    /// `api_base_url`'s origin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// Client id of `oauth2_client_credentials` (may be a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Client secret of `oauth2_client_credentials` (a secret reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Scope requested by `oauth2_client_credentials`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Authentication schemes of a custom REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomAuthType {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `<header>: <token>`.
+    ApiKey,
+    /// HTTP Basic with `username` and `password`.
+    Basic,
+    /// OAuth 2.0 client credentials: a token from `token_url`, sent as a bearer token.
+    Oauth2ClientCredentials,
 }
 
 /// Where a target field's value comes from.
 ///
 /// A bare string is a source path (dotted, or JSONPath when it starts with `$`), a literal when
-/// it names no source field, or `computed:<formula>` (`computed:today+1`). Numbers, booleans
-/// and null are literals. The object forms say exactly what is meant.
+/// it names no source field, or `computed:<formula>` (`computed:today+1`); in a conditional's
+/// `then` / `default` a bare string is always a literal unless it starts with `$` or
+/// `computed:`. Numbers, booleans and null are literals. The object forms say exactly what is
+/// meant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum FieldSource {
@@ -238,7 +268,9 @@ pub struct WhenBranch {
     /// Condition expression.
     #[serde(rename = "if")]
     pub condition: String,
-    /// Value when it holds (a source, like a field mapping's).
+    /// Value when it holds. A bare string is a literal (`"then": "High"`), with or without a
+    /// source catalog; read a field with `$.path` or `{"type": "path", "path": …}`; the other
+    /// forms are a field mapping's.
     pub then: Box<FieldSource>,
 }
 
@@ -246,7 +278,7 @@ pub struct WhenBranch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultBranch {
-    /// Value when no condition holds.
+    /// Value when no condition holds; read like `then` (a bare string is a literal).
     pub default: Box<FieldSource>,
 }
 
@@ -309,15 +341,20 @@ pub enum DuplicateAction {
     Create,
 }
 
-/// A named endpoint of a custom REST API.
+/// A named endpoint of a custom REST API, named `<kind>_<object>` (`create_contact`,
+/// `update_contact`, `upsert_contact`, `get_contact`, `delete_contact`): it is the operation of
+/// that kind for that object, whose payload (`payload_templates.<object>`) is its body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// HTTP method.
     pub method: super::connector::Method,
-    /// Path relative to `api_base_url` (a template).
+    /// Path relative to `api_base_url` (a template over `id`, `payload`, `auth`, e.g.
+    /// `/people/{{id}}`).
     pub path: String,
-    /// Headers (templates; `{{auth.token}}` is filled when the request is built).
+    /// Headers (templates; `{{auth.token}}` and the other `authentication` values are filled
+    /// when the request is built). A header the authentication sets (e.g. `Authorization`)
+    /// is sent once, as the authentication makes it. Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub headers: IndexMap<String, String>,
 }

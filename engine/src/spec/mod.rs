@@ -6,6 +6,7 @@
 pub mod attribution;
 pub mod common;
 pub mod connector;
+pub mod keys;
 pub mod mapping;
 pub mod plugin;
 pub mod schema;

@@ -138,7 +138,26 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                 for d in check_plugin_manifests(&l.source.path, &m.plugins, world).0 {
                     out.push(l.source.place(d));
                 }
-                if let Some(target) = connectors.get(m.connector.as_str()) {
+                if let Some(shipped) = connectors.get(m.connector.as_str()) {
+                    // What validates is what runs: the spec the tenant's crm_config makes.
+                    let mut warnings = Diagnostics::default();
+                    let tenant = crate::connector::tenant::tenant_spec(shipped, m, &mut warnings);
+                    for d in warnings.0 {
+                        out.push(l.source.place(d));
+                    }
+                    let tenant = match tenant {
+                        Ok(t) => t,
+                        Err(errors) => {
+                            for d in errors.0 {
+                                out.push(l.source.place(d));
+                            }
+                            None
+                        }
+                    };
+                    let target = tenant.as_ref().unwrap_or(shipped);
+                    for d in super::keys::without_effect(target, m).0 {
+                        out.push(l.source.place(d));
+                    }
                     let source = m
                         .source
                         .as_deref()
@@ -446,7 +465,12 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
     if let Some(t) = &c.connector.test_operation {
         op_ref(t, "/connector/test_operation", &mut out);
     }
-    if let Some(auth) = &c.auth {
+    let flows = c.auth.iter().map(|a| ("/auth".to_string(), a)).chain(
+        c.auth_flows
+            .iter()
+            .map(|(n, a)| (pointer_join("/auth_flows", n), a)),
+    );
+    for (base, auth) in flows {
         let strings: Vec<(&str, &String)> = match auth {
             Auth::None => vec![],
             Auth::Bearer { token, .. } => vec![("token", token)],
@@ -507,12 +531,12 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 ("private_key", private_key),
             ],
             Auth::Plugin { plugin } => {
-                plugin_ref(plugin, "/auth/plugin", &mut out);
+                plugin_ref(plugin, &format!("{base}/plugin"), &mut out);
                 vec![]
             }
         };
         for (k, s) in strings {
-            check_template_str(s, &format!("/auth/{k}"), c, &mut out);
+            check_template_str(s, &format!("{base}/{k}"), c, &mut out);
         }
     }
     if let Some(rl) = &c.rate_limit {

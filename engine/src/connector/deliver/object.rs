@@ -105,26 +105,22 @@ impl Deliverer {
         else {
             return Ok(None);
         };
-        // E-mails are searched normalised (vendors compare them case-insensitively, but not
-        // with stray spaces); phones as given, the form the vendor stored them in.
-        let value = if norm.contains('@') {
-            Value::String(norm.to_string())
-        } else {
-            raw.clone()
-        };
-        let mut vars = Map::new();
-        vars.insert(
-            "match".into(),
-            json!({"field": field, "value": value, "normalised": norm}),
-        );
-        let mut found = Vec::new();
-        self.session
-            .list(&op.name, vars, Some(50), |r| found.push(r))
-            .await?;
-        for r in &found {
-            let fields = self.session.record_fields(op, r);
-            if dedupe::record_matches(fields, field, norm) {
-                return Ok(record_id(op, r));
+        // E-mails normalised; phones in E.164, then as written (`dedupe::search_values`).
+        for value in dedupe::search_values(field, raw, norm) {
+            let mut vars = Map::new();
+            vars.insert(
+                "match".into(),
+                json!({"field": field, "value": value, "normalised": norm}),
+            );
+            let mut found = Vec::new();
+            self.session
+                .list(&op.name, vars, Some(50), |r| found.push(r))
+                .await?;
+            for r in &found {
+                let fields = self.session.record_fields(op, r);
+                if dedupe::record_matches(fields, field, norm) {
+                    return Ok(record_id(op, r));
+                }
             }
         }
         Ok(None)
