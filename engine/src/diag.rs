@@ -317,3 +317,16 @@ pub fn escape_pointer_token(t: &str) -> String {
 pub fn pointer_join(base: &str, token: &str) -> String {
     format!("{base}/{}", escape_pointer_token(token))
 }
+
+/// A short reason for a JSONPath parse error, with its column.
+pub fn jsonpath_error_text(text: &str) -> String {
+    let col = text
+        .split("-->")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|lc| lc.split(':').nth(1));
+    match col {
+        Some(c) => format!("syntax error at column {c}"),
+        None => text.lines().next().unwrap_or_default().to_string(),
+    }
+}

@@ -71,3 +71,4 @@ pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod template;
+pub mod validate;

@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let (loaded, mut diags) = spec::load_source(src);
     let mut set = CONNECTORS.clone();
     set.push(loaded);
-    diags.extend(spec::validate::validate_set(&set));
+    diags.extend(switchyard::validate::validate_set(&set));
     for f in [Format::Human, Format::Json, Format::Github] {
         let _ = diag::render(&diags, f, None);
     }

@@ -5,7 +5,7 @@
 use crate::cli::repo_root;
 use std::path::{Path, PathBuf};
 use switchyard::diag::{self, Severity};
-use switchyard::spec::validate::validate_paths;
+use switchyard::validate::validate_paths;
 
 fn cases(kind_dir: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();

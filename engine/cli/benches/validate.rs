@@ -9,12 +9,12 @@ fn main() {
     let paths = [root.join("connector-specs"), root.join("mapping-specs")];
     // The first run includes compiling the JSON Schemas (done once per process).
     let t0 = Instant::now();
-    let first = switchyard::spec::validate::validate_paths(&paths).expect("readable");
+    let first = switchyard::validate::validate_paths(&paths).expect("readable");
     let cold = t0.elapsed();
     let runs = 20;
     let t1 = Instant::now();
     for _ in 0..runs {
-        let r = switchyard::spec::validate::validate_paths(&paths).expect("readable");
+        let r = switchyard::validate::validate_paths(&paths).expect("readable");
         assert_eq!(r.files, first.files);
     }
     let warm = t1.elapsed() / runs;

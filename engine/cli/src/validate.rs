@@ -24,7 +24,7 @@ impl From<OutputFormat> for Format {
 }
 use std::io::Write;
 use std::path::PathBuf;
-use switchyard::spec::validate::validate_paths;
+use switchyard::validate::validate_paths;
 
 /// Arguments of `switchyard validate`.
 #[derive(Debug, clap::Args)]

@@ -429,7 +429,7 @@ impl<'a> Compiler<'a> {
                         ptr,
                         format!(
                             "invalid JSONPath `{p}`: {}",
-                            crate::spec::validate::jsonpath_error_text(&e.to_string())
+                            crate::diag::jsonpath_error_text(&e.to_string())
                         ),
                     ));
                     None

@@ -37,7 +37,7 @@ pub fn load_mapping(
             specs.push(l);
         }
     }
-    let by_name = spec::validate::connectors_by_name(&specs);
+    let by_name = spec::connectors_by_name(&specs);
     let Some(target) = by_name.get(m.connector.as_str()) else {
         return Err(format!(
             "error: connector `{}` not found under {}",

@@ -195,7 +195,7 @@ pub fn readers(spec: &ConnectorSpec, name: &str) -> Vec<String> {
     fn walk(v: &Value, at: &str, name: &str, out: &mut Vec<String>) {
         match v {
             Value::String(s)
-                if super::validate::template_refs(s)
+                if crate::template::template_refs(s)
                     .iter()
                     .any(|(_, n)| n == name) =>
             {

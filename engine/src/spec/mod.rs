@@ -11,7 +11,6 @@ pub mod mapping;
 pub mod plugin;
 pub mod schema;
 pub mod source;
-pub mod validate;
 
 pub use attribution::AttributionSpec;
 pub use common::{FieldType, SpecVersion};
@@ -376,4 +375,17 @@ fn expect_kind<T: SpecType>(
         }
         None => Err(invalid(diags)),
     }
+}
+
+/// The connectors of a set of specs by name.
+pub fn connectors_by_name(
+    specs: &[LoadedSpec],
+) -> std::collections::HashMap<&str, &connector::ConnectorSpec> {
+    let mut m = std::collections::HashMap::new();
+    for l in specs {
+        if let Some(Spec::Connector(c)) = &l.spec {
+            m.entry(c.connector.name.as_str()).or_insert(&**c);
+        }
+    }
+    m
 }

@@ -61,7 +61,7 @@ pub fn compile(src: &str) -> Result<handlebars::Template, TemplateError> {
     }
     let t = handlebars::Template::compile(src).map_err(|e| TemplateError {
         code: "E211",
-        reason: crate::spec::validate::template_error_text(&e),
+        reason: template_error_text(&e),
     })?;
     check_tree(&t).map_err(limit)?;
     Ok(t)
@@ -296,6 +296,49 @@ fn format_date_helper(
         .map_err(|_| RenderErrorReason::Other(format!("invalid date format `{fmt}`")))?;
     out.write(&s)?;
     Ok(())
+}
+
+/// A short, single-line reason for a handlebars compile error, with its position in the template.
+pub fn template_error_text(e: &handlebars::TemplateError) -> String {
+    let reason = e.reason().to_string();
+    let reason = reason
+        .split(": expected")
+        .next()
+        .unwrap_or(&reason)
+        .trim()
+        .to_string();
+    match e.pos() {
+        Some((line, col)) => format!("{reason} at line {line}, column {col} of the template"),
+        None => reason,
+    }
+}
+
+/// Names a template string refers to under `secrets.` and `config.`.
+pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else { break };
+        let inner = after[..j]
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim();
+        for word in inner.split_whitespace() {
+            for (prefix, kind) in [("secrets.", "secrets"), ("config.", "config")] {
+                if let Some(name) = word.strip_prefix(prefix) {
+                    let name: String = name
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                        .collect();
+                    out.push((kind, name));
+                }
+            }
+        }
+        rest = &after[j + 2..];
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! sources, operations, plugins, secrets), duplicate names, JSONPaths and templates of
 //! connector specs, and each mapping spec compiled against its connector's field catalog.
 
-use super::connector::{Auth, ConnectorSpec, Pagination};
-use super::{LoadedSpec, Spec, SpecKind};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean, pointer_join};
+use crate::spec::connector::{Auth, ConnectorSpec, Pagination};
+use crate::spec::{LoadedSpec, Spec, SpecKind, connectors_by_name};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -21,13 +21,13 @@ pub struct Report {
 
 /// Load and validate every spec under `paths`. Only I/O errors are `Err`.
 pub fn validate_paths(paths: &[PathBuf]) -> Result<Report, std::io::Error> {
-    let files = super::collect_files(paths)?;
+    let files = crate::spec::collect_files(paths)?;
     let mut report = Report {
         files: files.len(),
         ..Default::default()
     };
     for f in &files {
-        let (loaded, d) = super::load_file(f)?;
+        let (loaded, d) = crate::spec::load_file(f)?;
         report.diagnostics.extend(d);
         if let Some(l) = loaded {
             report.specs.push(l);
@@ -37,17 +37,6 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Report, std::io::Error> {
     report.diagnostics.extend(d);
     report.diagnostics.sort();
     Ok(report)
-}
-
-/// The connectors of a set of specs by name.
-pub fn connectors_by_name(specs: &[LoadedSpec]) -> HashMap<&str, &ConnectorSpec> {
-    let mut m = HashMap::new();
-    for l in specs {
-        if let Some(Spec::Connector(c)) = &l.spec {
-            m.entry(c.connector.name.as_str()).or_insert(&**c);
-        }
-    }
-    m
 }
 
 /// Semantic checks over loaded specs (structurally valid ones only).
@@ -155,7 +144,7 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                         }
                     };
                     let target = tenant.as_ref().unwrap_or(shipped);
-                    for d in super::keys::without_effect(target, m).0 {
+                    for d in crate::spec::keys::without_effect(target, m).0 {
                         out.push(l.source.place(d));
                     }
                     let source = m
@@ -191,7 +180,7 @@ fn check_plugin_manifests(
     for (alias, rel) in plugins {
         let ptr = pointer_join("/plugins", alias);
         let path = base.join(rel);
-        let problem = match super::load_file(&path) {
+        let problem = match crate::spec::load_file(&path) {
             Err(e) => Some(format!("cannot read plugin manifest `{rel}`: {e}")),
             Ok((_, d)) if d.has_errors() => Some(format!(
                 "plugin manifest `{rel}` is invalid (validate it for details)"
@@ -221,7 +210,7 @@ fn check_plugin_manifests(
 }
 
 fn check_mapping_refs(
-    m: &super::MappingSpec,
+    m: &crate::spec::MappingSpec,
     connectors: &HashMap<&str, &ConnectorSpec>,
 ) -> Diagnostics {
     let mut out = Diagnostics::default();
@@ -288,34 +277,6 @@ fn check_mapping_refs(
     out
 }
 
-/// Names a template string refers to under `secrets.` and `config.`.
-pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    let mut rest = t;
-    while let Some(i) = rest.find("{{") {
-        let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else { break };
-        let inner = after[..j]
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
-            .trim();
-        for word in inner.split_whitespace() {
-            for (prefix, kind) in [("secrets.", "secrets"), ("config.", "config")] {
-                if let Some(name) = word.strip_prefix(prefix) {
-                    let name: String = name
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-                        .collect();
-                    out.push((kind, name));
-                }
-            }
-        }
-        rest = &after[j + 2..];
-    }
-    out
-}
-
 fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
     if let Err(e) = crate::template::check(t) {
         out.push(Diagnostic::error(
@@ -325,7 +286,7 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
         ));
         return;
     }
-    for (kind, name) in template_refs(t) {
+    for (kind, name) in crate::template::template_refs(t) {
         let known: Vec<&str> = if kind == "secrets" {
             c.secrets.keys().map(String::as_str).collect()
         } else {
@@ -345,21 +306,6 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
                     .with_hint_opt(hint),
             );
         }
-    }
-}
-
-/// A short, single-line reason for a handlebars compile error, with its position in the template.
-pub fn template_error_text(e: &handlebars::TemplateError) -> String {
-    let reason = e.reason().to_string();
-    let reason = reason
-        .split(": expected")
-        .next()
-        .unwrap_or(&reason)
-        .trim()
-        .to_string();
-    match e.pos() {
-        Some((line, col)) => format!("{reason} at line {line}, column {col} of the template"),
-        None => reason,
     }
 }
 
@@ -387,22 +333,9 @@ fn check_jsonpath(p: &str, ptr: &str, out: &mut Diagnostics) {
             ptr,
             format!(
                 "invalid JSONPath `{p}`: {}",
-                jsonpath_error_text(&e.to_string())
+                crate::diag::jsonpath_error_text(&e.to_string())
             ),
         ));
-    }
-}
-
-/// A short reason for a JSONPath parse error, with its column.
-pub fn jsonpath_error_text(text: &str) -> String {
-    let col = text
-        .split("-->")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|lc| lc.split(':').nth(1));
-    match col {
-        Some(c) => format!("syntax error at column {c}"),
-        None => first_line(text),
     }
 }
 
@@ -700,7 +633,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         if let Some(p) = &op.plugin {
             plugin_ref(p, &pointer_join(&base, "plugin"), &mut out);
         }
-        if op.encoding == super::connector::BodyEncoding::Graphql && op.graphql.is_none() {
+        if op.encoding == crate::spec::connector::BodyEncoding::Graphql && op.graphql.is_none() {
             out.push(Diagnostic::error(
                 "E230",
                 pointer_join(&base, "graphql"),
@@ -711,9 +644,9 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
         let batch_kind = matches!(
             op.kind,
-            super::connector::OperationKind::BatchCreate
-                | super::connector::OperationKind::BatchUpdate
-                | super::connector::OperationKind::BatchUpsert
+            crate::spec::connector::OperationKind::BatchCreate
+                | crate::spec::connector::OperationKind::BatchUpdate
+                | crate::spec::connector::OperationKind::BatchUpsert
         );
         if batch_kind && op.batch.is_none() {
             out.push(
@@ -753,7 +686,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             check_jsonpath(p, "/inbound/idempotency_key", &mut out);
         }
         if let Some(w) = &i.webhook {
-            use super::connector::WebhookVerify as W;
+            use crate::spec::connector::WebhookVerify as W;
             let secret = match w {
                 W::HmacBody { secret, .. }
                 | W::Stripe { secret, .. }
@@ -782,8 +715,8 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
 }
 
 /// An unsigned inbound source is allowed only when it says so (and is then pointed out).
-fn check_verification(i: &super::connector::Inbound, out: &mut Diagnostics) {
-    use super::connector::Verification;
+fn check_verification(i: &crate::spec::connector::Inbound, out: &mut Diagnostics) {
+    use crate::spec::connector::Verification;
     if i.verification != Verification::None {
         return;
     }
