@@ -31,6 +31,7 @@ mod server;
 mod state;
 mod stripe;
 mod util;
+mod vendor;
 mod zendesk;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,21 @@ impl Vendor {
         Vendor::Stripe,
         Vendor::Acmecrm,
     ];
+
+    /// The vendor's documented limit on search requests, where it has one apart from its
+    /// general limit: HubSpot 5 per second per account (CRM search), Stripe 20 per second
+    /// (search API). What `switchyard sandbox` enforces unless told otherwise.
+    pub fn search_rate_limit(self) -> Option<RateLimitOverride> {
+        let per_second = |requests| RateLimitOverride {
+            requests,
+            per: Duration::from_secs(1),
+        };
+        match self {
+            Vendor::Hubspot => Some(per_second(5)),
+            Vendor::Stripe => Some(per_second(20)),
+            _ => None,
+        }
+    }
 
     /// The lowercase name (`hubspot`, `salesforce`, …).
     pub fn name(self) -> &'static str {
@@ -131,7 +147,7 @@ impl FromStr for RateLimitOverride {
 }
 
 /// How to start an emulator. `Default` = an ephemeral port, the vendor's own rate limit, no
-/// faults, seed 0.
+/// faults, seed 0, searches consistent at once and limited only by the general limit.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxOptions {
     /// Port on 127.0.0.1; `None` or `Some(0)` picks a free one. Default: `None`.
@@ -142,6 +158,15 @@ pub struct SandboxOptions {
     pub faults: FaultConfig,
     /// Seed for every random choice (fault draws, generated ids). Default: 0.
     pub seed: u64,
+    /// How long a write takes to become visible to searches (HubSpot CRM search, Stripe
+    /// search), as the vendors' search indexes lag their writes. Default: zero, every search
+    /// sees every write (the engine's own tests rely on that; a test about read-after-write
+    /// opts in).
+    pub search_lag: Duration,
+    /// A limit on search requests of its own, checked before the general limit (HubSpot
+    /// allows about 5 searches a second per account, Stripe 20: [`Vendor::search_rate_limit`]).
+    /// Default: `None`, searches count against the general limit only.
+    pub search_rate_limit: Option<RateLimitOverride>,
 }
 
 /// Errors from starting or configuring an emulator.
@@ -361,14 +386,7 @@ pub async fn start(vendor: Vendor, opts: SandboxOptions) -> Result<Emulator, San
         .map_err(|source| SandboxError::Bind { port, source })?;
     let base_url = format!("http://127.0.0.1:{}", addr.port());
     let shared = Arc::new(state::Shared::new(vendor, base_url, &opts));
-    let router = match vendor {
-        Vendor::Hubspot => hubspot::router(shared.clone()),
-        Vendor::Salesforce => salesforce::router(shared.clone()),
-        Vendor::Pipedrive => pipedrive::router(shared.clone()),
-        Vendor::Zendesk => zendesk::router(shared.clone()),
-        Vendor::Stripe => stripe::router(shared.clone()),
-        Vendor::Acmecrm => acmecrm::router(shared.clone()),
-    };
+    let router = vendor::router(shared.clone());
     let server = server::serve(listener, shared.clone(), router);
     Ok(Emulator { shared, server })
 }
