@@ -77,12 +77,29 @@ impl Hs {
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+
+    /// Creates a tenant's custom property through the properties API, as on HubSpot.
+    async fn create_property(&self, object: &str, name: &str, kind: &str) {
+        let field = if kind == "number" { "number" } else { "text" };
+        let (s, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/crm/v3/properties/{object}"),
+                Some(
+                    json!({"name": name, "label": name, "type": kind, "fieldType": field,
+                            "groupName": "contactinformation"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
 }
 
 #[tokio::test]
 async fn hubspot_contacts_create_read_search_list_update() {
     let hs = Hs::new(SandboxOptions::default()).await;
     use reqwest::Method as M;
+    hs.create_property("contacts", "lead_score", "number").await;
     let (s, created) = hs
         .send(
             M::POST,
@@ -673,6 +690,14 @@ fn sandbox_command_rejects_unknown_vendor() {
 #[tokio::test]
 async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
     let hs = Hs::new(SandboxOptions::default()).await;
+    // The lines set one custom property, which the tenant's portal has, and associate a deal
+    // with contact 100234, which it holds.
+    hs.create_property("contacts", "lead_score", "number").await;
+    hs.e.seed(
+        "contacts",
+        &[json!({"id": "100234", "properties": {"email": "known@example.com"}})],
+    )
+    .expect("seed");
     let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
     let text = std::fs::read_to_string(&path).expect("request lines");
     let mut sent = 0;

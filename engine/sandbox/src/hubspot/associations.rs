@@ -211,7 +211,8 @@ pub(super) fn store(db: &mut Db, object: &str, id: &str, links: &[Link]) {
 /// (`{"contacts": ["501"]}`) or a create's array — in the stored read shape. Targets are not
 /// checked (fixtures load in any order).
 pub(super) fn from_fixture(object: &str, v: &Value) -> Result<Value, String> {
-    let mut out = json!({});
+    // `add` writes under `associations` of the value it is given.
+    let mut out = json!({"associations": {}});
     match v {
         Value::Null => {}
         Value::Object(m) => {
@@ -268,7 +269,7 @@ pub(super) fn from_fixture(object: &str, v: &Value) -> Result<Value, String> {
         }
         _ => return Err("`associations` must be an object or an array".into()),
     }
-    Ok(out)
+    Ok(out["associations"].take())
 }
 
 /// The associations of a stored record for a read that asked for `wanted` object types
