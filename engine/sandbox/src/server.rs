@@ -146,7 +146,7 @@ async fn handle(
             let refusal = lock(&shared.limiter).refuse();
             api.throttled(&shared, &refusal)
         }
-        _ => match router.oneshot(req.map(Body::new)).await {
+        _ => match router.oneshot(same_path(api, req).map(Body::new)).await {
             Ok(r) => r,
             Err(never) => match never {},
         },
@@ -163,6 +163,20 @@ async fn handle(
     }
     shared.count_status(resp.status().as_u16(), throttled_now);
     Ok(resp)
+}
+
+/// The request with the path the vendor routes it by ([`super::vendor::Emulated::same_path`]).
+fn same_path<B>(api: &dyn super::vendor::Emulated, mut req: Request<B>) -> Request<B> {
+    if let Some(path) = api.same_path(req.uri().path()) {
+        let target = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(uri) = target.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// Keeps the headers, answers 200 and cuts the body short so it no longer parses.

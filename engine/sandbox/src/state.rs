@@ -54,6 +54,11 @@ pub(crate) struct Db {
     pub jobs: IndexMap<String, Value>,
     /// Vendor schemas: object → definition name → definition (HubSpot's property registry).
     pub schema: BTreeMap<String, IndexMap<String, Value>>,
+    /// Deleted objects a vendor still answers for (Stripe's deleted customers), by
+    /// `object/id`.
+    pub deleted: HashMap<String, Value>,
+    /// Every write, in order, for incremental exports (Zendesk): (object, id, Unix seconds).
+    pub changes: Vec<(String, String, i64)>,
     /// What searches see (lagging writes by [`super::SandboxOptions::search_lag`]).
     pub search: SearchIndex,
     created: BTreeMap<String, u64>,
@@ -61,14 +66,18 @@ pub(crate) struct Db {
     next_token: u64,
 }
 
+/// One version of a record in the search index: visible from, the record then (`None`:
+/// deleted).
+type Version = (Instant, Option<Value>);
+
 /// The search index of an emulator whose searches lag its writes: each write of a record is
 /// kept as a version that searches see from `lag` after the write on. With no lag the index
 /// keeps nothing and searches read the live tables.
 #[derive(Default)]
 pub(crate) struct SearchIndex {
     lag: Duration,
-    /// object → id → versions in write order: (visible from, the record then; `None` deleted).
-    versions: BTreeMap<String, IndexMap<String, Vec<(Instant, Option<Value>)>>>,
+    /// object → id → versions in write order.
+    versions: BTreeMap<String, IndexMap<String, Vec<Version>>>,
 }
 
 impl SearchIndex {
@@ -99,6 +108,15 @@ impl Db {
         let record = self.get(object, id).cloned();
         let visible = Instant::now() + self.search.lag;
         self.search.push(object, id, visible, record);
+    }
+
+    /// Notes a write in the change log that incremental exports walk.
+    pub fn changed(&mut self, object: &str, id: &str) {
+        self.changes.push((
+            object.to_string(),
+            id.to_string(),
+            chrono::Utc::now().timestamp(),
+        ));
     }
 
     /// Notes a record loaded as a fixture: searchable at once, lag or not.

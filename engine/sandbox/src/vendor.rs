@@ -46,6 +46,12 @@ pub(crate) trait Emulated: Send + Sync + 'static {
         self.throttled(shared, d)
     }
 
+    /// A path the vendor serves the same as another (Salesforce ignores a trailing slash):
+    /// the path to route instead, or `None` to route it as it is.
+    fn same_path(&self, _path: &str) -> Option<String> {
+        None
+    }
+
     /// Paths the rate limiter does not count (token endpoints, version lists).
     fn exempt(&self, _path: &str) -> bool {
         false

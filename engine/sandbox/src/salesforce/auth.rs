@@ -171,7 +171,15 @@ fn check_jwt(shared: &Shared, assertion: &str) -> Result<(), (&'static str, Stri
     if !aud {
         return Err(invalid("audience is invalid"));
     }
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    // `exp` is NumericDate, which Salesforce also takes as a numeric string (what
+    // simple-salesforce sends).
+    let exp = claims
+        .get("exp")
+        .and_then(|e| {
+            e.as_i64()
+                .or_else(|| e.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+        .unwrap_or(0);
     if exp <= now_unix() {
         return Err(invalid("expired authorization code"));
     }

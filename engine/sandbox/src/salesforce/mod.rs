@@ -68,6 +68,12 @@ impl Emulated for Salesforce {
         path.starts_with("/services/oauth2/") || path.trim_end_matches('/') == "/services/data"
     }
 
+    /// Salesforce serves `…/sobjects/Contact/` as `…/sobjects/Contact` (simple-salesforce
+    /// sends the trailing slash on creates, queries and limits).
+    fn same_path(&self, path: &str) -> Option<String> {
+        (path.len() > 1 && path.ends_with('/')).then(|| path.trim_end_matches('/').to_string())
+    }
+
     fn routes(&self) -> Router<Arc<Shared>> {
         Router::new()
             .route("/services/data/{version}/limits", get(records::limits))

@@ -1,7 +1,7 @@
 //! Salesforce's SOQL subset: the tokenizer, the parser, record matching, and the query
 //! endpoints with `nextRecordsUrl` paging (`Sforce-Query-Options: batchSize`).
 
-use super::super::state::Shared;
+use super::super::state::{Db, Shared};
 use super::super::util::{cmp_loose, json, scalar_text};
 use super::DEFAULT_BATCH;
 use super::errors::err;
@@ -82,11 +82,23 @@ pub(super) struct Cond {
     values: Vec<Value>,
 }
 
+/// A WHERE clause: conditions joined by AND, OR, NOT and parentheses.
+#[derive(Debug, Clone)]
+pub(super) enum Expr {
+    Cond(Cond),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+}
+
+/// How deep parentheses and NOT may nest (a hostile query cannot exhaust the stack).
+const NESTING_MAX: usize = 32;
+
 #[derive(Debug, Clone)]
 pub(super) struct Soql {
     fields: Vec<String>,
     object: &'static ObjectDef,
-    conds: Vec<Cond>,
+    filter: Option<Expr>,
     order: Option<(String, bool)>,
     limit: Option<usize>,
     offset: usize,
@@ -135,7 +147,6 @@ impl Parser {
 }
 
 pub(super) fn parse_soql(q: &str) -> Result<Soql, (&'static str, String)> {
-    let malformed = |m: String| ("MALFORMED_QUERY", m);
     let mut p = Parser {
         toks: tokenize(q).map_err(malformed)?,
         pos: 0,
@@ -160,68 +171,20 @@ pub(super) fn parse_soql(q: &str) -> Result<Soql, (&'static str, String)> {
     ))?;
     let mut canon = Vec::new();
     for f in &fields {
-        match object.field(f) {
-            Some((n, _)) => canon.push(n),
-            None => {
-                return Err((
-                    "INVALID_FIELD",
-                    format!(
-                        "No such column '{f}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.",
-                        object.name
-                    ),
-                ));
-            }
-        }
+        canon.push(resolve_field(object, f)?);
     }
-    let mut conds = Vec::new();
-    if p.keyword("WHERE") {
-        loop {
-            let f = p.word("a field name").map_err(malformed)?;
-            let (field, _) = object.field(&f).ok_or((
-                "INVALID_FIELD",
-                format!("No such column '{f}' on entity '{}'", object.name),
-            ))?;
-            let (op, values) = if p.keyword("NOT") {
-                if !p.keyword("IN") {
-                    return Err(malformed("expecting IN after NOT".into()));
-                }
-                ("NOT IN".to_string(), list(&mut p).map_err(malformed)?)
-            } else if p.keyword("IN") {
-                ("IN".to_string(), list(&mut p).map_err(malformed)?)
-            } else if p.keyword("LIKE") {
-                ("LIKE".to_string(), vec![p.literal().map_err(malformed)?])
-            } else {
-                match p.next() {
-                    Some(Tok::Sym(s))
-                        if ["=", "!=", "<", "<=", ">", ">="].contains(&s.as_str()) =>
-                    {
-                        (s, vec![p.literal().map_err(malformed)?])
-                    }
-                    other => return Err(malformed(format!("unexpected token: {other:?}"))),
-                }
-            };
-            conds.push(Cond { field, op, values });
-            if p.keyword("AND") {
-                continue;
-            }
-            if matches!(p.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("OR")) {
-                return Err(malformed(
-                    "OR is not supported by the sandbox's SOQL subset".into(),
-                ));
-            }
-            break;
-        }
-    }
+    let filter = if p.keyword("WHERE") {
+        Some(parse_or(&mut p, object, 0)?)
+    } else {
+        None
+    };
     let mut order = None;
     if p.keyword("ORDER") {
         if !p.keyword("BY") {
             return Err(malformed("expecting BY after ORDER".into()));
         }
         let f = p.word("a field name").map_err(malformed)?;
-        let (field, _) = object.field(&f).ok_or((
-            "INVALID_FIELD",
-            format!("No such column '{f}' on entity '{}'", object.name),
-        ))?;
+        let field = resolve_field(object, &f)?;
         let desc = if p.keyword("DESC") {
             true
         } else {
@@ -254,11 +217,189 @@ pub(super) fn parse_soql(q: &str) -> Result<Soql, (&'static str, String)> {
     Ok(Soql {
         fields: canon,
         object,
-        conds,
+        filter,
         order,
         limit,
         offset,
     })
+}
+
+type ParseError = (&'static str, String);
+
+fn malformed(m: String) -> ParseError {
+    ("MALFORMED_QUERY", m)
+}
+
+/// The canonical name of a field of `object`, or of a parent's field through a relationship
+/// (`Account.Name` on Contact, Opportunity and Case; `Contact.Email` on Opportunity and Case).
+pub(super) fn resolve_field(object: &ObjectDef, f: &str) -> Result<String, ParseError> {
+    if let Some((rel, field)) = f.split_once('.') {
+        let parent = relationship(object, rel).ok_or_else(|| {
+            (
+                "INVALID_FIELD",
+                format!(
+                    "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name."
+                ),
+            )
+        })?;
+        let (name, _) = parent.1.field(field).ok_or_else(|| {
+            (
+                "INVALID_FIELD",
+                format!("No such column '{field}' on entity '{}'", parent.1.name),
+            )
+        })?;
+        return Ok(format!("{}.{name}", parent.0));
+    }
+    object.field(f).map(|(n, _)| n).ok_or_else(|| {
+        (
+            "INVALID_FIELD",
+            format!(
+                "No such column '{f}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.",
+                object.name
+            ),
+        )
+    })
+}
+
+/// The parent relationships the subset knows: (child, relationship, lookup field, parent).
+const RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
+    ("Contact", "Account", "AccountId", "Account"),
+    ("Opportunity", "Account", "AccountId", "Account"),
+    ("Opportunity", "Contact", "ContactId", "Contact"),
+    ("Case", "Account", "AccountId", "Account"),
+    ("Case", "Contact", "ContactId", "Contact"),
+];
+
+/// (canonical relationship name, parent object, lookup field) of `rel` on `object`.
+fn relationship(
+    object: &ObjectDef,
+    rel: &str,
+) -> Option<(&'static str, &'static ObjectDef, &'static str)> {
+    RELATIONSHIPS
+        .iter()
+        .find(|(child, r, _, _)| *child == object.name && r.eq_ignore_ascii_case(rel))
+        .and_then(|(_, r, fk, parent)| object_def(parent).map(|d| (*r, d, *fk)))
+}
+
+fn parse_or(p: &mut Parser, object: &ObjectDef, depth: usize) -> Result<Expr, ParseError> {
+    let mut terms = vec![parse_and(p, object, depth)?];
+    while p.keyword("OR") {
+        terms.push(parse_and(p, object, depth)?);
+    }
+    Ok(if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        Expr::Or(terms)
+    })
+}
+
+fn parse_and(p: &mut Parser, object: &ObjectDef, depth: usize) -> Result<Expr, ParseError> {
+    let mut terms = vec![parse_unary(p, object, depth)?];
+    while p.keyword("AND") {
+        terms.push(parse_unary(p, object, depth)?);
+    }
+    Ok(if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        Expr::And(terms)
+    })
+}
+
+fn parse_unary(p: &mut Parser, object: &ObjectDef, depth: usize) -> Result<Expr, ParseError> {
+    if depth >= NESTING_MAX {
+        return Err(malformed(format!(
+            "conditions nest deeper than {NESTING_MAX} levels"
+        )));
+    }
+    if p.keyword("NOT") {
+        return Ok(Expr::Not(Box::new(parse_unary(p, object, depth + 1)?)));
+    }
+    if matches!(p.peek(), Some(Tok::Sym(s)) if s == "(") {
+        p.next();
+        let inner = parse_or(p, object, depth + 1)?;
+        if !matches!(p.next(), Some(Tok::Sym(s)) if s == ")") {
+            return Err(malformed("expecting ')'".into()));
+        }
+        return Ok(inner);
+    }
+    let f = p.word("a field name").map_err(malformed)?;
+    let field = resolve_field(object, &f)?;
+    let (op, values) = if p.keyword("NOT") {
+        if !p.keyword("IN") {
+            return Err(malformed("expecting IN after NOT".into()));
+        }
+        ("NOT IN".to_string(), list(p).map_err(malformed)?)
+    } else if p.keyword("IN") {
+        ("IN".to_string(), list(p).map_err(malformed)?)
+    } else if p.keyword("LIKE") {
+        ("LIKE".to_string(), vec![p.literal().map_err(malformed)?])
+    } else {
+        match p.next() {
+            Some(Tok::Sym(s)) if ["=", "!=", "<", "<=", ">", ">="].contains(&s.as_str()) => {
+                (s, vec![p.literal().map_err(malformed)?])
+            }
+            other => return Err(malformed(format!("unexpected token: {other:?}"))),
+        }
+    };
+    Ok(Expr::Cond(Cond { field, op, values }))
+}
+
+/// A field of a record, following a relationship (`Account.Name`) through the store.
+pub(super) fn field_value(db: &Db, object: &ObjectDef, rec: &Value, field: &str) -> Value {
+    match field.split_once('.') {
+        None => rec.get(field).cloned().unwrap_or(Value::Null),
+        Some((rel, f)) => relationship(object, rel)
+            .and_then(|(_, parent, fk)| {
+                let id = rec.get(fk)?.as_str()?;
+                db.get(parent.name, id)?.get(f).cloned()
+            })
+            .unwrap_or(Value::Null),
+    }
+}
+
+fn expr_matches(db: &Db, object: &ObjectDef, rec: &Value, e: &Expr) -> bool {
+    match e {
+        Expr::Cond(c) => cond_matches(&field_value(db, object, rec, &c.field), c),
+        Expr::And(es) => es.iter().all(|e| expr_matches(db, object, rec, e)),
+        Expr::Or(es) => es.iter().any(|e| expr_matches(db, object, rec, e)),
+        Expr::Not(e) => !expr_matches(db, object, rec, e),
+    }
+}
+
+/// A result row: `attributes`, the plain fields, and each relationship's fields nested under
+/// its name (`"Account": {"attributes": …, "Name": "Acme"}`, null without a parent).
+fn row(db: &Db, object: &'static ObjectDef, rec: &Value, fields: &[String]) -> Value {
+    let plain: Vec<String> = fields
+        .iter()
+        .filter(|f| !f.contains('.'))
+        .cloned()
+        .collect();
+    let mut out = render(object, rec, Some(&plain));
+    for f in fields.iter().filter(|f| f.contains('.')) {
+        let Some((rel, name)) = f.split_once('.') else {
+            continue;
+        };
+        let Some((rel, parent, fk)) = relationship(object, rel) else {
+            continue;
+        };
+        let parent_rec = rec
+            .get(fk)
+            .and_then(Value::as_str)
+            .and_then(|id| db.get(parent.name, id));
+        match parent_rec {
+            None => {
+                out[rel] = Value::Null;
+            }
+            Some(pr) => {
+                if !out[rel].is_object() {
+                    let id = pr["Id"].as_str().unwrap_or_default();
+                    out[rel] = json!({"attributes": {"type": parent.name, "url": parent.url(id)}});
+                }
+                out[rel][name] = pr.get(name).cloned().unwrap_or(Value::Null);
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn list(p: &mut Parser) -> Result<Vec<Value>, String> {
@@ -275,8 +416,8 @@ pub(super) fn list(p: &mut Parser) -> Result<Vec<Value>, String> {
     }
 }
 
-pub(super) fn cond_matches(rec: &Value, c: &Cond) -> bool {
-    let actual = rec.get(&c.field).cloned().unwrap_or(Value::Null);
+pub(super) fn cond_matches(actual: &Value, c: &Cond) -> bool {
+    let actual = actual.clone();
     let eq = |want: &Value| -> bool {
         match (&actual, want) {
             (Value::Null, Value::Null) => true,
@@ -374,15 +515,19 @@ pub(super) async fn query(
         .get(def.name)
         .map(|t| {
             t.values()
-                .filter(|r| soql.conds.iter().all(|c| cond_matches(r, c)))
+                .filter(|r| {
+                    soql.filter
+                        .as_ref()
+                        .is_none_or(|e| expr_matches(&db, def, r, e))
+                })
                 .cloned()
                 .collect()
         })
         .unwrap_or_default();
     if let Some((f, desc)) = &soql.order {
         hits.sort_by(|a, b| {
-            let x = scalar_text(a.get(f).unwrap_or(&Value::Null));
-            let y = scalar_text(b.get(f).unwrap_or(&Value::Null));
+            let x = scalar_text(&field_value(&db, def, a, f));
+            let y = scalar_text(&field_value(&db, def, b, f));
             let o = cmp_loose(&x, &y);
             if *desc { o.reverse() } else { o }
         });
@@ -391,7 +536,7 @@ pub(super) async fn query(
         .iter()
         .skip(soql.offset)
         .take(soql.limit.unwrap_or(usize::MAX))
-        .map(|r| render(def, r, Some(&soql.fields)))
+        .map(|r| row(&db, def, r, &soql.fields))
         .collect();
     let locator = format!("01g{}", &db.token(shared.seed)[..15]);
     let size = batch_size(&headers);
@@ -450,8 +595,30 @@ mod tests {
             .expect("parses");
         assert_eq!(q.fields, vec!["Id", "Email"]);
         assert_eq!(q.object.name, "Lead");
-        assert_eq!(q.conds.len(), 2);
+        assert!(matches!(&q.filter, Some(Expr::And(c)) if c.len() == 2));
+
         assert_eq!(q.limit, Some(5));
+        let q = parse_soql(
+            "SELECT Id, Account.Name FROM Contact WHERE (LastName = 'a' OR NOT LastName LIKE 'b%') AND Account.Name != null",
+        )
+        .expect("parses");
+        assert_eq!(q.fields, vec!["Id", "Account.Name"]);
+        assert!(matches!(&q.filter, Some(Expr::And(c)) if matches!(c[0], Expr::Or(_))));
+        let deep = format!(
+            "SELECT Id FROM Lead WHERE {}Email = 'x'{}",
+            "(".repeat(40),
+            ")".repeat(40)
+        );
+        assert_eq!(
+            parse_soql(&deep).map_err(|e| e.0).err(),
+            Some("MALFORMED_QUERY")
+        );
+        assert_eq!(
+            parse_soql("SELECT Nope.Name FROM Contact")
+                .map_err(|e| e.0)
+                .err(),
+            Some("INVALID_FIELD")
+        );
         assert_eq!(
             parse_soql("SELECT Foo FROM Lead").map_err(|e| e.0).err(),
             Some("INVALID_FIELD")

@@ -35,6 +35,17 @@ pub(super) fn invalid(
     json(status, json!({"error": e}))
 }
 
+/// A referenced object (a parameter, not the URL's) that does not exist: 400
+/// `resource_missing` naming the parameter, as Stripe answers.
+pub(super) fn no_such(kind: &str, id: &str, param: &str) -> Response {
+    invalid(
+        400,
+        Some("resource_missing"),
+        &format!("No such {kind}: '{id}'"),
+        Some(param),
+    )
+}
+
 pub(super) fn missing(kind: &str, id: &str, param: &str) -> Response {
     invalid(
         404,

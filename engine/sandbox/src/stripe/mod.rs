@@ -22,8 +22,8 @@ use super::state::Shared;
 use super::util::{json, set_header};
 use super::vendor::Emulated;
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
@@ -57,6 +57,11 @@ impl Emulated for Stripe {
 
     fn public_routes(&self) -> Router<Arc<Shared>> {
         Router::new().fallback(errors::unknown_route)
+    }
+
+    /// The search API (`GET /v1/{resource}/search`) has its own limit at Stripe.
+    fn is_search(&self, method: &Method, path: &str) -> bool {
+        method == Method::GET && path.starts_with("/v1/") && path.ends_with("/search")
     }
 
     fn authorize(&self, shared: &Shared, req: &Parts, _body: &[u8]) -> Result<(), Response> {

@@ -65,6 +65,7 @@ pub(super) async fn create(
     };
     let id = obj["id"].as_str().unwrap_or_default().to_string();
     db.insert(res.table(), &id, obj.clone());
+    db.indexed(res.table(), &id);
     let out = expand(&db, obj, &p);
     drop(db);
     remember(&shared, key, &fp, 200, &out);
@@ -84,6 +85,10 @@ pub(super) async fn retrieve(
             let out = expand(&db, o, &p);
             drop(db);
             json(200, out)
+        }
+        // Stripe answers a deleted customer with its tombstone, not 404.
+        None if let Some(t) = db.deleted.get(&format!("{}/{id}", res.table())) => {
+            json(200, t.clone())
         }
         None => {
             drop(db);
@@ -113,7 +118,8 @@ pub(super) async fn update(
     if let Err(r) = apply_update(&db, res, &mut obj, &p) {
         return r;
     }
-    db.table(res.table()).insert(id, obj.clone());
+    db.table(res.table()).insert(id.clone(), obj.clone());
+    db.indexed(res.table(), &id);
     let out = expand(&db, obj, &p);
     drop(db);
     remember(&shared, key, &fp, 200, &out);
@@ -129,11 +135,21 @@ pub(super) async fn remove(
     let mut db = shared.db();
     match res {
         Res::Customer => match db.table("customers").shift_remove(&id) {
-            Some(_) => json(
-                200,
-                json!({"id": id, "object": "customer", "deleted": true}),
-            ),
+            Some(_) => {
+                let tombstone = json!({"id": id, "object": "customer", "deleted": true});
+                db.deleted
+                    .insert(format!("customers/{id}"), tombstone.clone());
+                db.indexed("customers", &id);
+                json(200, tombstone)
+            }
             None => missing("customer", &id, "id"),
+        },
+        Res::Product => match db.table("products").shift_remove(&id) {
+            Some(_) => {
+                db.indexed("products", &id);
+                json(200, json!({"id": id, "object": "product", "deleted": true}))
+            }
+            None => missing("product", &id, "id"),
         },
         Res::Subscription => match db.table("subscriptions").get_mut(&id) {
             Some(sub) => {
@@ -141,11 +157,13 @@ pub(super) async fn remove(
                 sub["status"] = json!("canceled");
                 sub["canceled_at"] = json!(now);
                 sub["ended_at"] = json!(now);
-                json(200, sub.clone())
+                let out = sub.clone();
+                db.indexed("subscriptions", &id);
+                json(200, out)
             }
             None => missing("subscription", &id, "id"),
         },
-        Res::PaymentIntent => {
+        Res::PaymentIntent | Res::Price => {
             drop(db);
             invalid(
                 404,

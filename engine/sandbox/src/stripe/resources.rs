@@ -1,9 +1,10 @@
-//! Stripe's resources (customers, payment intents, subscriptions): their parameters, how an
-//! object is built from a create and changed by an update, `expand[]`, and fixture loading.
+//! Stripe's resources (customers, payment intents, subscriptions, products, prices): their
+//! parameters, how an object is built from a create and changed by an update, the objects a
+//! create references (which must exist, as on Stripe), `expand[]`, and fixture loading.
 
 use super::super::state::{Db, Shared};
 use super::super::util::{now_unix, scalar_text};
-use super::errors::{invalid, missing};
+use super::errors::{invalid, no_such};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
@@ -12,6 +13,8 @@ pub(super) enum Res {
     Customer,
     PaymentIntent,
     Subscription,
+    Product,
+    Price,
 }
 
 impl Res {
@@ -20,6 +23,8 @@ impl Res {
             "customers" => Some(Res::Customer),
             "payment_intents" => Some(Res::PaymentIntent),
             "subscriptions" => Some(Res::Subscription),
+            "products" => Some(Res::Product),
+            "prices" => Some(Res::Price),
             _ => None,
         }
     }
@@ -28,6 +33,8 @@ impl Res {
             Res::Customer => "customers",
             Res::PaymentIntent => "payment_intents",
             Res::Subscription => "subscriptions",
+            Res::Product => "products",
+            Res::Price => "prices",
         }
     }
     pub(super) fn object(self) -> &'static str {
@@ -35,10 +42,50 @@ impl Res {
             Res::Customer => "customer",
             Res::PaymentIntent => "payment_intent",
             Res::Subscription => "subscription",
+            Res::Product => "product",
+            Res::Price => "price",
         }
     }
     pub(super) fn params(self) -> &'static [&'static str] {
         match self {
+            Res::Product => &[
+                "active",
+                "default_price_data",
+                "description",
+                "expand",
+                "id",
+                "images",
+                "marketing_features",
+                "metadata",
+                "name",
+                "package_dimensions",
+                "shippable",
+                "statement_descriptor",
+                "tax_code",
+                "unit_label",
+                "url",
+            ],
+            Res::Price => &[
+                "active",
+                "billing_scheme",
+                "currency",
+                "currency_options",
+                "custom_unit_amount",
+                "expand",
+                "lookup_key",
+                "metadata",
+                "nickname",
+                "product",
+                "product_data",
+                "recurring",
+                "tax_behavior",
+                "tiers",
+                "tiers_mode",
+                "transfer_lookup_key",
+                "transform_quantity",
+                "unit_amount",
+                "unit_amount_decimal",
+            ],
             Res::Customer => &[
                 "address",
                 "description",
@@ -107,9 +154,15 @@ impl Res {
 pub(crate) fn seed(db: &mut Db, resource: &str, input: &Value) -> Result<(), String> {
     let res = Res::from_path(resource)
         .or_else(|| {
-            [Res::Customer, Res::PaymentIntent, Res::Subscription]
-                .into_iter()
-                .find(|r| r.object() == resource)
+            [
+                Res::Customer,
+                Res::PaymentIntent,
+                Res::Subscription,
+                Res::Product,
+                Res::Price,
+            ]
+            .into_iter()
+            .find(|r| r.object() == resource)
         })
         .ok_or_else(|| format!("unknown resource `{resource}`"))?;
     let Some(obj) = input.as_object() else {
@@ -129,6 +182,7 @@ pub(crate) fn seed(db: &mut Db, resource: &str, input: &Value) -> Result<(), Str
     obj.entry("created")
         .or_insert_with(|| Value::from(now_unix()));
     db.insert(res.table(), &id, Value::Object(obj));
+    db.indexed_now(res.table(), &id);
     Ok(())
 }
 pub(super) fn new_id(db: &mut Db, shared: &Shared, prefix: &str, len: usize) -> String {
@@ -245,7 +299,7 @@ pub(super) fn build(
             if let Some(c) = &customer
                 && db.get("customers", c).is_none()
             {
-                return Err(missing("customer", c, "customer"));
+                return Err(no_such("customer", c, "customer"));
             }
             let confirm = text("confirm").as_deref() == Some("true");
             let pm = text("payment_method");
@@ -287,7 +341,7 @@ pub(super) fn build(
                 )
             })?;
             if db.get("customers", &customer).is_none() {
-                return Err(missing("customer", &customer, "customer"));
+                return Err(no_such("customer", &customer, "customer"));
             }
             let Some(Value::Array(items)) = p.get("items") else {
                 return Err(invalid(
@@ -299,6 +353,7 @@ pub(super) fn build(
             };
             let id = new_id(db, shared, "sub_", 24);
             let mut data = Vec::new();
+            let mut currency = text("currency");
             for (i, it) in items.iter().enumerate() {
                 let Some(price) = it.get("price").and_then(Value::as_str) else {
                     return Err(invalid(
@@ -313,10 +368,25 @@ pub(super) fn build(
                     .and_then(Value::as_str)
                     .and_then(|q| q.parse::<i64>().ok())
                     .unwrap_or(1);
+                let param = format!("items[{i}][price]");
+                let Some(price_obj) = db.get("prices", price).cloned() else {
+                    return Err(no_such("price", price, &param));
+                };
+                if price_obj["type"] != "recurring" {
+                    return Err(invalid(
+                        400,
+                        Some("parameter_invalid_string"),
+                        "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+                        Some(&param),
+                    ));
+                }
+                if currency.is_none() {
+                    currency = price_obj["currency"].as_str().map(String::from);
+                }
                 let si = new_id(db, shared, "si_", 14);
                 data.push(
                     json!({"id": si, "object": "subscription_item", "created": now,
-                                 "metadata": {}, "price": {"id": price, "object": "price"},
+                                 "metadata": {}, "price": price_obj,
                                  "quantity": qty, "subscription": id}),
                 );
             }
@@ -327,7 +397,7 @@ pub(super) fn build(
                    "cancel_at_period_end": text("cancel_at_period_end").as_deref() == Some("true"),
                    "canceled_at": null,
                    "collection_method": text("collection_method").unwrap_or("charge_automatically".into()),
-                   "created": now, "currency": text("currency").unwrap_or("usd".into()),
+                   "created": now, "currency": currency.unwrap_or("usd".into()),
                    "current_period_end": period_end, "current_period_start": now,
                    "customer": customer,
                    "default_payment_method": text("default_payment_method"),
@@ -341,8 +411,135 @@ pub(super) fn build(
                    "trial_end": trial.map(|d| now + d * 86_400),
                    "trial_start": trial.map(|_| now)})
         }
+        Res::Product => new_product(shared, db, p)?,
+        Res::Price => {
+            let currency = text("currency").ok_or_else(|| {
+                invalid(
+                    400,
+                    Some("parameter_missing"),
+                    "Missing required param: currency.",
+                    Some("currency"),
+                )
+            })?;
+            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(invalid(
+                    400,
+                    Some("parameter_invalid_string"),
+                    &format!("Invalid currency: {currency}."),
+                    Some("currency"),
+                ));
+            }
+            let amount = int_param(p, "unit_amount")?.ok_or_else(|| {
+                invalid(
+                    400,
+                    Some("parameter_missing"),
+                    "Missing required param: unit_amount.",
+                    Some("unit_amount"),
+                )
+            })?;
+            if amount < 0 {
+                return Err(invalid(
+                    400,
+                    Some("parameter_invalid_integer"),
+                    "This value must be greater than or equal to 0.",
+                    Some("unit_amount"),
+                ));
+            }
+            let product = match (text("product"), p.get("product_data")) {
+                (Some(id), _) => {
+                    if db.get("products", &id).is_none() {
+                        return Err(no_such("product", &id, "product"));
+                    }
+                    id
+                }
+                (None, Some(Value::Object(data))) => {
+                    let made = new_product(shared, db, data)?;
+                    let id = made["id"].as_str().unwrap_or_default().to_string();
+                    db.insert("products", &id, made);
+                    db.indexed("products", &id);
+                    id
+                }
+                _ => {
+                    return Err(invalid(
+                        400,
+                        Some("parameter_missing"),
+                        "Missing required param: product.",
+                        Some("product"),
+                    ));
+                }
+            };
+            let recurring = match p.get("recurring") {
+                None => Value::Null,
+                Some(Value::Object(r)) => {
+                    let interval = r
+                        .get("interval")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if !["day", "week", "month", "year"].contains(&interval) {
+                        return Err(invalid(
+                            400,
+                            Some("parameter_invalid_string"),
+                            "Invalid recurring[interval]: must be one of day, week, month, or year",
+                            Some("recurring[interval]"),
+                        ));
+                    }
+                    let count = r
+                        .get("interval_count")
+                        .and_then(Value::as_str)
+                        .and_then(|c| c.parse::<i64>().ok())
+                        .unwrap_or(1);
+                    json!({"aggregate_usage": null, "interval": interval, "interval_count": count,
+                           "meter": null, "trial_period_days": null, "usage_type": "licensed"})
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        400,
+                        Some("parameter_invalid_string"),
+                        "Invalid hash",
+                        Some("recurring"),
+                    ));
+                }
+            };
+            let id = new_id(db, shared, "price_", 24);
+            json!({"id": id, "object": "price", "active": true, "billing_scheme": "per_unit",
+                   "created": now, "currency": currency.to_lowercase(),
+                   "custom_unit_amount": null, "livemode": false,
+                   "lookup_key": text("lookup_key"), "metadata": meta,
+                   "nickname": text("nickname"), "product": product,
+                   "type": if recurring.is_null() { "one_time" } else { "recurring" },
+                   "recurring": recurring, "tax_behavior": "unspecified", "tiers_mode": null,
+                   "transform_quantity": null, "unit_amount": amount,
+                   "unit_amount_decimal": amount.to_string()})
+        }
     };
     Ok(obj)
+}
+
+/// A product from `name` and friends (a create's parameters or a price's `product_data`).
+fn new_product(shared: &Shared, db: &mut Db, p: &Map<String, Value>) -> Result<Value, Response> {
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                400,
+                Some("parameter_missing"),
+                "Missing required param: name.",
+                Some("name"),
+            )
+        })?;
+    let now = now_unix();
+    let id = new_id(db, shared, "prod_", 14);
+    Ok(
+        json!({"id": id, "object": "product", "active": true, "created": now,
+              "default_price": null,
+              "description": p.get("description").cloned().unwrap_or(Value::Null),
+              "images": [], "livemode": false, "marketing_features": [],
+              "metadata": p.get("metadata").cloned().unwrap_or(json!({})), "name": name,
+              "package_dimensions": null, "shippable": null, "statement_descriptor": null,
+              "tax_code": null, "unit_label": null, "updated": now, "url": null}),
+    )
 }
 
 pub(super) fn apply_update(
@@ -380,7 +577,7 @@ pub(super) fn apply_update(
             "customer" => {
                 let c = scalar_text(v);
                 if db.get("customers", &c).is_none() {
-                    return Err(missing("customer", &c, "customer"));
+                    return Err(no_such("customer", &c, "customer"));
                 }
                 obj[k] = Value::String(c);
             }

@@ -6,7 +6,6 @@ use super::super::state::Shared;
 use super::super::util::{json, scalar_text};
 use super::errors::{FormQuery, Resource, invalid};
 use super::objects::limit_param;
-use super::resources::newest_first;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -92,7 +91,9 @@ pub(super) async fn search(
     } else {
         (false, query.split(" AND ").collect())
     };
-    let all = newest_first(&shared.db(), res);
+    // What Stripe's search index holds now (writes lag by the configured search delay).
+    let mut all = shared.db().searchable(res.table());
+    all.reverse();
     let mut hits = Vec::new();
     for o in all {
         let mut results = Vec::new();

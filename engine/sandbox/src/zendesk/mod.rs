@@ -4,11 +4,14 @@
 //! the per-minute limit with `X-Rate-Limit` headers and 429 + `Retry-After`.
 //!
 //! Files by concern: `auth.rs`, `errors.rs` (error bodies, extractors), `records.rs` (the
-//! collection endpoints), `users.rs`, `tickets.rs`, `paging.rs`, `search.rs`, `bulk.rs`.
+//! collection endpoints), `users.rs`, `tickets.rs`, `comments.rs` (every comment of a
+//! ticket), `paging.rs`, `search.rs`, `bulk.rs`, `incremental.rs` (the cursor export).
 
 mod auth;
 mod bulk;
+mod comments;
 mod errors;
+mod incremental;
 mod paging;
 mod records;
 mod search;
@@ -56,6 +59,16 @@ impl Emulated for Zendesk {
                 get(records::list).post(records::create),
             )
             .route("/api/v2/job_statuses/{id}", get(bulk::job_status))
+            .route("/api/v2/tickets/{id}/comments", get(comments::list))
+            .route("/api/v2/tickets/{id}/comments.json", get(comments::list))
+            .route(
+                "/api/v2/incremental/{kind}/cursor",
+                get(incremental::export),
+            )
+            .route(
+                "/api/v2/incremental/{kind}/cursor.json",
+                get(incremental::export),
+            )
             .route(
                 "/api/v2/{collection}/{id}",
                 get(records::read)

@@ -4,10 +4,11 @@
 use super::super::state::Shared;
 use super::super::util::empty;
 use super::super::util::json;
+use super::comments;
 use super::errors::{Coll, Collection, ZdBody, invalid, now, record_not_found, strip_json};
 use super::paging::paged;
 use super::tickets::{apply_ticket, audit, new_ticket};
-use super::users::{apply_user, new_user};
+use super::users::{agent, apply_user, new_user};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -80,7 +81,17 @@ pub(super) async fn update(
     }
     rec.insert("updated_at".into(), json!(now()));
     let v = Value::Object(rec);
-    db.table(coll.table()).insert(id, v.clone());
+    db.table(coll.table()).insert(id.clone(), v.clone());
+    if coll == Coll::Tickets
+        && let Some(c) = inner.get("comment").filter(|c| c.is_object())
+    {
+        // An update's comment is written by the authenticated agent unless it names one.
+        let author = agent(&shared, &mut db)
+            .map(|a| a["id"].clone())
+            .unwrap_or(Value::Null);
+        comments::record(&mut db, &id, c, &author);
+    }
+    db.changed(coll.table(), &id);
     match coll {
         Coll::Tickets => {
             let a = audit(&shared, &mut db, &v);
@@ -95,10 +106,18 @@ pub(super) async fn remove(
     Collection(coll): Collection,
     Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let removed = shared
-        .db()
-        .table(coll.table())
-        .shift_remove(strip_json(&id));
+    let id = strip_json(&id);
+    let mut db = shared.db();
+    let removed = db.table(coll.table()).shift_remove(id);
+    if let Some(r) = &removed {
+        // Incremental exports report the deletion with the record's last state.
+        let mut tombstone = r.clone();
+        tombstone["status"] = json!("deleted");
+        db.deleted
+            .insert(format!("{}/{id}", coll.table()), tombstone);
+        db.changed(coll.table(), id);
+    }
+    drop(db);
     match (coll, removed) {
         (_, None) => record_not_found(),
         (Coll::Tickets, Some(_)) => empty(204),

@@ -3,6 +3,7 @@
 
 use super::super::state::{Db, Shared};
 use super::super::util::scalar_text;
+use super::comments;
 use super::errors::{detail, now};
 use super::users::{agent, upsert_user};
 use serde_json::{Map, Value, json};
@@ -139,6 +140,10 @@ pub(super) fn new_ticket(
     rec.insert("updated_at".into(), json!(t));
     let v = Value::Object(rec);
     db.insert("tickets", &id.to_string(), v.clone());
+    if let Some(c) = comments::first(input) {
+        comments::record(db, &id.to_string(), &c, &v["submitter_id"]);
+    }
+    db.changed("tickets", &id.to_string());
     Ok(v)
 }
 

@@ -138,6 +138,7 @@ pub(super) fn new_user(
     rec.insert("updated_at".into(), json!(t));
     let v = Value::Object(rec);
     db.insert("users", &id.to_string(), v.clone());
+    db.changed("users", &id.to_string());
     Ok(v)
 }
 
@@ -166,7 +167,8 @@ pub(super) fn upsert_user(
             apply_user(db, &mut rec, input, Some(&id))?;
             rec.insert("updated_at".into(), json!(now()));
             let v = Value::Object(rec);
-            db.table("users").insert(id, v.clone());
+            db.table("users").insert(id.clone(), v.clone());
+            db.changed("users", &id);
             Ok((v, false))
         }
         None => new_user(shared, db, input).map(|v| (v, true)),
