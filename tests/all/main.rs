@@ -6,6 +6,7 @@ mod chaos;
 mod cli;
 mod connector;
 mod delivery;
+mod logs;
 mod mapping;
 mod plugin;
 mod prism;

@@ -573,3 +573,278 @@ fn helper_templates_jsonpaths_defaults_and_runtime_errors() {
     );
     assert!(e.reason.contains("division by zero"), "{}", e.reason);
 }
+
+/// Hostile expressions of each shape that used to abort the process with a stack overflow
+/// (exit 134, no file, no line).
+fn hostile_expressions() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "7,000 parentheses",
+            format!("{}x{}", "(".repeat(7_000), ")".repeat(7_000)),
+        ),
+        ("100k `!`", format!("{}x", "!".repeat(100_000))),
+        ("100k `- `", format!("{}1", "- ".repeat(100_000))),
+        (
+            "7,000 nested calls",
+            format!("{}x{}", "lower(".repeat(7_000), ")".repeat(7_000)),
+        ),
+    ]
+}
+
+#[test]
+fn deep_expressions_are_a_located_diagnostic_not_a_stack_overflow() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"x\": 1, \"ai_analysis\": {\"lead_score\": 90}}\n",
+    )
+    .expect("write");
+    for (what, src) in hostile_expressions() {
+        // A trigger condition and a computed field, on their own lines so the position is
+        // checkable.
+        for (ptr, spec) in [
+            (
+                "/crm_config/workflow_triggers/t/condition",
+                json!({"type": "hubspot", "workflow_triggers": {"t": {"condition": src, "actions": ["send_notification"]}}}),
+            ),
+            (
+                "/crm_config/field_mappings/priority/formula",
+                json!({"type": "hubspot", "field_mappings": {"priority": {"type": "computed", "formula": src}}}),
+            ),
+        ] {
+            let cfg = serde_json::to_string(&spec).expect("json");
+            let file = tmp.path().join("deep.json");
+            std::fs::write(
+                &file,
+                format!(
+                    "{{\n\"spec_version\": 1, \"tenant\": \"t\", \"connector\": \"hubspot\",\n\"source\": \"callrail\",\n\"crm_config\": {cfg}}}\n"
+                ),
+            )
+            .expect("write");
+            let out = switchyard()
+                .args(["validate", "connector-specs"])
+                .arg(&file)
+                .output()
+                .expect("runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{what}: validate\n{stdout}");
+            assert!(
+                stdout.contains("error[E230]")
+                    && stdout.contains("deep.json:4:")
+                    && stdout.contains(ptr),
+                "{what}: {stdout}"
+            );
+            // The message quotes an excerpt, not the whole expression.
+            assert!(stdout.len() < 2_000, "{what}: {} bytes", stdout.len());
+            let out = switchyard()
+                .args(["map", "--mapping"])
+                .arg(&file)
+                .arg("--input")
+                .arg(&input)
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}: map\n{stderr}");
+            assert!(
+                stderr.contains("error[E230]") && stderr.contains("deep.json:4:"),
+                "{what}: {stderr}"
+            );
+            let out = switchyard()
+                .args(["run", "--dry-run", "--mapping"])
+                .arg(&file)
+                .arg("--input")
+                .arg(&input)
+                .arg("--store")
+                .arg(tmp.path().join("store.sqlite"))
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // `run` refuses a spec that does not compile with its own exit code; what matters
+            // here is that it exits rather than dies from a signal.
+            assert!(
+                out.status.code().is_some_and(|c| c != 0) && stderr.contains("E230"),
+                "{what}: run {:?}\n{stderr}",
+                out.status
+            );
+        }
+        // Attribution expressions are the same dialect.
+        let file = tmp.path().join("deep-attribution.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "spec_version = 1\n[attribution]\nname = \"deep\"\ntenant = \"acme\"\n\n[[attribution.conversions]]\nname = \"won\"\nsource = \"hubspot\"\nobject = \"deal\"\ncondition = {}\nvalue = \"amount\"\ntime = \"closedate\"\n",
+                serde_json::to_string(&src).expect("json")
+            ),
+        )
+        .expect("write");
+        let out = switchyard()
+            .args(["validate"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: attribution\n{stdout}");
+        assert!(
+            stdout.contains("E600")
+                && stdout.contains("nests too deep")
+                && stdout.contains("/attribution/conversions/0/condition")
+                && stdout.len() < 2_000,
+            "{what}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_template_of_200k_placeholders_is_refused_within_seconds() {
+    // 40k `{{x}}` took 27 s to compile inside `handlebars` (quadratic); 200k never finished.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("big.json");
+    let template = "{{customer_name}}".repeat(200_000);
+    let spec = json!({"spec_version": 1, "tenant": "t", "connector": "hubspot", "source": "callrail",
+        "crm_config": {"type": "hubspot", "field_mappings": {"dealname": {"type": "template", "template": template}}}});
+    std::fs::write(&file, serde_json::to_string_pretty(&spec).expect("json")).expect("write");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(&input, "{\"customer_name\": \"Ada\"}\n").expect("write");
+    let started = std::time::Instant::now();
+    let out = switchyard()
+        .args(["validate", "connector-specs"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error[E231]")
+            && stdout.contains("big.json:11:")
+            && stdout.contains("/crm_config/field_mappings/dealname/template"),
+        "{stdout}"
+    );
+    let out = switchyard()
+        .args(["map", "--mapping"])
+        .arg(&file)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E231"));
+    // Generous: both commands take well under a second each in a debug build.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_number_too_large_for_a_float_rejects_the_record_the_same_way_on_both_paths() {
+    // `1e400` in a record was a null field on the scanner path and "invalid JSON" on the
+    // parsing path (helper templates, JSONPath) and in `run`. Now: one rule, one reason.
+    let secrets = MemoryProvider::new();
+    let c = ctx(&secrets);
+    let plain = json!({"type": "hubspot", "field_mappings": {"email": "email", "amount": "call_details.duration"}});
+    let helper = json!({"type": "hubspot", "field_mappings": {"email": "email", "amount": "call_details.duration",
+        "firstname": {"type": "template", "template": "{{upper customer_name}}"}}});
+    let big = "9".repeat(400);
+    let lines = [
+        (
+            r#"{"email": "a@b.c", "call_details": {"duration": 1e400}}"#.to_string(),
+            "number at `call_details.duration` (column 49)",
+        ),
+        // A field the mapping does not read is judged the same way.
+        (
+            format!(r#"{{"email": "a@b.c", "other": [1, {big}]}}"#),
+            "number at `other.1` (column 33)",
+        ),
+    ];
+    for cfg in [plain, helper] {
+        let m = mapping(hubspot(cfg));
+        let target = connector("hubspot");
+        let source = connector("callrail");
+        let plan = CompiledMapping::compile(
+            &m,
+            &CompileEnv {
+                target: &target,
+                source: Some(&source),
+                plugins: None,
+            },
+        )
+        .expect("compiles");
+        for (line, want) in &lines {
+            let mut out = Vec::new();
+            let e = plan
+                .apply_line(line, &c, &mut Scratch::default(), &mut out)
+                .expect_err("rejected");
+            assert!(
+                e.reason.starts_with(want) && e.reason.contains("does not fit a 64-bit float"),
+                "{}",
+                e.reason
+            );
+            assert!(out.is_empty());
+            let parsed = switchyard::mapping::parse_record(line).expect_err("rejected");
+            assert_eq!(parsed.reason, e.reason, "run's parse and map agree");
+        }
+        let mut out = Vec::new();
+        plan.apply_line(
+            r#"{"email": "a@b.c", "call_details": {"duration": 1e-400}}"#,
+            &c,
+            &mut Scratch::default(),
+            &mut out,
+        )
+        .expect("a tiny number is 0");
+    }
+    // End to end: the line number and the field are in the rejects file; other lines map.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"email\": \"a@b.c\"}}\n{}\n{{\"email\": \"d@e.f\"}}\n",
+            lines[0].0
+        ),
+    )
+    .expect("write");
+    let rejects = tmp.path().join("rejects.ndjson");
+    let out = switchyard()
+        .args(["map", "--now", NOW, "--mapping"])
+        .arg(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--rejects")
+        .arg(&rejects)
+        .output()
+        .expect("runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let rej: Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).expect("rejects").trim())
+            .expect("one reject");
+    assert_eq!(rej["line"], 2);
+    assert!(
+        rej["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("`call_details.duration`")),
+        "{rej}"
+    );
+}
+
+#[test]
+fn an_endless_line_is_rejected_without_being_held_in_memory() {
+    // `map` read a whole line into memory whatever its length: one line without a newline
+    // could exhaust memory. Now a line longer than MAX_RECORD_BYTES is a rejected record.
+    let plan = compiled("hubspot-contact");
+    let secrets = MemoryProvider::new();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"email\": \"a@b.c\"}\n{\"email\": \"");
+    input.resize(input.len() + switchyard::mapping::MAX_RECORD_BYTES, b'x');
+    input.extend_from_slice(b"\"}\n{\"email\": \"d@e.f\"}");
+    let (mut out, mut rej) = (Vec::new(), Vec::new());
+    let rejected =
+        switchyard::mapping::map_stream(&plan, &ctx(&secrets), &input[..], &mut out, &mut rej)
+            .expect("io");
+    assert_eq!(rejected, 1);
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2);
+    let r: Value = serde_json::from_slice(&rej).expect("one reject");
+    assert_eq!(r["line"], 2);
+    assert_eq!(r["reason"], "the line is longer than 16 MiB");
+}

@@ -767,3 +767,93 @@ async fn a_verifier_plugins_reason_never_reaches_the_sender() {
         );
     }
 }
+
+/// Two routes of one tenant and one connector (here from two inbound sources) used to get a
+/// rate limiter each, so together they sent twice the vendor's allowance. One engine now
+/// serves every route: one budget per (tenant, connector), and the vendor sees no 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routes_of_one_tenant_and_connector_share_one_rate_budget() {
+    use switchyard_sandbox::{self as sandbox, RateLimitOverride, SandboxOptions, Vendor};
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            rate_limit: Some(RateLimitOverride {
+                requests: 10,
+                per: std::time::Duration::from_secs(1),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let specs = dir.path().join("connectors");
+    std::fs::create_dir_all(&specs).expect("dir");
+    // The connector's own budget: 8 requests a second, under the vendor's 10.
+    let hubspot = std::fs::read_to_string(repo_root().join("connector-specs/hubspot.toml"))
+        .expect("spec")
+        .replace(
+            "requests = 100\nper_seconds = 10",
+            "requests = 8\nper_seconds = 1",
+        );
+    std::fs::write(specs.join("hubspot.toml"), hubspot).expect("write");
+    let callrail =
+        std::fs::read_to_string(repo_root().join("connector-specs/callrail.toml")).expect("spec");
+    std::fs::write(specs.join("callrail.toml"), &callrail).expect("write");
+    std::fs::write(
+        specs.join("callrail2.toml"),
+        callrail.replace("name = \"callrail\"", "name = \"callrail2\""),
+    )
+    .expect("write");
+    let route = |source: &str| {
+        let m = json!({"spec_version": 1, "tenant": "t1", "connector": "hubspot", "source": source,
+            "source_secrets": {"webhook_signing_key": "env:SY_TEST_SHARED_KEY"},
+            "crm_config": {"type": "hubspot", "api_token": emu.credentials().get("access_token").expect("token"),
+                           "settings": {"base_url": emu.base_url()},
+                           "duplicate_detection": {"enabled": true, "match_fields": ["email"]},
+                           "field_mappings": {"email": "customer_email", "firstname": "customer_name_first"}}});
+        write(dir.path(), &format!("{source}.json"), &m.to_string())
+    };
+    let (a, b) = (route("callrail"), route("callrail2"));
+    let store = dir.path().join("s.sqlite");
+    let server = start(
+        &[
+            "--mapping",
+            &a,
+            "--mapping",
+            &b,
+            "--connectors",
+            specs.to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[("SY_TEST_SHARED_KEY", "shared-key")],
+    );
+    let http = reqwest::Client::new();
+    let mut sends = Vec::new();
+    for i in 0..24 {
+        let source = if i % 2 == 0 { "callrail" } else { "callrail2" };
+        let body =
+            json!({"call_id": format!("C{i}"), "customer_email": format!("p{i}@example.com"),
+                          "customer_name_first": "P"})
+            .to_string()
+            .into_bytes();
+        let req = http
+            .post(format!("{}/webhooks/t1/{source}", server.base))
+            .header("Signature", callrail_sig("shared-key", &body))
+            .body(body);
+        sends.push(tokio::spawn(async move { req.send().await }));
+    }
+    for s in sends {
+        let r = s.await.expect("joined").expect("sent");
+        assert_eq!(r.status(), 200);
+    }
+    let stats = emu.stats();
+    assert_eq!(emu.records("contacts").len(), 24);
+    assert_eq!(
+        stats.throttled, 0,
+        "the vendor throttled {} of {} requests: the routes did not share one budget",
+        stats.throttled, stats.requests
+    );
+    emu.shutdown().await;
+}

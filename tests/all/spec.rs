@@ -310,3 +310,75 @@ fn warnings_fail_only_with_deny_warnings() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_connector_template_of_200k_placeholders_is_refused_by_validate_and_run() {
+    // Connector request templates go through the same compiler and limits as mapping ones;
+    // `run` compiles connector templates without `validate`, so it must refuse them too.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let specs = tmp.path().join("connectors");
+    std::fs::create_dir(&specs).expect("mkdir");
+    let hubspot =
+        std::fs::read_to_string(repo_root().join("connector-specs/hubspot.toml")).expect("read");
+    let big = hubspot.replacen(
+        "path = \"/crm/v3/objects/contacts/{{id}}\"",
+        &format!(
+            "path = \"/crm/v3/objects/contacts/{}\"",
+            "{{id}}".repeat(200_000)
+        ),
+        1,
+    );
+    assert_ne!(big, hubspot, "the hubspot spec changed: adjust the test");
+    std::fs::write(specs.join("hubspot.toml"), &big).expect("write");
+    std::fs::copy(
+        repo_root().join("connector-specs/callrail.toml"),
+        specs.join("callrail.toml"),
+    )
+    .expect("copy");
+    let started = std::time::Instant::now();
+    let out = switchyard()
+        .arg("validate")
+        .arg(&specs)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // The diagnostic points at the line of the over-long template.
+    let line = big
+        .lines()
+        .position(|l| l.starts_with("path = \"/crm/v3/objects/contacts/{{id}}{{id}}"))
+        .expect("the big template is in the spec")
+        + 1;
+    assert!(
+        stdout.contains("error[E231]") && stdout.contains(&format!("hubspot.toml:{line}:")),
+        "{stdout}"
+    );
+    assert!(stdout.len() < 4_000, "{} bytes", stdout.len());
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(&input, "{\"email\": \"a@b.c\"}\n").expect("write");
+    let out = switchyard()
+        .args(["run", "--dry-run", "--mapping"])
+        .arg(repo_root().join("mapping-specs/examples/hubspot-contact.json"))
+        .arg("--connectors")
+        .arg(&specs)
+        .arg("--input")
+        .arg(&input)
+        .arg("--store")
+        .arg(tmp.path().join("store.sqlite"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c != 0)
+            && stderr.contains("at most 65536")
+            && stderr.len() < 2_000,
+        "{:?}\n{}",
+        out.status,
+        &stderr[..stderr.len().min(2_000)]
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

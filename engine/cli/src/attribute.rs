@@ -30,10 +30,11 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use switchyard::attribution::{ErrorKind, Outcome, Plan, Report, enrich};
-use switchyard::diag::{self, Diagnostic, Diagnostics, Format};
-use switchyard::spec::attribution::{AttributionSpec, PullRule};
-use switchyard::spec::{self, Spec};
+use switchyard::attribution::{ErrorKind, Outcome, Report};
+use switchyard::diag::{self, Format};
+use switchyard::engine::EngineError;
+use switchyard::spec;
+use switchyard::spec::attribution::PullRule;
 
 /// Arguments of `switchyard attribute`.
 #[derive(Debug, clap::Args)]
@@ -74,49 +75,40 @@ pub(super) fn run(a: Args) -> u8 {
     super::block_on(run_async(a))
 }
 
-fn place_error(
-    loaded: &spec::LoadedSpec,
-    code: &'static str,
-    pointer: &str,
-    message: String,
-) -> String {
-    let cwd = std::env::current_dir().ok();
-    let mut d = Diagnostics::default();
-    d.push(
-        loaded
-            .source
-            .place(Diagnostic::error(code, pointer.to_string(), message)),
-    );
-    diag::render(&d, Format::Human, cwd.as_deref())
-}
-
 async fn run_async(a: Args) -> u8 {
     let cwd = std::env::current_dir().ok();
-    let (loaded, diags) = match spec::load_file(&a.spec) {
-        Ok(x) => x,
+    let engine = match super::common::engine(&a.connectors, None, a.plugin_grants.as_deref()) {
+        Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {}: {e}", a.spec.display());
+            eprintln!("error: {e}");
             return super::EXIT_USAGE;
         }
     };
-    if diags.has_errors() {
-        eprint!("{}", diag::render(&diags, Format::Human, cwd.as_deref()));
-        return super::EXIT_INVALID;
-    }
-    let Some(loaded) = loaded else {
-        return super::EXIT_INVALID;
-    };
-    let Some(Spec::Attribution(spec)) = &loaded.spec else {
-        eprintln!(
-            "error: {}: not an attribution spec (it has no [attribution] table)",
-            a.spec.display()
-        );
-        return super::EXIT_INVALID;
-    };
-    let plan = match Plan::compile(spec) {
-        Ok(p) => p,
-        Err(switchyard::attribution::AttributionError::InvalidSpec { pointer, message }) => {
-            eprint!("{}", place_error(&loaded, "E600", &pointer, message));
+    let attribution = match engine.attribution_file(&a.spec) {
+        Ok(x) => x,
+        Err(EngineError::Spec { diagnostics, .. }) => {
+            eprint!(
+                "{}",
+                diag::render(&diagnostics, Format::Human, cwd.as_deref())
+            );
+            return super::EXIT_INVALID;
+        }
+        Err(EngineError::Load(spec::LoadError::Invalid { diagnostics, .. })) => {
+            eprint!(
+                "{}",
+                diag::render(&diagnostics, Format::Human, cwd.as_deref())
+            );
+            return super::EXIT_INVALID;
+        }
+        Err(EngineError::Load(spec::LoadError::Io { source, .. })) => {
+            eprintln!("error: {}: {source}", a.spec.display());
+            return super::EXIT_USAGE;
+        }
+        Err(EngineError::Load(spec::LoadError::WrongKind { .. })) => {
+            eprintln!(
+                "error: {}: not an attribution spec (it has no [attribution] table)",
+                a.spec.display()
+            );
             return super::EXIT_INVALID;
         }
         Err(e) => {
@@ -124,6 +116,7 @@ async fn run_async(a: Args) -> u8 {
             return super::EXIT_INVALID;
         }
     };
+    let spec = attribution.spec();
     if (a.pull || a.sandbox) && spec.attribution.pull.is_empty() {
         eprintln!(
             "error: {}: --{} needs [[attribution.pull]] rules naming what to pull",
@@ -136,32 +129,6 @@ async fn run_async(a: Args) -> u8 {
         eprintln!("error: --input is required (unless --pull brings the records)");
         return super::EXIT_USAGE;
     }
-    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    // The enrichment plugin is loaded (and compiled) before any record is read, with what the
-    // operator grants it for this tenant.
-    let enricher = match &spec.attribution.enrichment {
-        None => None,
-        Some(settings) => {
-            let manifest = enrich::manifest_path(&a.spec, settings);
-            let grants = plugins.grants(&manifest, &spec.attribution.tenant);
-            let loaded_plugin = plugins
-                .host()
-                .and_then(|host| enrich::load_enricher(host, &manifest, grants));
-            match loaded_plugin {
-                Ok(x) => Some(x),
-                Err(message) => {
-                    eprint!("{}", place_error(&loaded, "E601", enrich::POINTER, message));
-                    return super::EXIT_INVALID;
-                }
-            }
-        }
-    };
     let mut records = match &a.input {
         Some(input) => match read_ndjson(input) {
             Ok(r) => r,
@@ -173,7 +140,7 @@ async fn run_async(a: Args) -> u8 {
         None => Vec::new(),
     };
     if a.pull || a.sandbox {
-        match pull_records(spec, &a, &plugins, &mut records).await {
+        match pull_records(&engine, &attribution, &a, &mut records).await {
             Ok(mut pulled) => {
                 pulled.append(&mut records);
                 records = pulled;
@@ -184,7 +151,7 @@ async fn run_async(a: Args) -> u8 {
             }
         }
     }
-    let mut outcome = match plan.run(&records) {
+    let (outcome, failures) = match attribution.run(&records).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {}: {e}", a.spec.display());
@@ -201,15 +168,13 @@ async fn run_async(a: Args) -> u8 {
     for w in &outcome.warnings {
         eprintln!("warning: {input_name}: {w}");
     }
-    if let Some(h) = &enricher {
-        for f in enrich::enrich_records(h, &mut outcome.records).await {
-            eprintln!(
-                "warning: {}: record {} kept without kse_enhancement: {}",
-                a.spec.display(),
-                f.record_id,
-                f.cause
-            );
-        }
+    for f in failures {
+        eprintln!(
+            "warning: {}: record {} kept without kse_enhancement: {}",
+            a.spec.display(),
+            f.record_id,
+            f.cause
+        );
     }
     match write_outputs(&a, &outcome) {
         Ok(()) => super::EXIT_OK,
@@ -223,12 +188,12 @@ async fn run_async(a: Args) -> u8 {
 /// Pull the spec's `[[attribution.pull]]` objects, connector by connector (see the module
 /// docs). With `--sandbox`, the input records a rule covers are moved into its emulator first.
 async fn pull_records(
-    spec: &AttributionSpec,
+    engine: &switchyard::engine::Engine,
+    attribution: &switchyard::engine::Attribution,
     a: &Args,
-    plugins: &switchyard::plugin::PluginEnv,
     input: &mut Vec<Value>,
 ) -> Result<Vec<Value>, String> {
-    let cfg = &spec.attribution;
+    let cfg = &attribution.spec().attribution;
     let mut connectors: Vec<&str> = Vec::new();
     for r in &cfg.pull {
         if !connectors.contains(&r.connector.as_str()) {
@@ -239,12 +204,11 @@ async fn pull_records(
     for name in connectors {
         let rules: Vec<&PullRule> = cfg.pull.iter().filter(|r| r.connector == name).collect();
         let (route, route_path) = tenant_route(a, name)?;
-        let prepared =
-            super::run::prepare_route(route, &route_path, &a.connectors, a.sandbox, false, plugins)
-                .await?;
-        let missing = prepared.session.missing_settings();
+        let (route, emulator) =
+            super::common::route_spec(engine, route, &route_path, a.sandbox).await?;
+        let missing = route.missing_settings();
         if !missing.is_empty() {
-            if let Some(emu) = prepared.emulator {
+            if let Some(emu) = emulator {
                 emu.shutdown().await;
             }
             return Err(format!(
@@ -253,7 +217,7 @@ async fn pull_records(
             ));
         }
         let result = async {
-            if let Some(emu) = &prepared.emulator {
+            if let Some(emu) = &emulator {
                 eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
                 for r in &rules {
                     let seed = take_covered(input, r, &cfg.source_field, &cfg.object_field);
@@ -263,25 +227,21 @@ async fn pull_records(
             }
             let mut out = Vec::new();
             for r in &rules {
-                let before = out.len();
-                pull_one(&prepared.session, r, &mut out).await?;
-                for rec in &mut out[before..] {
-                    if let Value::Object(m) = rec {
-                        m.insert(cfg.source_field.clone(), Value::String(r.source().into()));
-                        m.entry(cfg.object_field.clone())
-                            .or_insert_with(|| Value::String(r.record_object().into()));
-                    }
-                }
+                let got = attribution
+                    .pull(&route, r)
+                    .await
+                    .map_err(|e| format!("pulling `{}` through `{name}`: {e}", r.object))?;
                 eprintln!(
                     "pulled {} {} records through connector `{name}`",
-                    out.len() - before,
+                    got.len(),
                     r.object
                 );
+                out.extend(got);
             }
             Ok::<_, String>(out)
         }
         .await;
-        if let Some(emu) = prepared.emulator {
+        if let Some(emu) = emulator {
             emu.shutdown().await;
         }
         pulled.extend(result?);
@@ -296,13 +256,14 @@ fn tenant_route(
     connector: &str,
 ) -> Result<(switchyard::spec::mapping::MappingSpec, PathBuf), String> {
     for p in &a.tenant_config {
-        let m = switchyard::connector::route::load_mapping(p).map_err(|e| e.to_string())?;
+        let (m, _) =
+            spec::load_as::<switchyard::spec::MappingSpec>(p).map_err(|e| e.to_string())?;
         if m.connector == connector {
             return Ok((m, p.clone()));
         }
     }
     Ok((
-        super::run::default_route(connector)?,
+        switchyard::engine::Engine::default_route(connector).map_err(|e| e.to_string())?,
         PathBuf::from(format!("(no tenant config for `{connector}`)")),
     ))
 }
@@ -331,42 +292,6 @@ fn take_covered(
     taken
 }
 
-/// List every page of one rule's object through the connector's list operation.
-async fn pull_one(
-    session: &switchyard::connector::Session,
-    rule: &PullRule,
-    out: &mut Vec<Value>,
-) -> Result<(), String> {
-    let conn = &session.connector;
-    let op = conn
-        .find_op(
-            &rule.object,
-            switchyard::spec::connector::OperationKind::List,
-        )
-        .ok_or_else(|| {
-            format!(
-                "connector `{}` has no list operation for object `{}`",
-                conn.name(),
-                rule.object
-            )
-        })?;
-    let mut vars = serde_json::Map::new();
-    if !rule.query.is_empty() {
-        // `Session::list` adds this object's entries to the query of every page request.
-        let q: serde_json::Map<String, Value> = rule
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        vars.insert("extra_query".into(), Value::Object(q));
-    }
-    session
-        .list(&op.name, vars, None, |r| out.push(r))
-        .await
-        .map_err(|e| format!("pulling `{}` through `{}`: {e}", rule.object, conn.name()))?;
-    Ok(())
-}
-
 fn write_outputs(a: &Args, outcome: &Outcome) -> Result<(), String> {
     let report_json =
         serde_json::to_string_pretty(&outcome.report).map_err(|e| e.to_string())? + "\n";
@@ -388,8 +313,10 @@ fn write_outputs(a: &Args, outcome: &Outcome) -> Result<(), String> {
         let _ = out.write_all(table(&outcome.report, outcome.records.len()).as_bytes());
     } else if a.report.is_none() && !stdout_is_output {
         let mut out = stdout.lock();
-        out.write_all(report_json.as_bytes())
-            .map_err(|e| format!("stdout: {e}"))?;
+        if let Err(e) = out.write_all(report_json.as_bytes()) {
+            super::quit_if_closed(&e);
+            return Err(format!("stdout: {e}"));
+        }
     }
     Ok(())
 }
@@ -399,7 +326,10 @@ fn write_to(path: &Path, text: &str) -> Result<(), String> {
         std::io::stdout()
             .lock()
             .write_all(text.as_bytes())
-            .map_err(|e| format!("stdout: {e}"))
+            .map_err(|e| {
+                super::quit_if_closed(&e);
+                format!("stdout: {e}")
+            })
     } else {
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -1,11 +1,10 @@
 //! `switchyard connectors test [NAME…]`: check each connector's credentials and reachability
 //! with its `test_operation` (seed 001's "test all connections").
 
-use super::run::{default_route, prepare_route};
-use serde_json::Map;
+use super::common::{engine, route_spec};
 use std::path::PathBuf;
 use std::time::Instant;
-use switchyard::connector::Retrying;
+use switchyard::engine::Engine;
 
 /// Arguments of `switchyard connectors`.
 #[derive(Debug, clap::Args)]
@@ -62,7 +61,9 @@ pub(super) fn run(a: Args) -> u8 {
             .map(|c| {
                 (
                     c.clone(),
-                    switchyard::connector::route::load_mapping(c).map_err(|e| e.to_string()),
+                    switchyard::spec::load_as::<switchyard::spec::MappingSpec>(c)
+                        .map(|(m, _)| m)
+                        .map_err(|e| e.to_string()),
                 )
             })
             .collect();
@@ -75,56 +76,50 @@ pub(super) fn run(a: Args) -> u8 {
             for n in names {
                 routes.push((
                     PathBuf::from(format!("(default route of {n})")),
-                    default_route(&n),
+                    Engine::default_route(&n).map_err(|e| e.to_string()),
                 ));
             }
         }
-        let plugins = switchyard::plugin::PluginEnv::discover(None);
+        let engine = match engine(&a.connectors, None, None) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        };
         for (cfg, route) in routes {
             let cfg = &cfg;
-            let p = match async {
-                prepare_route(
-                    route?,
-                    cfg,
-                    &a.connectors,
-                    a.sandbox,
-                    false,
-                    plugins.as_ref().map_err(Clone::clone)?,
-                )
-                .await
-            }
-            .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    println!("{}\tfailed\t{e}", cfg.display());
-                    failed += 1;
-                    continue;
-                }
-            };
-            let name = p.mapping.connector.clone();
+            let (route, emulator) =
+                match async { route_spec(&engine, route?, cfg, a.sandbox).await }.await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        outln!("{}\tfailed\t{e}", cfg.display());
+                        failed += 1;
+                        continue;
+                    }
+                };
+            let name = route.mapping().connector.clone();
             if !a.names.is_empty() && !a.names.contains(&name) {
                 continue;
             }
             tested += 1;
-            let missing = p.session.missing_settings();
+            let missing = route.missing_settings();
             let line = if !missing.is_empty() {
                 failed += 1;
                 format!("failed\tmissing {}", missing.join(", "))
-            } else if let Some(op) = p.session.connector.spec.connector.test_operation.clone() {
+            } else {
                 let t = Instant::now();
-                match p.session.call(&op, Map::new(), Retrying::Safe).await {
-                    Ok(r) => format!("ok\t{} in {} ms", r.status, t.elapsed().as_millis()),
+                match route.test_connection().await {
+                    Ok(Some(status)) => format!("ok\t{status} in {} ms", t.elapsed().as_millis()),
+                    Ok(None) => "skipped\tthe spec declares no test_operation".to_string(),
                     Err(e) => {
                         failed += 1;
                         format!("failed\t{e}")
                     }
                 }
-            } else {
-                "skipped\tthe spec declares no test_operation".to_string()
             };
-            println!("{name}\t{}\t{line}", p.mapping.tenant);
-            if let Some(emu) = p.emulator {
+            outln!("{name}\t{}\t{line}", route.tenant());
+            if let Some(emu) = emulator {
                 emu.shutdown().await;
             }
         }
@@ -132,10 +127,14 @@ pub(super) fn run(a: Args) -> u8 {
             let known = a
                 .tenant_configs
                 .iter()
-                .filter_map(|c| switchyard::connector::route::load_mapping(c).ok())
+                .filter_map(|c| {
+                    switchyard::spec::load_as::<switchyard::spec::MappingSpec>(c)
+                        .ok()
+                        .map(|(m, _)| m)
+                })
                 .any(|m| &m.connector == n);
             if !known {
-                println!("{n}\t-\tfailed\tno tenant config names this connector");
+                outln!("{n}\t-\tfailed\tno tenant config names this connector");
                 failed += 1;
             }
         }

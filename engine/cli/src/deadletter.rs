@@ -1,10 +1,17 @@
 //! `switchyard deadletter list|replay`: show the records that could not be delivered, with
 //! their reasons, and send them again through their route.
 
-use super::run::{Tally, mapped_from_json, open_store, options, prepare};
+use super::common::{Tally, engine};
 use std::io::Write;
 use std::path::PathBuf;
-use switchyard::connector::{Deliverer, DeliveryItem, Input, RejectedInput};
+use switchyard::connector::{DeliveryItem, Input, RejectedInput};
+use switchyard::engine::RouteOptions;
+
+fn open_store(p: &std::path::Path) -> Result<std::sync::Arc<switchyard::store::Store>, String> {
+    switchyard::store::Store::open(p)
+        .map(std::sync::Arc::new)
+        .map_err(|e| e.to_string())
+}
 
 /// Arguments of `switchyard deadletter`.
 #[derive(Debug, clap::Args)]
@@ -170,6 +177,7 @@ fn import(store: &std::path::Path, file: Option<PathBuf>) -> u8 {
             reason: f("reason"),
             attempts: v.get("attempts").and_then(|x| x.as_u64()).unwrap_or(1) as u32,
             settle: None,
+            correlation_id: v.get("correlation_id").and_then(|x| x.as_str()),
         };
         if let Err(e) = s.dead_letter(&d) {
             eprintln!("error: {e} (nothing after line {} was imported)", i + 1);
@@ -194,22 +202,18 @@ async fn replay(
     mapping: Option<PathBuf>,
     connectors: PathBuf,
 ) -> u8 {
-    let s = match open_store(&store) {
-        Ok(s) => s,
+    let engine = match engine(&connectors, Some(&store), None) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return super::EXIT_USAGE;
         }
+    };
+    let Some(s) = engine.store().cloned() else {
+        return super::EXIT_USAGE;
     };
     let rows = match s.dead_letters(true) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    let plugins = match switchyard::plugin::PluginEnv::discover(None) {
-        Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return super::EXIT_USAGE;
@@ -227,29 +231,18 @@ async fn replay(
     }
     let mut tally = Tally::new(None);
     let mut unusable = 0usize;
-    for (route, rows) in by_route {
-        let p = match prepare(&route, &connectors, false, false, &plugins).await {
-            Ok(p) => p,
+    for (path, rows) in by_route {
+        let route = match engine.route_file(&path, RouteOptions::default()) {
+            Ok(r) => r,
             Err(e) => {
-                eprintln!("{}: error: {e}", route.display());
+                eprintln!("{}: error: {e}", path.display());
                 unusable += rows.len();
                 continue;
             }
         };
-        let secrets = switchyard::secrets::default_provider();
-        let plugin_session = p.plan.as_ref().and_then(|pl| pl.plugin_session());
-        let ctx = switchyard::mapping::MapContext {
-            now: chrono::Utc::now(),
-            secrets: &secrets,
-            ext: plugin_session
-                .as_ref()
-                .map(|x| x as &dyn switchyard::expr::ExtCalls),
-        };
         let mut inputs = Vec::with_capacity(rows.len());
-        let mut scratch = switchyard::mapping::Scratch::default();
-        let mut out = Vec::new();
         for r in &rows {
-            if let Some(mapped) = mapped_from_json(&r.payload, p.plan.as_ref()) {
+            if let Some(mapped) = route.mapped_from_json(&r.payload) {
                 inputs.push(Input::Record(DeliveryItem {
                     key: r.record_key.clone(),
                     mapped,
@@ -279,15 +272,7 @@ async fn replay(
                 .get("line")
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0) as usize;
-            match switchyard::connector::deliver::input::judge_line(
-                &raw,
-                line,
-                p.plan.as_ref(),
-                false,
-                &ctx,
-                &mut scratch,
-                &mut out,
-            ) {
+            match route.judge_line(&raw, line) {
                 Some(Input::Record(mut it)) => {
                     it.key = r.record_key.clone();
                     inputs.push(Input::Record(it));
@@ -299,8 +284,7 @@ async fn replay(
                 None => {}
             }
         }
-        let opts = options(&p.mapping, &p.session, &route, 1);
-        let d = Deliverer::new(p.session.with_token_store(s.clone()), Some(s.clone()), opts);
+        let d = route.deliverer();
         if assume_not_created {
             let ns = d.namespace();
             for r in &rows {
@@ -329,9 +313,9 @@ async fn replay(
             tally.add(r);
         })
         .await;
-        if let Some(owner) = d.owner() {
-            let _ = s.retire(owner);
-        }
+    }
+    if let Err(e) = engine.retire() {
+        eprintln!("warning: {e}");
     }
     tally.print();
     if tally.counts.failed > 0 || unusable > 0 || tally.counts.dead_letter_failures > 0 {

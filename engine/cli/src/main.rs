@@ -1,6 +1,22 @@
 //! The `switchyard` command line: one file per subcommand.
 
+/// `println!` to stdout, except that a closed stdout (`switchyard … | head`) ends the command
+/// quietly instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::stdout_write(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` to stdout, quiet on a closed stdout (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::stdout_write(format_args!($($t)*))
+    };
+}
+
 mod attribute;
+mod common;
 mod connectors;
 mod deadletter;
 mod map;
@@ -14,6 +30,23 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+/// Write to stdout; when the reader has gone away (a closed pipe), end the process quietly.
+pub(crate) fn stdout_write(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        quit_if_closed(&e);
+    }
+}
+
+/// A closed stdout (the reader is gone): nothing more can be shown, so the command ends
+/// quietly with success.
+pub(crate) fn quit_if_closed(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(i32::from(EXIT_OK));
+    }
+}
 
 /// Exit code: everything valid / delivered.
 pub const EXIT_OK: u8 = 0;
@@ -57,9 +90,45 @@ Docs: README.md, ARCHITECTURE.md, docs/diagnostics.md";
     propagate_version = true
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `pretty` (for people) or `json` (one object per
+    /// line, for log collectors). Which lines: `RUST_LOG` (default `warn`, `info` for `serve`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "SWITCHYARD_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Install the log subscriber: every `tracing` event of the engine reaches stderr, filtered by
+/// `RUST_LOG` (default: `default_level`).
+fn init_logs(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = match format {
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Subcommands.
@@ -98,6 +167,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    let level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logs(cli.log_format, level);
     ExitCode::from(run(cli))
 }
 

@@ -5,7 +5,7 @@ use super::{EXIT_INVALID, EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
 use chrono::{DateTime, Utc};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use switchyard::mapping::{MapContext, load_mapping, map_stream};
+use switchyard::engine::EngineError;
 
 /// Map NDJSON records with a mapping spec.
 #[derive(Debug, clap::Args)]
@@ -46,19 +46,30 @@ pub fn run(a: Args) -> u8 {
         },
         None => Utc::now(),
     };
-    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
-        Ok(p) => p,
+    let engine = match super::common::engine(&a.connectors, None, a.plugin_grants.as_deref()) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
-    let plan = match load_mapping(&a.mapping, &a.connectors, Some(&plugins)) {
-        Ok((p, _)) => p,
-        Err(msg) => {
-            eprint!("{msg}");
-            if !msg.ends_with('\n') {
-                eprintln!();
+    let mapper = match engine.mapper_file(&a.mapping) {
+        Ok(m) => m,
+        Err(e) => {
+            let cwd = std::env::current_dir().ok();
+            match e {
+                EngineError::Spec { diagnostics, .. }
+                | EngineError::Load(switchyard::spec::LoadError::Invalid { diagnostics, .. }) => {
+                    eprint!(
+                        "{}",
+                        switchyard::diag::render(
+                            &diagnostics,
+                            switchyard::diag::Format::Human,
+                            cwd.as_deref()
+                        )
+                    );
+                }
+                other => eprintln!("error: {other}"),
             }
             return EXIT_INVALID;
         }
@@ -95,19 +106,11 @@ pub fn run(a: Args) -> u8 {
         },
         None => Box::new(std::io::stderr()),
     };
-    let secrets = switchyard::secrets::default_provider();
-    let session = plan.plugin_session();
-    let ctx = MapContext {
-        now,
-        secrets: &secrets,
-        ext: session
-            .as_ref()
-            .map(|s| s as &dyn switchyard::expr::ExtCalls),
-    };
-    match map_stream(&plan, &ctx, input, output, rejects) {
+    match mapper.map_stream(now, input, output, rejects) {
         Ok(0) => EXIT_OK,
         Ok(_) => EXIT_REJECTED,
         Err(e) => {
+            super::quit_if_closed(&e);
             eprintln!("error: {e}");
             EXIT_USAGE
         }

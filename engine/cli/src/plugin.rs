@@ -227,7 +227,7 @@ strip = true
         let p = root.join(file);
         std::fs::write(&p, text).map_err(|e| io(&p, e))?;
     }
-    println!(
+    outln!(
         "created {} (world {})\nbuild:  cd {} && cargo build --release --target wasm32-wasip2\npin:    switchyard plugin pin {}/plugin.toml\ntry:    switchyard plugin test {}/plugin.toml --input '{}'",
         root.display(),
         w.as_str(),
@@ -392,7 +392,7 @@ fn inspect(file: &Path) -> Result<u8, String> {
         match manifest_and_wasm(file) {
             Ok((m, wasm)) => (wasm, Some(m)),
             Err(e) => {
-                println!("{}", terminal_safe(&e));
+                outln!("{}", terminal_safe(&e));
                 return Ok(super::EXIT_INVALID);
             }
         }
@@ -400,16 +400,16 @@ fn inspect(file: &Path) -> Result<u8, String> {
     let bytes = wasm_bytes(&wasm)?;
     let ins = inspect_component(&host, &wasm).map_err(|e| e.to_string())?;
     if let Some(m) = &manifest {
-        println!("plugin: {} {}", m.name, m.version);
-        println!("world: {} (declared)", m.world);
+        outln!("plugin: {} {}", m.name, m.version);
+        outln!("world: {} (declared)", m.world);
     }
-    println!(
+    outln!(
         "wasm: {} ({} bytes, sha256 {})",
         wasm.display(),
         bytes.len(),
         sha256_hex(&bytes)
     );
-    println!(
+    outln!(
         "worlds implemented: {}",
         if ins.worlds.is_empty() {
             "none".to_string()
@@ -421,7 +421,7 @@ fn inspect(file: &Path) -> Result<u8, String> {
                 .join(", ")
         }
     );
-    println!(
+    outln!(
         "wit: switchyard:plugin@{} (this host: {WIT_VERSION})",
         if ins.wit_versions.is_empty() {
             "?".to_string()
@@ -430,12 +430,12 @@ fn inspect(file: &Path) -> Result<u8, String> {
         }
     );
     for (title, items) in [("imports", &ins.imports), ("exports", &ins.exports)] {
-        println!("{title}:");
+        outln!("{title}:");
         for (name, funcs) in items {
             if funcs.is_empty() {
-                println!("  {name}");
+                outln!("  {name}");
             } else {
-                println!("  {name}: {}", funcs.join(", "));
+                outln!("  {name}: {}", funcs.join(", "));
             }
         }
     }
@@ -462,7 +462,7 @@ fn inspect(file: &Path) -> Result<u8, String> {
     match host.load(file, grants) {
         Ok(h) => {
             let l = h.limits();
-            println!(
+            outln!(
                 "manifest check: ok (limits: memory {} MiB, cpu {} ms, wall {} ms)",
                 l.memory_bytes >> 20,
                 l.cpu.as_millis(),
@@ -471,7 +471,7 @@ fn inspect(file: &Path) -> Result<u8, String> {
             Ok(super::EXIT_OK)
         }
         Err(e) => {
-            println!("manifest check: error: {}", terminal_safe(&e.to_string()));
+            outln!("manifest check: error: {}", terminal_safe(&e.to_string()));
             Ok(super::EXIT_INVALID)
         }
     }
@@ -545,7 +545,7 @@ fn pin(files: &[PathBuf], check: bool) -> Result<u8, String> {
         let current = plugin.get("sha256").and_then(Value::as_str);
         let pinned = current.is_some_and(|c| c.eq_ignore_ascii_case(&sha));
         if check {
-            println!(
+            outln!(
                 "{sha}  {shown}: {}",
                 match current {
                     _ if pinned => "pinned".to_string(),
@@ -559,7 +559,7 @@ fn pin(files: &[PathBuf], check: bool) -> Result<u8, String> {
             continue;
         }
         if pinned {
-            println!("{shown}: already pins sha256 {sha}");
+            outln!("{shown}: already pins sha256 {sha}");
             continue;
         }
         let manual = || {
@@ -581,7 +581,7 @@ fn pin(files: &[PathBuf], check: bool) -> Result<u8, String> {
             std::fs::write(file, &text).map_err(|e| format!("{shown}: {e}"))?;
             return Err(manual());
         }
-        println!("{shown}: sha256 = \"{sha}\"");
+        outln!("{shown}: sha256 = \"{sha}\"");
     }
     Ok(code)
 }
@@ -658,7 +658,7 @@ fn test(
         }
         match out.result {
             Ok(v) => {
-                println!("{}", terminal_json(&v));
+                outln!("{}", terminal_json(&v));
                 Ok(super::EXIT_OK)
             }
             Err(e) => {

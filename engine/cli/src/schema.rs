@@ -19,6 +19,6 @@ fn kind_named(s: &str) -> SpecKind {
 }
 
 pub(super) fn run(a: Args) -> u8 {
-    print!("{}", schema::schema_text(a.kind));
+    out!("{}", schema::schema_text(a.kind));
     super::EXIT_OK
 }

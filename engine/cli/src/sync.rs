@@ -1,9 +1,10 @@
 //! `switchyard sync`: pull an object's records from a connector as NDJSON, incrementally (the
 //! cursor per tenant, connector and object lives in the store).
 
-use super::run::{default_route, open_store, prepare_route};
+use super::common::{engine, route_spec};
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard::engine::Engine;
 
 /// Arguments of `switchyard sync`.
 #[derive(Debug, clap::Args)]
@@ -63,57 +64,41 @@ pub(super) fn run(a: Args) -> u8 {
             }
         };
         let route = match &a.tenant_config {
-            Some(p) => switchyard::connector::route::load_mapping(p).map_err(|e| e.to_string()),
-            None => default_route(&a.connector),
+            Some(p) => switchyard::spec::load_as::<switchyard::spec::MappingSpec>(p)
+                .map(|(m, _)| m)
+                .map_err(|e| e.to_string()),
+            None => Engine::default_route(&a.connector).map_err(|e| e.to_string()),
         };
         let cfg_path = a
             .tenant_config
             .clone()
             .unwrap_or_else(|| PathBuf::from("(no tenant config)"));
-        let p = match async {
-            prepare_route(
-                route?,
-                &cfg_path,
-                &a.connectors,
-                a.sandbox,
-                false,
-                &switchyard::plugin::PluginEnv::discover(None)?,
-            )
-            .await
-        }
-        .await
-        {
-            Ok(p) => p,
+        let engine = match engine(&a.connectors, Some(&a.store), None) {
+            Ok(e) => e,
             Err(e) => {
                 eprintln!("error: {e}");
                 return super::EXIT_USAGE;
             }
         };
-        if p.mapping.connector != a.connector {
+        let (route, emulator) =
+            match async { route_spec(&engine, route?, &cfg_path, a.sandbox).await }.await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return super::EXIT_USAGE;
+                }
+            };
+        if route.mapping().connector != a.connector {
             eprintln!(
                 "error: `{}` configures connector `{}`, not `{}`",
                 cfg_path.display(),
-                p.mapping.connector,
+                route.mapping().connector,
                 a.connector
             );
             return super::EXIT_USAGE;
         }
-        let store = match open_store(&a.store) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::EXIT_USAGE;
-            }
-        };
-        let res = switchyard::connector::sync::pull(
-            &p.session.clone().with_token_store(store.clone()),
-            Some(&store),
-            &a.object,
-            since,
-            a.limit,
-        )
-        .await;
-        if let Some(emu) = p.emulator {
+        let res = route.sync(&a.object, since, a.limit).await;
+        if let Some(emu) = emulator {
             emu.shutdown().await;
         }
         match res {

@@ -107,7 +107,10 @@ fn compile(pointer: String, text: &str) -> Result<CompiledExpr, AttributionError
             .unwrap_or_default();
         invalid(
             pointer,
-            format!("expression `{text}` does not compile: {e}{hint}"),
+            format!(
+                "expression `{}` does not compile: {e}{hint}",
+                crate::expr::excerpt(text, e.offset)
+            ),
         )
     })
 }

@@ -4,8 +4,8 @@
 //! single-flight so that concurrent requests never race to refresh.
 
 use super::ConnectorError;
-use super::secret::Secret;
 use super::template::{Templates, Tpl};
+use crate::secrets::Secret;
 use crate::spec::connector::{Auth, CredentialsIn, KeyLocation, Method};
 use base64::Engine as _;
 use serde_json::Value;

@@ -10,18 +10,18 @@ mod http;
 mod plugin;
 pub mod ratelimit;
 pub mod route;
-pub mod secret;
 pub mod sync;
 pub mod template;
 pub mod webhook;
+pub mod workflow;
 
+pub use crate::secrets::{Secret, SecretResolver};
 pub use auth::jwt_assertion;
 pub use deliver::{
     ActionOutcome, Deliverer, DeliveryCounts, DeliveryItem, DeliveryOptions, DeliveryReport, Input,
     ObjectOutcome, Outcome, RecordResult, RejectedInput,
 };
 pub use http::{Extra, Response, Retrying};
-pub use secret::{Secret, SecretResolver};
 
 use crate::spec::connector::{BodyEncoding, ConnectorSpec, Operation, OperationKind, Pagination};
 use auth::{AuthPlan, TokenCache};
@@ -46,7 +46,7 @@ pub enum ConnectorError {
     Template(#[from] template::TemplateError),
     /// A secret reference could not be resolved.
     #[error(transparent)]
-    Secret(#[from] secret::SecretError),
+    Secret(#[from] crate::secrets::SecretError),
     /// Credentials were refused or no token could be obtained.
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -239,7 +239,7 @@ pub struct Connector {
     pub(crate) error_failure: Option<Path>,
     pub(crate) existing_id: Option<ExistingIdPlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
-    pub(crate) actions: IndexMap<String, crate::workflow::CompiledAction>,
+    pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
     /// Retry policy.
     pub retry: crate::spec::connector::Retry,
 }
@@ -345,7 +345,7 @@ impl Connector {
         for (name, a) in &spec.actions {
             actions.insert(
                 name.clone(),
-                crate::workflow::CompiledAction::compile(a, &mut t)?,
+                crate::connector::workflow::CompiledAction::compile(a, &mut t)?,
             );
         }
         let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
@@ -889,21 +889,9 @@ pub fn truthy(v: &Value) -> bool {
 
 /// Load one connector spec file (errors name the file and the problems).
 pub fn load_spec(path: &std::path::Path) -> Result<ConnectorSpec, ConnectorError> {
-    let (loaded, diags) = crate::spec::load_file(path)
-        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", path.display())))?;
-    if diags.has_errors() {
-        return Err(ConnectorError::Config(format!(
-            "`{}` is not a valid connector spec:\n{diags}",
-            path.display()
-        )));
-    }
-    match loaded.and_then(|l| l.spec) {
-        Some(crate::spec::Spec::Connector(c)) => Ok(*c),
-        _ => Err(ConnectorError::Config(format!(
-            "`{}` is not a connector spec",
-            path.display()
-        ))),
-    }
+    crate::spec::load_as::<ConnectorSpec>(path)
+        .map(|(c, _)| c)
+        .map_err(|e| ConnectorError::Config(e.to_string()))
 }
 
 /// Find the spec of connector `name` in `dir` (`<name>.toml`, `<name>.json`, or any file whose

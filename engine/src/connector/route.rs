@@ -10,21 +10,9 @@ use std::path::Path;
 
 /// Load a mapping spec file.
 pub fn load_mapping(path: &Path) -> Result<MappingSpec, ConnectorError> {
-    let (loaded, diags) = crate::spec::load_file(path)
-        .map_err(|e| ConnectorError::Config(format!("cannot read `{}`: {e}", path.display())))?;
-    if diags.has_errors() {
-        return Err(ConnectorError::Config(format!(
-            "`{}` is not a valid mapping spec:\n{diags}",
-            path.display()
-        )));
-    }
-    match loaded.and_then(|l| l.spec) {
-        Some(crate::spec::Spec::Mapping(m)) => Ok(*m),
-        _ => Err(ConnectorError::Config(format!(
-            "`{}` is not a mapping spec",
-            path.display()
-        ))),
-    }
+    crate::spec::load_as::<MappingSpec>(path)
+        .map(|(m, _)| m)
+        .map_err(|e| ConnectorError::Config(e.to_string()))
 }
 
 /// The tenant's settings as one flat map: `crm_config`'s scalar keys, `authentication.*`

@@ -120,12 +120,13 @@ impl Templates {
             return Ok(Tpl::Strings(path));
         }
         let name = format!("t{}", self.next.fetch_add(1, Ordering::Relaxed));
-        self.hb
-            .register_template_string(&name, s)
-            .map_err(|e| TemplateError::Compile {
-                template: s.to_string(),
-                reason: crate::spec::validate::template_error_text(&e),
-            })?;
+        // The engine's one template compiler, with its limits (size, tags, nesting).
+        let t = crate::template::compile(s).map_err(|e| TemplateError::Compile {
+            // A refused template can be megabytes long: the message quotes its start.
+            template: crate::expr::excerpt(s, 0).into_owned(),
+            reason: e.reason,
+        })?;
+        self.hb.register_template(&name, t);
         Ok(Tpl::Hb(name))
     }
 

@@ -25,7 +25,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub use parse::{BinOp, Node, UnOp};
+pub use parse::{BinOp, ChainOp, Node, UnOp};
 
 /// A value during evaluation: borrowed from the record where possible.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -219,6 +219,34 @@ pub fn parse_number(s: &str) -> Option<Val<'static>> {
         .map(Val::Float)
 }
 
+/// `src` for an error message: whole when short, else a window around byte `offset` with
+/// `...` marking what was cut (a hostile expression can be megabytes long).
+pub fn excerpt(src: &str, offset: usize) -> Cow<'_, str> {
+    const WIDTH: usize = 40;
+    if src.len() <= 2 * WIDTH + 20 {
+        return Cow::Borrowed(src);
+    }
+    let floor = |mut i: usize| {
+        i = i.min(src.len());
+        while !src.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let offset = offset.min(src.len());
+    let start = floor(offset.saturating_sub(WIDTH));
+    let end = floor(offset.saturating_add(WIDTH));
+    let mut out = String::with_capacity(end - start + 6);
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.push_str(&src[start..end]);
+    if end < src.len() {
+        out.push_str("...");
+    }
+    Cow::Owned(out)
+}
+
 /// Text of a float as serde_json writes it.
 pub fn float_text(f: f64) -> String {
     if f.is_finite() {
@@ -254,11 +282,16 @@ impl Vars for Value {
     }
 }
 
+/// Lookup tables by name, shared: every expression that reads a table holds the same `Arc`
+/// (a spec with one big table and thousands of expressions must not copy it thousands of
+/// times).
+pub type Lookups = IndexMap<String, Arc<IndexMap<String, Value>>>;
+
 /// What an expression may refer to besides the record: lookup tables and the source catalog.
 #[derive(Clone, Copy)]
 pub struct ExprEnv<'a> {
     /// Lookup tables by name (`table[key]`).
-    pub lookups: &'a IndexMap<String, IndexMap<String, Value>>,
+    pub lookups: &'a Lookups,
     /// Whether a dotted name is a field of the source record, when the source declares a
     /// catalog (`None`: any name may be a field).
     pub is_field: Option<&'a dyn Fn(&str) -> bool>,
@@ -355,8 +388,7 @@ pub trait ExtCalls: Sync {
     fn call(&self, f: &ExtFn, args: Vec<Value>) -> Result<Value, String>;
 }
 
-static NO_LOOKUPS: std::sync::LazyLock<IndexMap<String, IndexMap<String, Value>>> =
-    std::sync::LazyLock::new(IndexMap::new);
+static NO_LOOKUPS: std::sync::LazyLock<Lookups> = std::sync::LazyLock::new(IndexMap::new);
 
 impl ExprEnv<'static> {
     /// An environment without lookup tables or source catalog (attribution, workflow rules).
@@ -371,7 +403,7 @@ impl ExprEnv<'static> {
 
 impl<'a> ExprEnv<'a> {
     /// An environment with lookups and no source catalog.
-    pub fn new(lookups: &'a IndexMap<String, IndexMap<String, Value>>) -> Self {
+    pub fn new(lookups: &'a Lookups) -> Self {
         ExprEnv {
             lookups,
             is_field: None,
@@ -379,6 +411,14 @@ impl<'a> ExprEnv<'a> {
         }
     }
 }
+
+/// How deep an expression may nest: each parenthesis, unary operator, function call or lookup
+/// argument, branch of `?:` and right operand of `^` is one level; a chain of operators of
+/// one precedence (`a + b - c`, `a || b || c`) is one level whatever its length. Evaluation
+/// and every other walk over a compiled expression recurse once per level, so this bound is
+/// what keeps hostile specs (thousands of `(` or `!`) from overflowing the stack, also on a
+/// 2 MiB worker thread in a debug build.
+pub const MAX_DEPTH: usize = 64;
 
 /// Why an expression does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -403,6 +443,8 @@ pub enum ExprErrorKind {
     UnknownFunction,
     /// Unknown lookup table (E205).
     UnknownLookup,
+    /// Nested deeper than [`MAX_DEPTH`] (E230).
+    TooDeep,
 }
 
 impl ExprErrorKind {
@@ -412,6 +454,7 @@ impl ExprErrorKind {
             ExprErrorKind::Syntax => "E210",
             ExprErrorKind::UnknownFunction => "E213",
             ExprErrorKind::UnknownLookup => "E205",
+            ExprErrorKind::TooDeep => "E230",
         }
     }
 }
@@ -508,7 +551,7 @@ mod tests {
         let mut t = IndexMap::new();
         t.insert("kitchen".to_string(), json!(25000));
         t.insert("bathroom".to_string(), json!(15000));
-        lookups.insert("project_value_map".to_string(), t);
+        lookups.insert("project_value_map".to_string(), Arc::new(t));
         let e = Expr::compile(src, &ExprEnv::new(&lookups)).expect("compiles");
         let v = e.eval(&record, &ctx()).expect("evaluates");
         assert_eq!(v.to_json(), expected, "{src}");
@@ -606,6 +649,112 @@ mod tests {
         let e = Expr::compile("x * 2", &ExprEnv::new(&lookups)).expect("compiles");
         let msg = e.eval(&json!({"x": "abc"}), &ctx()).expect_err("fails").0;
         assert!(msg.contains("\"abc\""), "{msg}");
+    }
+
+    /// Hostile nesting: each shape, far past the limit, at the limit's edge.
+    fn hostile_shapes(n: usize) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "parentheses",
+                format!("{}x{}", "(".repeat(n), ")".repeat(n)),
+            ),
+            ("not", format!("{}x", "!".repeat(n))),
+            ("negation", format!("{}1", "- ".repeat(n))),
+            ("calls", format!("{}x{}", "lower(".repeat(n), ")".repeat(n))),
+            ("power chain", vec!["2"; n].join(" ^ ")),
+            ("conditional", format!("{}1", "x ? 1 : ".repeat(n))),
+            ("lookup", format!("{}x{}", "t[".repeat(n), "]".repeat(n))),
+        ]
+    }
+
+    fn deep_env() -> Lookups {
+        let mut t = IndexMap::new();
+        t.insert("x".to_string(), json!("x"));
+        let mut lookups = IndexMap::new();
+        lookups.insert("t".to_string(), Arc::new(t));
+        lookups
+    }
+
+    #[test]
+    fn deep_nesting_is_a_too_deep_error_not_a_stack_overflow() {
+        // 7,000 parentheses and 100k unary operators used to abort the process.
+        let lookups = deep_env();
+        for n in [7_000, 100_000] {
+            for (shape, src) in hostile_shapes(n) {
+                let e = Expr::compile(&src, &ExprEnv::new(&lookups)).expect_err(shape);
+                assert_eq!(e.kind, ExprErrorKind::TooDeep, "{shape}: {e}");
+                assert_eq!(e.kind.code(), "E230");
+                assert!(e.offset < src.len(), "{shape}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_operator_chains_are_one_level_and_evaluate_in_a_loop() {
+        // A left-deep tree of 100k `+` used to overflow the stack when evaluated.
+        let lookups = deep_env();
+        let sum = vec!["x"; 100_000].join(" + ");
+        let e = Expr::compile(&sum, &ExprEnv::new(&lookups)).expect("a flat chain compiles");
+        assert_eq!(e.eval(&json!({"x": 2}), &ctx()), Ok(Val::Int(200_000)));
+        let any = (0..20_000)
+            .map(|i| format!("x == {i}"))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        let e = Expr::compile(&any, &ExprEnv::new(&lookups)).expect("compiles");
+        assert_eq!(e.eval(&json!({"x": 19_999}), &ctx()), Ok(Val::Bool(true)));
+        assert_eq!(e.eval(&json!({"x": -1}), &ctx()), Ok(Val::Bool(false)));
+        // Precedence and evaluation order are those of the binary tree it replaces.
+        check("1 - 2 - 3", json!({}), Some(json!(-4)));
+        check("2 * 3 + 4 * 5 - 6 / 3", json!({}), Some(json!(24)));
+        check("2 ^ 3 ^ 2", json!({}), Some(json!(512)));
+        check("1 < 2 == true", json!({}), Some(json!(true)));
+        check("0 || '' || 'z' || 'w'", json!({}), Some(json!("z")));
+        check("1 && 2 && 0 && x.y", json!({}), Some(json!(0)));
+        check("1 && 2 || 3 && 0", json!({}), Some(json!(2)));
+        check("'a' + 1 + 2", json!({}), Some(json!("a12")));
+        check("1 + 2 + 'a'", json!({}), Some(json!("3a")));
+    }
+
+    #[test]
+    fn the_deepest_accepted_expressions_evaluate_on_a_small_stack() {
+        // What the limit admits must evaluate, clone, print and drop within half of a default
+        // thread stack (2 MiB), in debug builds too.
+        let lookups = deep_env();
+        let mut deepest = Vec::new();
+        for (i, (shape, _)) in hostile_shapes(1).into_iter().enumerate() {
+            let n = (1..=MAX_DEPTH + 1)
+                .rev()
+                .find(|n| Expr::compile(&hostile_shapes(*n)[i].1, &ExprEnv::new(&lookups)).is_ok())
+                .unwrap_or_else(|| panic!("{shape}: nothing compiles"));
+            assert!(n * 2 >= MAX_DEPTH / 2, "{shape}: only {n} levels accepted");
+            deepest.push((shape, hostile_shapes(n)[i].1.clone()));
+        }
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let lookups = deep_env();
+                for (shape, src) in deepest {
+                    let e = Expr::compile(&src, &ExprEnv::new(&lookups)).expect(shape);
+                    let copy = e.clone();
+                    let _ = e.eval(&json!({"x": 1}), &ctx());
+                    assert!(!format!("{copy:?}").is_empty());
+                    assert!(!copy.calls_ext());
+                }
+            })
+            .expect("spawn")
+            .join()
+            .expect("evaluates within 1 MiB of stack");
+    }
+
+    #[test]
+    fn excerpts_cut_long_expressions_around_the_offset() {
+        assert_eq!(excerpt("a > b", 2), "a > b");
+        let long = format!("{}é{}", "a".repeat(100), "b".repeat(100));
+        let e = excerpt(&long, 100);
+        assert!(e.starts_with("...") && e.ends_with("..."), "{e}");
+        assert!(e.contains('é') && e.len() < 100, "{e}");
+        let end = excerpt(&long, 10_000);
+        assert_eq!(end, format!("...{}", "b".repeat(40)));
     }
 
     #[test]

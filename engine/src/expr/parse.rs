@@ -65,6 +65,17 @@ impl BinOp {
     }
 }
 
+/// One link of a [`Node::Chain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainOp {
+    /// A binary operator (never [`BinOp::Pow`], which is right-associative).
+    Bin(BinOp),
+    /// `acc && b`: `acc` when falsy, else `b`.
+    And,
+    /// `acc || b`: `acc` when truthy, else `b`.
+    Or,
+}
+
 /// A compiled expression tree.
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -76,12 +87,12 @@ pub enum Node {
     Lookup(usize, Box<Node>),
     /// A unary operator.
     Unary(UnOp, Box<Node>),
-    /// A binary operator.
-    Bin(BinOp, Box<Node>, Box<Node>),
-    /// `a && b`: `a` when falsy, else `b`.
-    And(Box<Node>, Box<Node>),
-    /// `a || b`: `a` when truthy, else `b`.
-    Or(Box<Node>, Box<Node>),
+    /// A left-associative chain of operators of one precedence, `a + b - c` or `a || b || c`,
+    /// evaluated left to right in a loop: a chain of any length is one level deep, so only
+    /// real nesting counts against [`super::MAX_DEPTH`].
+    Chain(Box<Node>, Vec<(ChainOp, Node)>),
+    /// A right-associative power `a ^ b`.
+    Pow(Box<Node>, Box<Node>),
     /// `c ? a : b`.
     Cond(Box<Node>, Box<Node>, Box<Node>),
     /// A function call.
@@ -225,8 +236,14 @@ struct Parser<'s, 'e> {
     lex: Lexer<'s>,
     tok: Tok,
     at: usize,
+    /// How many sub-expressions enclose the current position (one per `expr` call: operands
+    /// of unary operators, parentheses, arguments, lookup keys, branches, `^` right operands);
+    /// it bounds the finished tree's height (see [`super::MAX_DEPTH`]).
+    depth: usize,
     env: &'e ExprEnv<'e>,
     vars: Vec<String>,
+    /// Name → index into `vars` (a flat chain may name thousands of fields).
+    var_slots: std::collections::HashMap<String, usize>,
     tables: Vec<(String, Arc<indexmap::IndexMap<String, serde_json::Value>>)>,
 }
 
@@ -237,8 +254,10 @@ pub(super) fn compile(src: &str, env: &ExprEnv) -> Result<Expr, ExprError> {
         lex,
         tok,
         at,
+        depth: 0,
         env,
         vars: Vec::new(),
+        var_slots: Default::default(),
         tables: Vec::new(),
     };
     if p.tok == Tok::End {
@@ -263,6 +282,33 @@ fn describe(t: &Tok) -> String {
         Tok::Ident(i) => format!("`{i}`"),
         Tok::Punct(p) => format!("`{p}`"),
         Tok::End => "end of expression".into(),
+    }
+}
+
+/// The chain link of a left-associative infix operator.
+fn chain_op(op: &str) -> ChainOp {
+    match op {
+        "||" => ChainOp::Or,
+        "&&" => ChainOp::And,
+        "+" => ChainOp::Bin(BinOp::Add),
+        "-" => ChainOp::Bin(BinOp::Sub),
+        "*" => ChainOp::Bin(BinOp::Mul),
+        "/" => ChainOp::Bin(BinOp::Div),
+        "%" => ChainOp::Bin(BinOp::Rem),
+        "==" | "===" => ChainOp::Bin(BinOp::Eq),
+        "!=" | "!==" => ChainOp::Bin(BinOp::Ne),
+        "<" => ChainOp::Bin(BinOp::Lt),
+        "<=" => ChainOp::Bin(BinOp::Le),
+        ">" => ChainOp::Bin(BinOp::Gt),
+        _ => ChainOp::Bin(BinOp::Ge),
+    }
+}
+
+/// `first` followed by the links of a chain, if any.
+fn close_chain(first: Node, chain: Option<(u8, Vec<(ChainOp, Node)>)>) -> Node {
+    match chain {
+        Some((_, links)) => Node::Chain(Box::new(first), links),
+        None => first,
     }
 }
 
@@ -301,8 +347,38 @@ impl Parser<'_, '_> {
         }
     }
 
+    /// One level deeper; an error past [`super::MAX_DEPTH`]. Every recursive walk over the
+    /// compiled tree (evaluation, drop, `calls_ext`) recurses once per level, so hostile
+    /// nesting is refused here instead of overflowing the stack there.
+    fn descend(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth <= super::MAX_DEPTH {
+            return Ok(());
+        }
+        Err(ExprError {
+            offset: self.at,
+            message: format!(
+                "expression nests too deep (more than {} levels of parentheses, unary operators, \
+                 calls, `?:` or `^`)",
+                super::MAX_DEPTH
+            ),
+            kind: ExprErrorKind::TooDeep,
+            hint: Some("split it into several computed fields".into()),
+        })
+    }
+
     fn expr(&mut self, min_bp: u8) -> Result<Node, ExprError> {
+        // An error ends the whole parse, so the depth needs restoring only on success.
+        self.descend()?;
+        let node = self.expr_chain(min_bp)?;
+        self.depth -= 1;
+        Ok(node)
+    }
+
+    fn expr_chain(&mut self, min_bp: u8) -> Result<Node, ExprError> {
         let mut lhs = self.prefix()?;
+        // The chain `lhs` is, and its binding power, while operators of one precedence follow.
+        let mut chain: Option<(u8, Vec<(ChainOp, Node)>)> = None;
         while let Some((bp, right)) = infix(&self.tok) {
             if bp < min_bp {
                 break;
@@ -311,51 +387,39 @@ impl Parser<'_, '_> {
                 break;
             };
             self.bump()?;
-            let next_bp = if right { bp } else { bp + 1 };
-            if op == "?" {
-                let a = self.expr(0)?;
-                self.expect(":")?;
-                let b = self.expr(bp)?;
-                lhs = Node::Cond(Box::new(lhs), Box::new(a), Box::new(b));
+            if right {
+                lhs = close_chain(lhs, chain.take());
+                if op == "?" {
+                    let a = self.expr(0)?;
+                    self.expect(":")?;
+                    let b = self.expr(bp)?;
+                    lhs = Node::Cond(Box::new(lhs), Box::new(a), Box::new(b));
+                } else {
+                    let rhs = self.expr(bp)?;
+                    lhs = Node::Pow(Box::new(lhs), Box::new(rhs));
+                }
                 continue;
             }
-            let rhs = self.expr(next_bp)?;
-            let (l, r) = (Box::new(lhs), Box::new(rhs));
-            lhs = match op {
-                "||" => Node::Or(l, r),
-                "&&" => Node::And(l, r),
-                _ => Node::Bin(
-                    match op {
-                        "+" => BinOp::Add,
-                        "-" => BinOp::Sub,
-                        "*" => BinOp::Mul,
-                        "/" => BinOp::Div,
-                        "%" => BinOp::Rem,
-                        "^" => BinOp::Pow,
-                        "==" | "===" => BinOp::Eq,
-                        "!=" | "!==" => BinOp::Ne,
-                        "<" => BinOp::Lt,
-                        "<=" => BinOp::Le,
-                        ">" => BinOp::Gt,
-                        _ => BinOp::Ge,
-                    },
-                    l,
-                    r,
-                ),
-            };
+            let rhs = self.expr(bp + 1)?;
+            let link = chain_op(op);
+            match &mut chain {
+                Some((cbp, links)) if *cbp == bp => links.push((link, rhs)),
+                _ => {
+                    lhs = close_chain(lhs, chain.take());
+                    chain = Some((bp, vec![(link, rhs)]));
+                }
+            }
         }
-        Ok(lhs)
+        Ok(close_chain(lhs, chain))
     }
 
     fn var(&mut self, name: &str) -> Node {
-        let i = match self.vars.iter().position(|v| v == name) {
-            Some(i) => i,
-            None => {
-                self.vars.push(name.to_string());
-                self.vars.len() - 1
-            }
-        };
-        Node::Var(i)
+        if let Some(&i) = self.var_slots.get(name) {
+            return Node::Var(i);
+        }
+        self.vars.push(name.to_string());
+        self.var_slots.insert(name.to_string(), self.vars.len() - 1);
+        Node::Var(self.vars.len() - 1)
     }
 
     fn prefix(&mut self) -> Result<Node, ExprError> {
@@ -442,8 +506,7 @@ impl Parser<'_, '_> {
         let idx = match self.tables.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
-                self.tables
-                    .push((name.to_string(), Arc::new(table.clone())));
+                self.tables.push((name.to_string(), Arc::clone(table)));
                 self.tables.len() - 1
             }
         };
@@ -555,7 +618,8 @@ pub(super) fn calls_ext(node: &Node) -> bool {
         Node::Ext(..) => true,
         Node::Lit(_) | Node::Var(_) => false,
         Node::Lookup(_, a) | Node::Unary(_, a) | Node::Matches(a, _) => calls_ext(a),
-        Node::Bin(_, a, b) | Node::And(a, b) | Node::Or(a, b) => calls_ext(a) || calls_ext(b),
+        Node::Pow(a, b) => calls_ext(a) || calls_ext(b),
+        Node::Chain(a, links) => calls_ext(a) || links.iter().any(|(_, x)| calls_ext(x)),
         Node::Cond(a, b, c) => calls_ext(a) || calls_ext(b) || calls_ext(c),
         Node::Call(_, args) => args.iter().any(calls_ext),
     }
@@ -603,22 +667,6 @@ pub(super) fn eval<'a>(
                 },
             }
         }
-        Node::And(a, b) => {
-            let x = eval(a, expr, get, ctx)?;
-            if x.truthy() {
-                eval(b, expr, get, ctx)?
-            } else {
-                x
-            }
-        }
-        Node::Or(a, b) => {
-            let x = eval(a, expr, get, ctx)?;
-            if x.truthy() {
-                x
-            } else {
-                eval(b, expr, get, ctx)?
-            }
-        }
         Node::Cond(c, a, b) => {
             if eval(c, expr, get, ctx)?.truthy() {
                 eval(a, expr, get, ctx)?
@@ -626,10 +674,22 @@ pub(super) fn eval<'a>(
                 eval(b, expr, get, ctx)?
             }
         }
-        Node::Bin(op, a, b) => {
+        Node::Chain(first, links) => {
+            let mut acc = eval(first, expr, get, ctx)?;
+            for (op, x) in links {
+                acc = match op {
+                    ChainOp::And if !acc.truthy() => acc,
+                    ChainOp::Or if acc.truthy() => acc,
+                    ChainOp::And | ChainOp::Or => eval(x, expr, get, ctx)?,
+                    ChainOp::Bin(op) => binary(*op, acc, eval(x, expr, get, ctx)?)?,
+                };
+            }
+            acc
+        }
+        Node::Pow(a, b) => {
             let x = eval(a, expr, get, ctx)?;
             let y = eval(b, expr, get, ctx)?;
-            binary(*op, x, y)?
+            binary(BinOp::Pow, x, y)?
         }
         Node::Call(def, args) => {
             let mut vals = Vec::with_capacity(args.len());

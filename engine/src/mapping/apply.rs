@@ -546,10 +546,9 @@ impl CompiledMapping {
         };
         sink.out.extend_from_slice(b"{\"objects\":{");
         let res = if self.needs_value {
-            match serde_json::from_str::<Value>(line) {
-                Ok(v) if v.is_object() => self.run(&Rec::Value(&v), &ectx, &mut sink),
-                Ok(_) => Err(invalid("a record must be a JSON object".into())),
-                Err(e) => Err(invalid(format!("invalid JSON: {e}"))),
+            match super::line::parse_record(line) {
+                Ok(v) => self.run(&Rec::Value(&v), &ectx, &mut sink),
+                Err(e) => Err(e),
             }
         } else {
             scratch.slots.clear();
@@ -561,6 +560,9 @@ impl CompiledMapping {
                         slots: &scratch.slots,
                     };
                     self.run(&rec, &ectx, &mut sink)
+                }
+                Err(e) if e.message == scan::NUMBER_OUT_OF_RANGE => {
+                    Err(super::line::out_of_range(line))
                 }
                 Err(e) => Err(invalid(e.to_string())),
             }

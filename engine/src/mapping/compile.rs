@@ -21,7 +21,11 @@ struct Compiler<'a> {
     env: &'a CompileEnv<'a>,
     source_catalog: Option<&'a ObjectSpec>,
     diags: Diagnostics,
+    /// The spec's lookup tables, each behind one `Arc` that every expression shares.
+    lookups: crate::expr::Lookups,
     paths: Vec<String>,
+    /// Path → slot, so interning stays linear in the number of paths a spec references.
+    path_slots: std::collections::HashMap<String, usize>,
     jsonpaths: Vec<(String, jsonpath_rust::parser::model::JpQuery)>,
     exprs: Vec<ExprPlan>,
     templates: Vec<TemplatePlan>,
@@ -41,7 +45,13 @@ pub fn compile(spec: &MappingSpec, env: &CompileEnv) -> (Option<CompiledMapping>
         env,
         source_catalog,
         diags: Diagnostics::default(),
+        lookups: spec
+            .lookups
+            .iter()
+            .map(|(k, t)| (k.clone(), Arc::new(t.clone())))
+            .collect(),
         paths: Vec::new(),
+        path_slots: Default::default(),
         jsonpaths: Vec::new(),
         exprs: Vec::new(),
         templates: Vec::new(),
@@ -125,14 +135,19 @@ fn enum_options(
 }
 
 impl<'a> Compiler<'a> {
-    fn intern(paths: &mut Vec<String>, p: &str) -> usize {
-        match paths.iter().position(|x| x == p) {
-            Some(i) => i,
-            None => {
-                paths.push(p.to_string());
-                paths.len() - 1
-            }
+    fn intern(
+        (paths, slots): (
+            &mut Vec<String>,
+            &mut std::collections::HashMap<String, usize>,
+        ),
+        p: &str,
+    ) -> usize {
+        if let Some(&i) = slots.get(p) {
+            return i;
         }
+        paths.push(p.to_string());
+        slots.insert(p.to_string(), paths.len() - 1);
+        paths.len() - 1
     }
 
     fn is_source_field(&self, name: &str) -> bool {
@@ -172,7 +187,7 @@ impl<'a> Compiler<'a> {
             }
         };
         let env = ExprEnv {
-            lookups: &self.spec.lookups,
+            lookups: &self.lookups,
             is_field: if catalog.is_some() {
                 Some(&is_field)
             } else {
@@ -185,7 +200,7 @@ impl<'a> Compiler<'a> {
                 let slots = e
                     .vars
                     .iter()
-                    .map(|v| Self::intern(&mut self.paths, v))
+                    .map(|v| Self::intern((&mut self.paths, &mut self.path_slots), v))
                     .collect();
                 self.exprs.push(ExprPlan { expr: e, slots });
                 Some(self.exprs.len() - 1)
@@ -195,13 +210,19 @@ impl<'a> Compiler<'a> {
                 let what = match e.kind {
                     crate::expr::ExprErrorKind::Syntax => "expression does not parse: ",
                     crate::expr::ExprErrorKind::UnknownFunction
-                    | crate::expr::ExprErrorKind::UnknownLookup => "",
+                    | crate::expr::ExprErrorKind::UnknownLookup
+                    | crate::expr::ExprErrorKind::TooDeep => "",
                 };
                 self.diags.push(
                     Diagnostic::error(
                         e.kind.code(),
                         ptr,
-                        format!("{what}{} (at offset {} of `{src}`)", e.message, e.offset),
+                        format!(
+                            "{what}{} (at offset {} of `{}`)",
+                            e.message,
+                            e.offset,
+                            crate::expr::excerpt(src, e.offset)
+                        ),
                     )
                     .with_hint_opt(e.hint.clone()),
                 );
@@ -237,16 +258,20 @@ impl<'a> Compiler<'a> {
     }
 
     fn template(&mut self, src: &str, ptr: &str) -> Option<Src> {
-        if let Err(e) = template::check(src) {
-            self.diags.push(Diagnostic::error(
-                "E211",
-                ptr,
-                format!("template does not compile: {}", e.reason),
-            ));
-            return None;
-        }
-        let paths = &mut self.paths;
-        let parts = template::simple_parts(src, &mut |p| Self::intern(paths, p));
+        let compiled = match template::compile(src) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(Diagnostic::error(
+                    e.code,
+                    ptr,
+                    format!("template does not compile: {}", e.reason),
+                ));
+                return None;
+            }
+        };
+        let (paths, slots) = (&mut self.paths, &mut self.path_slots);
+        let parts =
+            template::simple_parts(src, &mut |p| Self::intern((&mut *paths, &mut *slots), p));
         if let Some(parts) = &parts {
             if let [Part::Path(slot)] = parts.as_slice() {
                 return Some(Src::Slot(*slot));
@@ -277,17 +302,8 @@ impl<'a> Compiler<'a> {
                 }
                 r
             });
-            if let Err(e) = reg.register_template_string(&name, src) {
-                self.diags.push(Diagnostic::error(
-                    "E211",
-                    ptr,
-                    format!(
-                        "template does not compile: {}",
-                        crate::spec::validate::template_error_text(&e)
-                    ),
-                ));
-                return None;
-            }
+            // Compiled once above, within the limits; registering does not compile again.
+            reg.register_template(&name, compiled);
         }
         self.templates.push(TemplatePlan { parts, name });
         Some(Src::Template(self.templates.len() - 1))
@@ -368,7 +384,10 @@ impl<'a> Compiler<'a> {
         if p.starts_with('$') {
             if let Some(d) = simple_jsonpath(p) {
                 *declared = self.source_type(&d);
-                return Some(Src::Slot(Self::intern(&mut self.paths, &d)));
+                return Some(Src::Slot(Self::intern(
+                    (&mut self.paths, &mut self.path_slots),
+                    &d,
+                )));
             }
             return match jsonpath_rust::parser::parse_json_path(p) {
                 Ok(q) => {
@@ -400,7 +419,10 @@ impl<'a> Compiler<'a> {
             return None;
         }
         *declared = self.source_type(p);
-        Some(Src::Slot(Self::intern(&mut self.paths, p)))
+        Some(Src::Slot(Self::intern(
+            (&mut self.paths, &mut self.path_slots),
+            p,
+        )))
     }
 
     fn bare(&mut self, s: &str, ptr: &str, declared: &mut Option<FieldType>) -> Option<Src> {
@@ -420,7 +442,10 @@ impl<'a> Compiler<'a> {
         };
         if is_path && is_dotted_path(s) {
             *declared = self.source_type(s);
-            return Some(Src::Slot(Self::intern(&mut self.paths, s)));
+            return Some(Src::Slot(Self::intern(
+                (&mut self.paths, &mut self.path_slots),
+                s,
+            )));
         }
         let hint = self
             .source_catalog
@@ -981,7 +1006,7 @@ impl<'a> Compiler<'a> {
             for (ptr, s) in strings {
                 if let Err(err) = template::check(s) {
                     self.diags.push(Diagnostic::error(
-                        "E211",
+                        err.code,
                         ptr,
                         format!("template does not compile: {}", err.reason),
                     ));

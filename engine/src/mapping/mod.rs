@@ -10,6 +10,7 @@
 
 mod apply;
 mod compile;
+mod line;
 pub mod scan;
 mod stream;
 
@@ -24,7 +25,8 @@ use std::sync::Arc;
 
 pub use apply::{LineOutcome, Scratch};
 pub use compile::compile;
-pub use stream::{load_mapping, map_stream};
+pub use line::parse_record;
+pub use stream::{MAX_RECORD_BYTES, load_mapping, map_stream, read_record};
 
 /// What a mapping compiles against: the target connector and, optionally, the source.
 #[derive(Clone, Copy)]
@@ -206,6 +208,43 @@ impl CompiledMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expressions_share_one_copy_of_a_lookup_table() {
+        // Each expression reading a lookup table used to copy the whole table: one big table
+        // and thousands of expressions made a small spec allocate gigabytes.
+        let target: ConnectorSpec =
+            toml::from_str(include_str!("../../../connector-specs/hubspot.toml")).expect("spec");
+        let table: serde_json::Map<String, Value> = (0..1_000)
+            .map(|i| (format!("k{i}"), Value::from(i)))
+            .collect();
+        let fields: serde_json::Map<String, Value> = (0..50)
+            .map(|i| {
+                (
+                    format!("f{i}"),
+                    serde_json::json!({"type": "computed", "formula": format!("big[x{i}] || 0")}),
+                )
+            })
+            .collect();
+        let spec: MappingSpec = serde_json::from_value(serde_json::json!({
+            "spec_version": 1, "tenant": "t", "connector": "hubspot",
+            "lookups": {"big": table},
+            "crm_config": {"type": "hubspot", "field_mappings": fields}
+        }))
+        .expect("spec");
+        let env = CompileEnv {
+            target: &target,
+            source: None,
+            plugins: None,
+        };
+        let (plan, diags) = compile(&spec, &env);
+        let plan = plan.unwrap_or_else(|| panic!("{diags}"));
+        let first = &plan.exprs[0].expr.tables[0];
+        assert_eq!(plan.exprs.len(), 50);
+        for e in &plan.exprs {
+            assert!(Arc::ptr_eq(first, &e.expr.tables[0]));
+        }
+    }
 
     #[test]
     fn compiled_mapping_is_send_and_sync() {

@@ -40,6 +40,8 @@ impl<'a> Raw<'a> {
                 }
             }
             Raw::Num(n) => match n.parse::<i64>() {
+                // serde_json reads `-0` as the float -0.0 (and writes it back as `-0.0`).
+                Ok(0) if n.starts_with('-') => Val::Float(-0.0),
                 Ok(i) => Val::Int(i),
                 Err(_) => match parse_number(n) {
                     Some(Val::Int(i)) => Val::Int(i),
@@ -152,6 +154,9 @@ pub struct ScanError {
 }
 
 const MAX_DEPTH: usize = 128;
+
+/// [`ScanError::message`] of a number too large for a 64-bit float.
+pub const NUMBER_OUT_OF_RANGE: &str = "number out of range";
 
 struct Scanner<'a, 't> {
     s: &'a str,
@@ -269,9 +274,11 @@ impl Scanner<'_, '_> {
 
     fn number(&mut self) -> Result<(), ScanError> {
         let b = self.b;
+        let start = self.i;
         if b.get(self.i) == Some(&b'-') {
             self.i += 1;
         }
+        let int_start = self.i;
         match b.get(self.i) {
             Some(b'0') => self.i += 1,
             Some(b'1'..=b'9') => {
@@ -281,6 +288,7 @@ impl Scanner<'_, '_> {
             }
             _ => return Err(self.err("invalid number")),
         }
+        let int_end = self.i;
         if b.get(self.i) == Some(&b'.') {
             self.i += 1;
             if !b.get(self.i).is_some_and(u8::is_ascii_digit) {
@@ -290,16 +298,37 @@ impl Scanner<'_, '_> {
                 self.i += 1;
             }
         }
+        let mut exp: i64 = 0;
         if matches!(b.get(self.i), Some(b'e' | b'E')) {
             self.i += 1;
+            let negative = b.get(self.i) == Some(&b'-');
             if matches!(b.get(self.i), Some(b'+' | b'-')) {
                 self.i += 1;
             }
             if !b.get(self.i).is_some_and(u8::is_ascii_digit) {
                 return Err(self.err("invalid number"));
             }
-            while b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            while let Some(d) = b.get(self.i).filter(|d| d.is_ascii_digit()) {
+                exp = (exp * 10 + i64::from(d - b'0')).min(1 << 40);
                 self.i += 1;
+            }
+            if negative {
+                exp = -exp;
+            }
+        }
+        // The value is below 10^(integer digits + exponent): only above 10^308 can it be too
+        // large for a float, and only then is the token parsed to find out (like serde_json,
+        // which refuses the line; `line::out_of_range` names the field).
+        let int_digits = if b.get(int_start) == Some(&b'0') {
+            0
+        } else {
+            int_end - int_start
+        };
+        if int_digits as i64 + exp > 308 {
+            let token = &self.s[start..self.i];
+            if token.parse::<f64>().map_or(true, f64::is_infinite) {
+                self.i = start;
+                return Err(self.err(NUMBER_OUT_OF_RANGE));
             }
         }
         Ok(())
@@ -540,5 +569,58 @@ mod tests {
         }
         let deep = format!("{{\"a\": {}{}}}", "[".repeat(200), "]".repeat(200));
         assert!(run(&deep, &["a"]).is_err());
+    }
+
+    #[test]
+    fn negative_zero_is_the_float_minus_zero_like_serde_json() {
+        // Fuzzing found `-0` read as the integer 0 here but as -0.0 by serde_json, so `map`'s
+        // two paths wrote `0` and `-0.0` for the same record.
+        for (token, want) in [
+            ("-0", "-0.0"),
+            ("0", "0"),
+            ("-0.0", "-0.0"),
+            ("-0e5", "-0.0"),
+        ] {
+            let line = format!("{{\"a\": {token}}}");
+            let got = run(&line, &["a"]).expect("valid")[0]
+                .clone()
+                .and_then(|v| v.to_json())
+                .expect("present");
+            let serde: serde_json::Value = serde_json::from_str(&line).expect("json");
+            assert_eq!(got, serde["a"], "{token}");
+            assert_eq!(got.to_string(), want, "{token}");
+        }
+    }
+
+    #[test]
+    fn numbers_too_large_for_a_float_are_refused_like_serde_json_wherever_they_are() {
+        // `1e400` used to be read as a null field here while serde_json (and so `run`, and
+        // `map` for plans that parse the record) rejected the line.
+        let big = "9".repeat(400);
+        for (line, refused) in [
+            (r#"{"a": 1e400}"#.to_string(), true),
+            (r#"{"z": -1E+400}"#.to_string(), true),
+            (format!("{{\"z\": [{big}]}}"), true),
+            (format!("{{\"z\": {big}.5e-50}}"), true),
+            (r#"{"z": 0.0001e99999999999999999999}"#.to_string(), true),
+            (r#"{"a": 1.7976931348623157e308}"#.to_string(), false),
+            (r#"{"a": 1.8e308}"#.to_string(), true),
+            (r#"{"a": 1e-400}"#.to_string(), false),
+            (format!("{{\"a\": {big}e-100}}"), false),
+            (r#"{"a": 0.000001e310}"#.to_string(), false),
+            (r#"{"a": 18446744073709551616}"#.to_string(), false),
+        ] {
+            let serde = serde_json::from_str::<serde_json::Value>(&line).is_err();
+            assert_eq!(serde, refused, "serde_json on {line}");
+            let got = run(&line, &["a"]);
+            assert_eq!(got.is_err(), refused, "{line}: {got:?}");
+            if let Err(e) = got {
+                assert_eq!(e.message, NUMBER_OUT_OF_RANGE, "{line}");
+            }
+        }
+        assert_eq!(
+            run(r#"{"a": 1e-400}"#, &["a"]).expect("valid")[0],
+            Some(Val::Float(0.0))
+        );
     }
 }

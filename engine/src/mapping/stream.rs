@@ -80,6 +80,42 @@ pub fn load_mapping(
     }
 }
 
+/// Longest input line (one record, without its newline) `map` reads; a longer one is rejected
+/// with its line number and skipped without being held in memory, so one endless line cannot
+/// exhaust memory. `run` applies the same bound.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Read the next line into `line` (cleared first): `None` at the end of input, `Some(false)`
+/// when the line was longer than [`MAX_RECORD_BYTES`] (then it was skipped up to and including
+/// its newline, and `line` holds only its start).
+pub fn read_record(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let limit = MAX_RECORD_BYTES as u64 + 1;
+    if input.by_ref().take(limit).read_until(b'\n', line)? == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') || line.len() <= MAX_RECORD_BYTES {
+        return Ok(Some(true));
+    }
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
+    Ok(Some(false))
+}
+
 /// Map an NDJSON stream on one thread; returns the number of rejected records.
 pub fn map_stream(
     plan: &CompiledMapping,
@@ -96,13 +132,15 @@ pub fn map_stream(
     let mut scratch = Scratch::default();
     let mut n = 0usize;
     let mut rejected = 0usize;
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
+    while let Some(fits) = read_record(&mut input, &mut line)? {
         n += 1;
         let res = match std::str::from_utf8(&line) {
+            _ if !fits => Err(crate::mapping::RecordError {
+                line: None,
+                field: None,
+                pointer: String::new(),
+                reason: format!("the line is longer than {} MiB", MAX_RECORD_BYTES >> 20),
+            }),
             Ok(text) => plan
                 .apply_line(
                     text.trim_end_matches(['\n', '\r']),

@@ -31,7 +31,7 @@
 //! manifest: a regular file of at most [`HostConfig::MAX_MANIFEST_BYTES`].
 
 use super::{Grants, HostConfig};
-use crate::connector::SecretResolver;
+use crate::secrets::SecretResolver;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
@@ -315,7 +315,7 @@ config = {{ key_id = "key-1", region = "us" }}
         let mut r = SecretResolver::default();
         r.insert(
             "env:SWITCHYARD_TEST_GRANT_SECRET",
-            crate::connector::Secret::new("s3"),
+            crate::secrets::Secret::new("s3"),
         );
         let p = Path::new("grants.toml");
         let acme = c.grants_for(A, "acme", &r, p).expect("ok");

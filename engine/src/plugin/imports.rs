@@ -55,7 +55,7 @@ impl CallReport {
         // Denial messages quote names the plugin chose; they are logged and reported, so they
         // carry no control characters.
         let message = escape_controls(&message);
-        tracing::warn!(%message, "plugin capability denied");
+        tracing::warn!(denial = %message, "plugin capability denied");
         if let Ok(mut d) = self.denials.lock() {
             d.push(message.clone());
         }

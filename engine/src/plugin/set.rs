@@ -158,7 +158,7 @@ pub struct PluginEnv {
 struct EnvShared {
     config: super::OperatorConfig,
     config_path: PathBuf,
-    resolver: crate::connector::SecretResolver,
+    resolver: crate::secrets::SecretResolver,
     /// Extra grants by manifest (canonical path when it resolves).
     extra: Mutex<Vec<(PathBuf, Grants)>>,
 }
@@ -182,7 +182,7 @@ impl PluginEnv {
     pub fn discover(explicit: Option<&Path>) -> Result<PluginEnv, String> {
         let (config, path) =
             super::OperatorConfig::discover(explicit).map_err(|e| e.to_string())?;
-        let resolver = crate::connector::SecretResolver::from_env().map_err(|e| e.to_string())?;
+        let resolver = crate::secrets::SecretResolver::from_env().map_err(|e| e.to_string())?;
         Ok(PluginEnv {
             shared: Arc::new(EnvShared {
                 config,

@@ -60,6 +60,9 @@ pub enum SecretError {
     /// The provider does not know it.
     #[error("secret {0} is not available")]
     NotFound(String),
+    /// An `env:` reference whose variable is not set.
+    #[error("environment variable `{0}` is not set")]
+    EnvUnset(String),
     /// Reading it failed.
     #[error("secret {0} could not be read: {1}")]
     Unreadable(String, String),
@@ -70,7 +73,7 @@ impl SecretError {
     pub fn kind(&self) -> &'static str {
         match self {
             SecretError::Malformed(_) => "malformed",
-            SecretError::NotFound(_) => "not_found",
+            SecretError::NotFound(_) | SecretError::EnvUnset(_) => "not_found",
             SecretError::Unreadable(..) => "unreadable",
         }
     }
@@ -147,7 +150,7 @@ impl SecretProvider for EnvProvider {
         match r {
             SecretRef::Env(n) => std::env::var(n)
                 .map(Secret::new)
-                .map_err(|_| SecretError::NotFound(r.label())),
+                .map_err(|_| SecretError::EnvUnset(n.clone())),
             _ => Err(SecretError::NotFound(r.label())),
         }
     }
@@ -227,6 +230,9 @@ impl SecretProvider for ChainProvider {
         for p in &self.0 {
             match p.resolve(r) {
                 Ok(s) => return Ok(s),
+                // A provider that does not handle this kind of reference says only "not
+                // available"; the more specific answer of the one that does is kept.
+                Err(SecretError::NotFound(l)) if l == r.label() => {}
                 Err(e) => last = e,
             }
         }
@@ -234,12 +240,147 @@ impl SecretProvider for ChainProvider {
     }
 }
 
-/// The default provider of the command line: environment variables and files.
+/// `secret:NAME` from a JSON object file mapping full references to values (the file named by
+/// `SWITCHYARD_SECRETS`, standing in for a cloud secret manager).
+#[derive(Debug, Default, Clone)]
+pub struct SecretsFileProvider {
+    path: PathBuf,
+    values: HashMap<String, Secret>,
+}
+
+impl SecretsFileProvider {
+    /// Read the file (a JSON object of reference → string value).
+    pub fn read(path: &Path) -> Result<Self, SecretError> {
+        let label = format!("file `{}`", path.display());
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SecretError::Unreadable(label.clone(), e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| SecretError::Unreadable(label.clone(), e.to_string()))?;
+        let serde_json::Value::Object(m) = v else {
+            return Err(SecretError::Unreadable(
+                label,
+                "expected a JSON object of reference → value".into(),
+            ));
+        };
+        let values = m
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, Secret::new(s))),
+                _ => None,
+            })
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            values,
+        })
+    }
+}
+
+impl SecretProvider for SecretsFileProvider {
+    fn resolve(&self, r: &SecretRef) -> Result<Secret, SecretError> {
+        let key = match r {
+            SecretRef::Named(n) => format!("secret:{n}"),
+            SecretRef::Env(n) => format!("env:{n}"),
+            SecretRef::File(p) => format!("file:{}", p.display()),
+        };
+        self.values.get(&key).cloned().ok_or_else(|| {
+            SecretError::NotFound(format!("{} (not in `{}`)", r.label(), self.path.display()))
+        })
+    }
+}
+
+/// The default provider chain: environment variables, files, and — when `SWITCHYARD_SECRETS`
+/// names one — the secrets file for `secret:` references.
 pub fn default_provider() -> ChainProvider {
-    ChainProvider(vec![
-        Box::new(EnvProvider),
-        Box::new(FileProvider::default()),
-    ])
+    let mut chain: Vec<Box<dyn SecretProvider>> =
+        vec![Box::new(EnvProvider), Box::new(FileProvider::default())];
+    if let Some(p) = std::env::var_os("SWITCHYARD_SECRETS")
+        && let Ok(f) = SecretsFileProvider::read(Path::new(&p))
+    {
+        chain.push(Box::new(f));
+    }
+    ChainProvider(chain)
+}
+
+/// The one way the engine resolves the secret values specs and grants refer to: text that is a
+/// reference (`secret:`, `env:`, `file:`) goes through a provider chain; anything else is the
+/// secret itself. References given with [`SecretResolver::insert`] win.
+#[derive(Clone)]
+pub struct SecretResolver {
+    chain: Arc<dyn SecretProvider>,
+    table: HashMap<String, Secret>,
+}
+
+impl std::fmt::Debug for SecretResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretResolver")
+            .field("overrides", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SecretResolver {
+    /// Environment variables and files only.
+    fn default() -> Self {
+        Self::with_provider(ChainProvider(vec![
+            Box::new(EnvProvider),
+            Box::new(FileProvider::default()),
+        ]))
+    }
+}
+
+impl SecretResolver {
+    /// The default chain ([`default_provider`]); a `SWITCHYARD_SECRETS` file that cannot be
+    /// read is an error here (rather than every `secret:` reference failing later).
+    pub fn from_env() -> Result<Self, SecretError> {
+        if let Some(p) = std::env::var_os("SWITCHYARD_SECRETS") {
+            SecretsFileProvider::read(Path::new(&p))?;
+        }
+        Ok(Self::with_provider(default_provider()))
+    }
+
+    /// Resolve through `provider` (an embedding host's secret manager, a chain, memory).
+    pub fn with_provider(provider: impl SecretProvider + 'static) -> Self {
+        Self {
+            chain: Arc::new(provider),
+            table: HashMap::new(),
+        }
+    }
+
+    /// Add a reference → value pair (wins over the providers).
+    pub fn insert(&mut self, reference: impl Into<String>, value: Secret) {
+        self.table.insert(reference.into(), value);
+    }
+
+    /// Resolve `text`: a reference through the providers, anything else as the value itself.
+    pub fn resolve(&self, text: &str) -> Result<Secret, SecretError> {
+        if let Some(s) = self.table.get(text) {
+            return Ok(s.clone());
+        }
+        if !looks_like_ref(text) {
+            return Ok(Secret::new(text));
+        }
+        let r = SecretRef::parse(text)?;
+        self.chain.resolve(&r).map_err(|e| match (&r, e) {
+            (SecretRef::Named(_), SecretError::NotFound(l)) if !l.contains("(not in") => {
+                SecretError::NotFound(format!(
+                    "{l} (set SWITCHYARD_SECRETS to a JSON file mapping references to values)"
+                ))
+            }
+            (_, e) => e,
+        })
+    }
+}
+
+impl SecretProvider for SecretResolver {
+    fn resolve(&self, r: &SecretRef) -> Result<Secret, SecretError> {
+        let text = match r {
+            SecretRef::Named(n) => format!("secret:{n}"),
+            SecretRef::Env(n) => format!("env:{n}"),
+            SecretRef::File(p) => format!("file:{}", p.display()),
+        };
+        SecretResolver::resolve(self, &text)
+    }
 }
 
 #[cfg(test)]

@@ -245,3 +245,97 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
     }
     Ok(())
 }
+
+/// A spec kind's typed form, for [`load_as`].
+pub trait SpecType: Sized {
+    /// The kind.
+    const KIND: SpecKind;
+    /// The typed spec, when `s` is of this kind.
+    fn from_spec(s: Spec) -> Option<Self>;
+}
+
+macro_rules! spec_type {
+    ($t:ty, $variant:ident, $kind:ident) => {
+        impl SpecType for $t {
+            const KIND: SpecKind = SpecKind::$kind;
+            fn from_spec(s: Spec) -> Option<Self> {
+                match s {
+                    Spec::$variant(x) => Some(*x),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+spec_type!(ConnectorSpec, Connector, Connector);
+spec_type!(MappingSpec, Mapping, Mapping);
+spec_type!(AttributionSpec, Attribution, Attribution);
+spec_type!(PluginManifest, Plugin, Plugin);
+
+/// Why [`load_as`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid spec: every diagnostic, placed in the file.
+    #[error("`{path}` is not a valid {kind} spec:\n{diagnostics}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The kind that was expected.
+        kind: SpecKind,
+        /// What is wrong.
+        diagnostics: Diagnostics,
+    },
+    /// The file is a valid spec of another kind.
+    #[error("`{path}` is a {found} spec, not a {expected} spec")]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// The kind found.
+        found: SpecKind,
+        /// The kind expected.
+        expected: SpecKind,
+    },
+}
+
+/// Load one spec file of kind `T`: the typed spec and its source (to place later diagnostics,
+/// e.g. a mapping's compile errors, at their line and column).
+pub fn load_as<T: SpecType>(path: &Path) -> Result<(T, SourceFile), LoadError> {
+    let (loaded, diags) = load_file(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |diagnostics| LoadError::Invalid {
+        path: path.to_path_buf(),
+        kind: T::KIND,
+        diagnostics,
+    };
+    if diags.has_errors() {
+        return Err(invalid(diags));
+    }
+    let Some(loaded) = loaded else {
+        return Err(invalid(diags));
+    };
+    match loaded.spec {
+        Some(s) => {
+            let found = s.kind();
+            T::from_spec(s)
+                .map(|t| (t, loaded.source))
+                .ok_or(LoadError::WrongKind {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: T::KIND,
+                })
+        }
+        None => Err(invalid(diags)),
+    }
+}

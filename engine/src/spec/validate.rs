@@ -298,11 +298,11 @@ pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
 }
 
 fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
-    if let Err(e) = handlebars::Template::compile(t) {
+    if let Err(e) = crate::template::check(t) {
         out.push(Diagnostic::error(
-            "E211",
+            e.code,
             ptr,
-            format!("template does not compile: {}", template_error_text(&e)),
+            format!("template does not compile: {}", e.reason),
         ));
         return;
     }

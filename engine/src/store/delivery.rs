@@ -185,6 +185,17 @@ impl Store {
         })
     }
 
+    /// Give up the lease of `scope` (when `owner` holds it).
+    pub fn release_lease(&self, scope: &str, owner: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM leases WHERE scope=?1 AND owner=?2",
+                params![scope, owner],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Claim records for `owner` in one transaction: each comes back with what was known of
     /// it. `Fresh` and `Unknown` rows are now `pending` and owned by `owner`; `Done` rows are
     /// left as they are (the caller verifies and updates them); `Busy` ones belong to another

@@ -62,6 +62,9 @@ pub struct DeadLetter {
     /// `pending`; `delivered` once a rerun or replay got the record through (`replayed` in
     /// stores written before that).
     pub status: String,
+    /// The correlation id of the run or request that wrote it last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// A dead letter to write.
@@ -87,6 +90,8 @@ pub struct NewDeadLetter<'a> {
     pub attempts: u32,
     /// Also set the record's delivery state (CRM namespace, state), atomically.
     pub settle: Option<(&'a str, Settle)>,
+    /// The run's or request's correlation id (also in its log lines).
+    pub correlation_id: Option<&'a str>,
 }
 
 /// A delivery state written with a dead letter.
@@ -143,6 +148,21 @@ pub(crate) fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transac
     c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Columns added after a table's first release (stores from earlier versions gain them).
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let has = |table: &str, col: &str| -> rusqlite::Result<bool> {
+        let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<_, _>>()?;
+        Ok(names.iter().any(|n| n == col))
+    };
+    if !has("dead_letters", "correlation_id")? {
+        c.execute_batch("ALTER TABLE dead_letters ADD COLUMN correlation_id TEXT")?;
+    }
+    Ok(())
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -172,6 +192,7 @@ impl Store {
                 .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
                 .and_then(|_| conn.execute_batch(SCHEMA))
                 .and_then(|_| conn.execute_batch(delivery::SCHEMA));
+            let r = r.and_then(|_| migrate(&conn));
             match r {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
@@ -222,7 +243,7 @@ impl Store {
         let line = serde_json::json!({
             "tenant": d.tenant, "connector": d.connector, "route": d.route, "object": d.object,
             "record_key": d.record_key, "payload": d.payload, "reason": d.reason,
-            "attempts": d.attempts, "created_at": now(),
+            "attempts": d.attempts, "created_at": now(), "correlation_id": d.correlation_id,
         });
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -360,16 +381,16 @@ impl Store {
             let id = match existing {
                 Some(id) => {
                     tx.execute(
-                        "UPDATE dead_letters SET route=?2, object=?3, payload=?4, reason=?5, attempts=attempts+?6, created_at=?7 WHERE id=?1",
-                        params![id, d.route, d.object, d.payload.to_string(), d.reason, d.attempts, t],
+                        "UPDATE dead_letters SET route=?2, object=?3, payload=?4, reason=?5, attempts=attempts+?6, created_at=?7, correlation_id=?8 WHERE id=?1",
+                        params![id, d.route, d.object, d.payload.to_string(), d.reason, d.attempts, t, d.correlation_id],
                     )?;
                     id
                 }
                 None => {
                     tx.execute(
-                        "INSERT INTO dead_letters (tenant,connector,route,object,record_key,payload,reason,attempts,created_at)
-                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-                        params![d.tenant, d.connector, d.route, d.object, d.record_key, d.payload.to_string(), d.reason, d.attempts, t],
+                        "INSERT INTO dead_letters (tenant,connector,route,object,record_key,payload,reason,attempts,created_at,correlation_id)
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                        params![d.tenant, d.connector, d.route, d.object, d.record_key, d.payload.to_string(), d.reason, d.attempts, t, d.correlation_id],
                     )?;
                     tx.last_insert_rowid()
                 }
@@ -408,7 +429,7 @@ impl Store {
     pub fn dead_letters(&self, pending_only: bool) -> Result<Vec<DeadLetter>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT id,tenant,connector,route,object,record_key,payload,reason,attempts,created_at,status
+                "SELECT id,tenant,connector,route,object,record_key,payload,reason,attempts,created_at,status,correlation_id
                  FROM dead_letters WHERE (?1 = 0 OR status='pending') ORDER BY id",
             )?;
             let rows = st.query_map(params![pending_only as i32], |r| {
@@ -425,6 +446,7 @@ impl Store {
                     attempts: r.get(8)?,
                     created_at: r.get(9)?,
                     status: r.get(10)?,
+                    correlation_id: r.get(11)?,
                 })
             })?;
             rows.collect()
@@ -558,6 +580,7 @@ mod tests {
             reason,
             attempts: 5,
             settle: Some(("hubspot", Settle::Refused)),
+            correlation_id: Some("run-1"),
         };
         let id = s.dead_letter(&dl("boom")).unwrap();
         // The same record failing again updates its one pending dead letter.

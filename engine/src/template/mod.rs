@@ -19,8 +19,92 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template does not compile: {reason}")]
 pub struct TemplateError {
+    /// The diagnostic code: E211 (syntax) or E231 (a limit, or a partial or decorator).
+    pub code: &'static str,
     /// The compiler's reason.
     pub reason: String,
+}
+
+/// Longest template text, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Most `{{…}}` tags in one template.
+pub const MAX_TEMPLATE_TAGS: usize = 256;
+/// Deepest nesting of blocks (`{{#if}}…{{/if}}`) and subexpressions (`(gt x 1)`) in one
+/// template.
+pub const MAX_TEMPLATE_DEPTH: usize = 16;
+
+/// Compile a template with the engine's limits; every template of every spec goes through
+/// here (mapping and connector templates alike).
+///
+/// The limits are there because `handlebars` (6.x) computes the line and column of every
+/// element by rescanning the template from its start (pest's `Position::line_col`), so its
+/// compile time grows with the square of the template: 40k `{{x}}` took 27 s. Bounding the text
+/// and the number of tags bounds that to milliseconds. Block and subexpression nesting is
+/// bounded because rendering recurses once per level, and partials and decorators are refused
+/// because an inline partial that includes itself recurses without end at render time.
+pub fn compile(src: &str) -> Result<handlebars::Template, TemplateError> {
+    let limit = |reason: String| TemplateError {
+        code: "E231",
+        reason,
+    };
+    if src.len() > MAX_TEMPLATE_BYTES {
+        return Err(limit(format!(
+            "the template is {} bytes long; at most {MAX_TEMPLATE_BYTES} are allowed",
+            src.len()
+        )));
+    }
+    let tags = src.matches("{{").count();
+    if tags > MAX_TEMPLATE_TAGS {
+        return Err(limit(format!(
+            "the template has {tags} `{{{{…}}}}` tags; at most {MAX_TEMPLATE_TAGS} are allowed"
+        )));
+    }
+    let t = handlebars::Template::compile(src).map_err(|e| TemplateError {
+        code: "E211",
+        reason: crate::spec::validate::template_error_text(&e),
+    })?;
+    check_tree(&t).map_err(limit)?;
+    Ok(t)
+}
+
+/// Refuse partials and decorators and nesting past [`MAX_TEMPLATE_DEPTH`], walking the compiled
+/// template with an explicit stack.
+fn check_tree(t: &handlebars::Template) -> Result<(), String> {
+    use handlebars::template::{Parameter, TemplateElement as E};
+    let mut stack: Vec<(&E, usize)> = t.elements.iter().map(|e| (e, 0)).collect();
+    let mut params: Vec<(&Parameter, usize)> = Vec::new();
+    while let Some((el, depth)) = stack.pop() {
+        if depth > MAX_TEMPLATE_DEPTH {
+            return Err(format!(
+                "blocks and subexpressions nest more than {MAX_TEMPLATE_DEPTH} deep"
+            ));
+        }
+        match el {
+            E::RawString(_) | E::Comment(_) => {}
+            E::Expression(h) | E::HtmlExpression(h) | E::HelperBlock(h) => {
+                params.extend(h.params.iter().map(|p| (p, depth)));
+                params.extend(h.hash.values().map(|p| (p, depth)));
+                params.push((&h.name, depth));
+                for inner in [&h.template, &h.inverse].into_iter().flatten() {
+                    stack.extend(inner.elements.iter().map(|e| (e, depth + 1)));
+                }
+            }
+            E::DecoratorExpression(_) | E::DecoratorBlock(_) => {
+                return Err("decorators (`{{* …}}`, `{{#* …}}`) are not supported".into());
+            }
+            E::PartialExpression(_) | E::PartialBlock(_) => {
+                return Err("partials (`{{> …}}`, `{{#> …}}`) are not supported".into());
+            }
+            // A kind of element a later `handlebars` adds: refused until it is looked at.
+            _ => return Err("an unsupported template element".into()),
+        }
+        while let Some((p, d)) = params.pop() {
+            if let Parameter::Subexpression(sub) = p {
+                stack.push((sub.element.as_ref(), d + 1));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One piece of a simple template.
@@ -69,13 +153,9 @@ fn is_plain_path(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
 }
 
-/// Check that a template compiles (E211).
+/// Check that a template compiles within the limits (E211, E231).
 pub fn check(src: &str) -> Result<(), TemplateError> {
-    handlebars::Template::compile(src)
-        .map(|_| ())
-        .map_err(|e| TemplateError {
-            reason: crate::spec::validate::template_error_text(&e),
-        })
+    compile(src).map(|_| ())
 }
 
 /// Split a simple template into parts; `None` when it uses helpers or blocks.
@@ -254,6 +334,90 @@ mod tests {
         );
         assert!(simple_parts("{{#if x}}a{{/if}}", &mut intern).is_none());
         assert!(simple_parts("{{upper x}}", &mut intern).is_none());
+    }
+
+    #[test]
+    fn a_template_of_200k_placeholders_is_refused_at_once_not_compiled_for_minutes() {
+        // 40k `{{x}}` used to take 27 s to compile and 200k never finished.
+        // 10k tags fit the byte limit and are refused by the tag limit (first: before the
+        // limits, this one took 4.4 s in a debug build, so the test fails fast there).
+        for src in ["{{x}}".repeat(10_000), "{{x}}".repeat(200_000)] {
+            let t = std::time::Instant::now();
+            let e = check(&src).expect_err("refused");
+            assert_eq!(e.code, "E231");
+            assert!(e.reason.contains("at most"), "{}", e.reason);
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(2),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+        let e = check(&"a".repeat(MAX_TEMPLATE_BYTES + 1)).expect_err("refused");
+        assert_eq!(e.code, "E231");
+    }
+
+    #[test]
+    fn the_largest_template_allowed_compiles_quickly() {
+        // At the limits (64 KiB, 256 tags spread over it) the quadratic cost inside
+        // `handlebars` stays small: milliseconds in release, well under a second in debug.
+        let gap = "a".repeat(MAX_TEMPLATE_BYTES / MAX_TEMPLATE_TAGS - 12);
+        let src: String = (0..MAX_TEMPLATE_TAGS)
+            .map(|i| format!("{gap}{{{{x{i}}}}}"))
+            .collect();
+        assert!(src.len() <= MAX_TEMPLATE_BYTES);
+        let t = std::time::Instant::now();
+        check(&src).expect("compiles");
+        eprintln!("the largest template allowed compiled in {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            check(&format!("{src}{{{{y}}}}")).map_err(|e| e.code),
+            Err("E231")
+        );
+    }
+
+    #[test]
+    fn deep_blocks_subexpressions_and_recursive_partials_are_refused_not_overflowed() {
+        // 1,000 nested `{{#if}}` compiled, then overflowed the stack when rendered; an inline
+        // partial that includes itself recursed until the stack overflowed.
+        let nest = |n: usize| format!("{}x{}", "{{#if a}}".repeat(n), "{{/if}}".repeat(n));
+        let sub = |n: usize| format!("{{{{lower {}x{}}}}}", "(lower ".repeat(n), ")".repeat(n));
+        for (what, src) in [
+            ("1,000 blocks", nest(1_000)),
+            ("17 blocks", nest(MAX_TEMPLATE_DEPTH + 1)),
+            ("17 subexpressions", sub(MAX_TEMPLATE_DEPTH + 1)),
+            (
+                "blocks in else",
+                format!(
+                    "{}x{}",
+                    "{{#if a}}{{else}}".repeat(20),
+                    "{{/if}}".repeat(20)
+                ),
+            ),
+            (
+                "recursive partial",
+                r#"{{#*inline "p"}}x{{> p}}{{/inline}}{{> p}}"#.into(),
+            ),
+            ("partial", "{{> header}}".into()),
+            ("decorator", "{{* log}}".into()),
+        ] {
+            let e = check(&src).expect_err(what);
+            assert_eq!(e.code, "E231", "{what}: {}", e.reason);
+        }
+        let mut h = new_registry();
+        for (i, src) in [nest(MAX_TEMPLATE_DEPTH), sub(MAX_TEMPLATE_DEPTH - 1)]
+            .iter()
+            .enumerate()
+        {
+            let t = compile(src).expect("at the limit");
+            h.register_template(&i.to_string(), t);
+            h.render(&i.to_string(), &json!({"a": true, "x": "X"}))
+                .expect("renders");
+        }
+        assert_eq!(check("{{#if}}").map_err(|e| e.code), Err("E211"));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 mod listen;
 mod origin;
 
-use super::run::{Prepared, open_store, options, prepare};
+use super::common::{engine, route_file};
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{ConnectInfo, Path, State};
@@ -31,10 +31,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard::connector::webhook::{Refusal, Verifier, WebhookRequest};
-use switchyard::connector::{Deliverer, DeliveryItem, Path as JsonPath, Secret, SecretResolver};
-use switchyard::secrets::Redactor;
-use switchyard::spec::connector::{ConnectorSpec, Verification};
+use switchyard::connector::webhook::{Refusal, WebhookRequest};
+use switchyard::engine::{RouteOptions, WebhookError, WebhookRoute};
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, clap::Args)]
@@ -89,20 +87,8 @@ pub struct Args {
     pub max_connections: u64,
 }
 
-struct Route {
-    path: PathBuf,
-    prepared: Prepared,
-    /// `None` only when the source says `verification = "none"`.
-    verifier: Option<Arc<Verifier>>,
-    idempotency: Option<JsonPath>,
-    /// Every secret the route holds (connector, source signing secrets, plugin grants).
-    redactor: Redactor,
-}
-
 struct App {
-    routes: HashMap<(String, String), Route>,
-    store: Arc<switchyard::store::Store>,
-    concurrency: usize,
+    routes: HashMap<(String, String), WebhookRoute>,
     origin: origin::Origin,
     body_timeout: Duration,
     max_body_bytes: usize,
@@ -110,152 +96,6 @@ struct App {
 
 pub(super) fn run(a: Args) -> u8 {
     super::block_on(serve(a))
-}
-
-fn load_route(
-    path: &std::path::Path,
-    prepared: Prepared,
-    connectors: &std::path::Path,
-    plugins: &switchyard::plugin::PluginEnv,
-) -> Result<((String, String), Route), String> {
-    let m = &prepared.mapping;
-    let source = m.source.clone().ok_or_else(|| {
-        format!(
-            "{}: /source: a webhook route needs the inbound source it receives from",
-            path.display()
-        )
-    })?;
-    let route = format!("route {}/{source} ({})", m.tenant, path.display());
-    let (spec, spec_path): (ConnectorSpec, PathBuf) =
-        switchyard::connector::find_spec_file(connectors, &source).map_err(|e| e.to_string())?;
-    let inbound = spec.inbound.as_ref().ok_or_else(|| {
-        format!(
-            "{route}: source `{source}` ({}) is not an inbound source (no [inbound] table)",
-            spec_path.display()
-        )
-    })?;
-    let resolver = SecretResolver::from_env().map_err(|e| e.to_string())?;
-    let mut secrets = HashMap::new();
-    for (name, reference) in &m.source_secrets {
-        let v = resolver
-            .resolve(reference)
-            .map_err(|e| format!("{}: /source_secrets/{name}: {e}", path.display()))?;
-        secrets.insert(name.clone(), v);
-    }
-    let set = plugins
-        .load_set(&spec_path, &spec.plugins, &m.tenant)
-        .map_err(|e| e.to_string())?;
-    let redactor = route_redactor(
-        &prepared, path, &secrets, &spec, &spec_path, connectors, plugins,
-    );
-    let verifier = match (&inbound.webhook, inbound.verification) {
-        (Some(scheme), Verification::Required) => Some(
-            Verifier::new(scheme, &secrets, Some(&set))
-                .map_err(|e| {
-                    let reference = e.secret().and_then(|n| m.source_secrets.get(n));
-                    verifier_error(&route, &e, reference)
-                })?
-                .with_redactor(redactor.clone()),
-        ),
-        (None, Verification::None) => None,
-        (None, Verification::Required) => {
-            return Err(format!(
-                "{route}: source `{source}` ({}) declares no webhook verification: anyone could \
-                 post records; declare `webhook = {{ scheme = … }}` in its [inbound] table, or \
-                 `verification = \"none\"` to accept unsigned webhooks",
-                spec_path.display()
-            ));
-        }
-        (Some(_), Verification::None) => {
-            return Err(format!(
-                "{route}: source `{source}` ({}): /inbound/verification: `none` contradicts the \
-                 declared webhook scheme",
-                spec_path.display()
-            ));
-        }
-    };
-    let idempotency = inbound
-        .idempotency_key
-        .as_deref()
-        .map(JsonPath::compile)
-        .transpose()
-        .map_err(|e| format!("{}: /inbound/idempotency_key: {e}", spec_path.display()))?;
-    Ok((
-        (m.tenant.clone(), source),
-        Route {
-            path: path.to_path_buf(),
-            verifier: verifier.map(Arc::new),
-            idempotency,
-            redactor,
-            prepared,
-        },
-    ))
-}
-
-/// A verifier that cannot be built, named by route and (for secrets) by the reference the
-/// route gives — never by the value.
-fn verifier_error(
-    route: &str,
-    e: &switchyard::connector::webhook::VerifierError,
-    reference: Option<&String>,
-) -> String {
-    let Some(name) = e.secret() else {
-        return format!("{route}: {e}");
-    };
-    match reference {
-        Some(r) if switchyard::secrets::looks_like_ref(r) => {
-            format!("{route}: /source_secrets/{name} ({r}): {e}")
-        }
-        Some(_) => format!("{route}: /source_secrets/{name} (a literal value): {e}"),
-        None => format!("{route}: /source_secrets/{name}: {e}; add it to the route"),
-    }
-}
-
-/// Every secret value a route holds: its connector's secrets, its source's signing secrets
-/// and what the operator granted the plugins of its source, its connector and its mapping.
-fn route_redactor(
-    prepared: &Prepared,
-    mapping_path: &std::path::Path,
-    source_secrets: &HashMap<String, Secret>,
-    source_spec: &ConnectorSpec,
-    source_path: &std::path::Path,
-    connectors: &std::path::Path,
-    plugins: &switchyard::plugin::PluginEnv,
-) -> Redactor {
-    let m = &prepared.mapping;
-    let mut values: Vec<Secret> = source_secrets.values().cloned().collect();
-    values.extend(prepared.session.binding.secrets.values().cloned());
-    let dir = |p: &std::path::Path| {
-        p.parent()
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf()
-    };
-    let mut manifests: Vec<PathBuf> = (source_spec.plugins.values())
-        .map(|r| dir(source_path).join(r))
-        .collect();
-    manifests.extend(m.plugins.values().map(|r| dir(mapping_path).join(r)));
-    if let Ok((target, target_path)) =
-        switchyard::connector::find_spec_file(connectors, &m.connector)
-    {
-        manifests.extend(target.plugins.values().map(|r| dir(&target_path).join(r)));
-    }
-    for manifest in manifests {
-        // Grants are keyed by the wasm's pinned digest.
-        let Some(sha256) = switchyard::plugin::read_manifest(&manifest, 1 << 20)
-            .ok()
-            .and_then(|info| info.sha256)
-        else {
-            continue;
-        };
-        let g = match plugins.grants(&manifest, &m.tenant) {
-            switchyard::plugin::GrantSource::Fixed(g) => Ok(g),
-            switchyard::plugin::GrantSource::BySha256(lookup) => lookup(&sha256),
-        };
-        if let Ok(g) = g {
-            values.extend(g.secrets.into_values());
-        }
-    }
-    Redactor::new(values.iter().map(Secret::expose))
 }
 
 async fn serve(a: Args) -> u8 {
@@ -266,52 +106,48 @@ async fn serve(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    let plugins = match switchyard::plugin::PluginEnv::discover(a.plugin_grants.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_USAGE;
-        }
-    };
-    let store = match open_store(&a.store) {
-        Ok(s) => s,
+    // One engine for every route: routes of one tenant and connector share one rate budget
+    // and one token cache.
+    let engine = match engine(&a.connectors, Some(&a.store), a.plugin_grants.as_deref()) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return super::EXIT_USAGE;
         }
     };
     let mut routes = HashMap::new();
+    let mut emulators = Vec::new();
     for path in &a.mapping {
-        let loaded = match prepare(path, &a.connectors, a.sandbox, false, &plugins).await {
-            Ok(p) => load_route(path, p, &a.connectors, &plugins),
+        let opts = RouteOptions {
+            concurrency: Some(a.concurrency),
+            ..RouteOptions::default()
+        };
+        let loaded = match route_file(&engine, path, a.sandbox, opts).await {
+            Ok((route, emu)) => {
+                if let Some(emu) = emu {
+                    eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
+                    emulators.push(emu);
+                }
+                engine.webhook_route(route).map_err(|e| e.to_string())
+            }
             Err(e) => Err(e),
         };
         match loaded {
-            Ok((key, mut route)) => {
-                if let Some(emu) = &route.prepared.emulator {
-                    eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
+            Ok(route) => {
+                let key = route.key();
+                if route.verification() == "none" {
+                    eprintln!(
+                        "warning: route {}/{} accepts unsigned webhooks (its source says verification = \"none\")",
+                        key.0, key.1
+                    );
                 }
-                route.prepared.session = route
-                    .prepared
-                    .session
-                    .clone()
-                    .with_token_store(store.clone());
-                let verified = match &route.verifier {
-                    Some(v) => v.scheme(),
-                    None => {
-                        eprintln!(
-                            "warning: route {}/{} accepts unsigned webhooks (its source says verification = \"none\")",
-                            key.0, key.1
-                        );
-                        "none"
-                    }
-                };
                 eprintln!(
-                    "route: POST /webhooks/{}/{} → {} ({}, verification: {verified})",
+                    "route: POST /webhooks/{}/{} → {} ({}, verification: {})",
                     key.0,
                     key.1,
-                    route.prepared.mapping.connector,
-                    path.display()
+                    route.route().mapping().connector,
+                    path.display(),
+                    route.verification()
                 );
                 routes.insert(key, route);
             }
@@ -324,8 +160,6 @@ async fn serve(a: Args) -> u8 {
     let max_body_bytes = usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX);
     let app = Arc::new(App {
         routes,
-        store,
-        concurrency: a.concurrency,
         origin,
         body_timeout: Duration::from_secs(a.body_timeout_secs),
         max_body_bytes,
@@ -350,6 +184,12 @@ async fn serve(a: Args) -> u8 {
         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
     };
     listen::serve(listener, router, limits, super::sandbox::stop_signal()).await;
+    for emu in emulators {
+        emu.shutdown().await;
+    }
+    if let Err(e) = engine.retire() {
+        eprintln!("warning: {e}");
+    }
     super::EXIT_OK
 }
 
@@ -386,6 +226,22 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     Ok(Bytes::from(out))
 }
 
+/// The request's correlation id: the sender's `X-Request-Id` when it is a plain token, else
+/// a fresh one. It is in every log line and dead letter of the request, and in the answer.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| switchyard::engine::correlation_id("req"))
+}
+
 async fn webhook(
     State(app): State<Arc<App>>,
     Path((tenant, source)): Path<(String, String)>,
@@ -394,6 +250,31 @@ async fn webhook(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    use tracing::Instrument as _;
+    let cid = request_id(&headers);
+    let span =
+        tracing::info_span!("webhook", correlation_id = %cid, tenant = %tenant, source = %source);
+    let mut resp = webhook_inner(app, tenant, source, peer, method, uri, headers, body, &cid)
+        .instrument(span)
+        .await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook_inner(
+    app: Arc<App>,
+    tenant: String,
+    source: String,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    cid: &str,
 ) -> Response {
     let Some(route) = app.routes.get(&(tenant.clone(), source.clone())) else {
         return answer(
@@ -420,13 +301,13 @@ async fn webhook(
                 );
             }
         };
-    if let Some(verifier) = &route.verifier {
+    {
         let url = app.origin.url(peer.ip(), &headers, &uri);
         let hdrs: Vec<(String, String)> = headers
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        let (verifier, signed) = (verifier.clone(), body.clone());
+        let (checker, signed) = (route.clone(), body.clone());
         let now = chrono::Utc::now().timestamp();
         let verdict = tokio::task::spawn_blocking(move || {
             let req = WebhookRequest {
@@ -435,7 +316,7 @@ async fn webhook(
                 headers: &hdrs,
                 body: &signed,
             };
-            verifier.verify(&req, now)
+            checker.verify(&req, now)
         })
         .await
         .unwrap_or_else(|e| {
@@ -446,8 +327,16 @@ async fn webhook(
         });
         if let Err(refusal) = verdict {
             let code = refusal.code();
-            let detail = route.redactor.redact(&refusal.to_string()).into_owned();
-            tracing::warn!(tenant, source, scheme = route.verifier.as_ref().map(|v| v.scheme()), code, detail = ?detail, "webhook refused");
+            let detail = route.redactor().redact(&refusal.to_string()).into_owned();
+            tracing::warn!(
+                tenant,
+                source,
+                correlation_id = cid,
+                scheme = route.verification(),
+                code,
+                detail = %detail,
+                "webhook refused"
+            );
             let status = if code == switchyard::connector::webhook::UNAVAILABLE_CODE {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -456,79 +345,27 @@ async fn webhook(
             return answer(status, json!({ "error": code }));
         }
     }
-    let records: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Array(a)) => a,
-        Ok(v @ Value::Object(_)) => vec![v],
-        Ok(_) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "the body must be a JSON object or an array of objects"}),
-            );
+    match route.receive(&body, cid).await {
+        Ok(report) => {
+            let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
+            route.redactor().redact_json(&mut report);
+            answer(StatusCode::OK, report)
         }
+        Err(WebhookError::BadBody(e)) => answer(StatusCode::BAD_REQUEST, json!({"error": e})),
         Err(e) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("the body is not JSON: {e}")}),
+            // The sender sees why (secrets redacted); the server's file layout stays in the log.
+            tracing::warn!(
+                tenant,
+                source,
+                correlation_id = cid,
+                route = %route.route().path().display(),
+                error = %e,
+                "webhook record rejected by the mapping"
             );
+            answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.to_string()}),
+            )
         }
-    };
-    let Some(plan) = route.prepared.plan.as_ref() else {
-        return answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "no mapping plan"}),
-        );
-    };
-    let items = match map_records(plan, route, &records) {
-        Ok(items) => items,
-        Err(e) => {
-            // The sender sees why (a mapping plugin's text redacted); the server's file
-            // layout stays in the log.
-            let e = route.redactor.redact(&e).into_owned();
-            tracing::warn!(tenant, source, route = %route.path.display(), error = %e, "webhook record rejected by the mapping");
-            return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e}));
-        }
-    };
-    let m = &route.prepared.mapping;
-    let opts = options(m, &route.prepared.session, &route.path, app.concurrency);
-    let d = Deliverer::new(
-        route.prepared.session.clone(),
-        Some(app.store.clone()),
-        opts,
-    );
-    let report = d.deliver(items).await;
-    let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
-    route.redactor.redact_json(&mut report);
-    answer(StatusCode::OK, report)
-}
-
-/// Maps every record of one request (synchronous: plugin calls block on the plugin runtime).
-fn map_records(
-    plan: &switchyard::mapping::CompiledMapping,
-    route: &Route,
-    records: &[Value],
-) -> Result<Vec<DeliveryItem>, String> {
-    let secrets = switchyard::secrets::default_provider();
-    let session = plan.plugin_session();
-    let ctx = switchyard::mapping::MapContext {
-        now: chrono::Utc::now(),
-        secrets: &secrets,
-        ext: session
-            .as_ref()
-            .map(|s| s as &dyn switchyard::expr::ExtCalls),
-    };
-    let mut items = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let mapped = plan
-            .apply(r, &ctx)
-            .map_err(|e| format!("record {i}: {e}"))?;
-        let key = route
-            .idempotency
-            .as_ref()
-            .and_then(|p| p.first(r))
-            .map(switchyard::connector::scalar)
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| super::run::content_key(&r.to_string()));
-        items.push(DeliveryItem { key, mapped });
     }
-    Ok(items)
 }

@@ -197,14 +197,14 @@ impl Deliverer {
             if let Some(id) = id {
                 ids.insert(object.to_string(), id);
             }
-            let mut actions = crate::workflow::run_triggers(
+            let mut actions = crate::connector::workflow::run_triggers(
                 &self.session,
                 &it,
                 &ids,
                 &self.opts.dedupe_object,
                 self.ledger
                     .as_ref()
-                    .map(|l| l as &dyn crate::workflow::ActionLedger),
+                    .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
             )
             .await;
             for a in &mut actions {

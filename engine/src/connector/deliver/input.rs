@@ -4,12 +4,11 @@
 
 use super::{DeliveryItem, Input, RejectedInput};
 use crate::mapping::{CompiledMapping, LineOutcome, MapContext, Scratch};
+use crate::mapping::{MAX_RECORD_BYTES, read_record};
 use crate::record::{FiredTrigger, Mapped};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
-/// The longest input line read (longer lines are rejected with their first bytes kept).
-pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// How much of an over-long line is kept in its dead letter.
 const KEPT_OF_LONG_LINE: usize = 4096;
 
@@ -155,7 +154,7 @@ fn premapped_line(
             reason: format!("line {n}: {reason}"),
         }))
     };
-    match serde_json::from_str::<Value>(text) {
+    match crate::mapping::parse_record(text) {
         Ok(v) => match mapped_from_json(&v, plan) {
             Some(mapped) => Some(Input::Record(DeliveryItem {
                 key: record_key(text.as_bytes()),
@@ -165,11 +164,11 @@ fn premapped_line(
                 "not a mapped record ({\"objects\": {...}, \"triggers\": [...]}, triggers named by the route)".into(),
             ),
         },
-        Err(e) => reject(format!("invalid JSON: {e}")),
+        Err(e) => reject(e.to_string()),
     }
 }
 
-/// Read NDJSON from `input` line by line (at most [`MAX_LINE_BYTES`] held per line), judge
+/// Read NDJSON from `input` line by line (at most [`MAX_RECORD_BYTES`] held per line), judge
 /// each with [`judge_line`] and hand it to `send`; stops early when `send` returns false.
 /// Returns the number of lines read. Blocking: run it on a blocking thread.
 pub fn read_ndjson(
@@ -184,14 +183,9 @@ pub fn read_ndjson(
     let mut out = Vec::with_capacity(4096);
     let mut scratch = Scratch::default();
     let mut n = 0usize;
-    loop {
-        line.clear();
-        let (read, overflow) = read_line_bounded(&mut input, &mut line)?;
-        if read == 0 {
-            break;
-        }
+    while let Some(whole) = read_record(&mut input, &mut line)? {
         n += 1;
-        let item = if overflow {
+        let item = if !whole {
             Some(Input::Rejected(RejectedInput {
                 key: content_key(&line),
                 line: Some(n),
@@ -199,7 +193,7 @@ pub fn read_ndjson(
                 input: line[..line.len().min(KEPT_OF_LONG_LINE)].to_vec(),
                 reason: format!(
                     "line {n}: longer than {} MiB (only its first {KEPT_OF_LONG_LINE} bytes are kept)",
-                    MAX_LINE_BYTES >> 20
+                    MAX_RECORD_BYTES >> 20
                 ),
             }))
         } else {
@@ -214,44 +208,6 @@ pub fn read_ndjson(
     Ok(n)
 }
 
-/// Read one line (through `\n`) into `buf`, keeping at most [`MAX_LINE_BYTES`]; returns the
-/// bytes consumed and whether the line was longer.
-fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
-    let mut total = 0usize;
-    let mut overflow = false;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok((total, overflow));
-        }
-        let (chunk, done) = match memchr(avail) {
-            Some(i) => (&avail[..=i], true),
-            None => (avail, false),
-        };
-        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
-        if chunk.len() > room {
-            overflow = true;
-            buf.extend_from_slice(&chunk[..room]);
-        } else {
-            buf.extend_from_slice(chunk);
-        }
-        let used = chunk.len();
-        total += used;
-        r.consume(used);
-        if done {
-            return Ok((total, overflow));
-        }
-    }
-}
-
-fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -264,22 +220,5 @@ mod tests {
         let k = record_key(b"not json");
         assert_eq!(k.len(), 32);
         assert_eq!(k, record_key(b"not json"));
-    }
-
-    #[test]
-    fn long_lines_are_cut_not_held() {
-        let mut data = vec![b'x'; MAX_LINE_BYTES + 10];
-        data.push(b'\n');
-        data.extend_from_slice(b"{}\n");
-        let mut r = BufReader::new(&data[..]);
-        let mut buf = Vec::new();
-        let (n, over) = read_line_bounded(&mut r, &mut buf).unwrap();
-        assert_eq!(
-            (n, over, buf.len()),
-            (MAX_LINE_BYTES + 11, true, MAX_LINE_BYTES)
-        );
-        buf.clear();
-        assert_eq!(read_line_bounded(&mut r, &mut buf).unwrap(), (3, false));
-        assert_eq!(buf, b"{}\n");
     }
 }

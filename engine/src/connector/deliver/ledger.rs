@@ -16,7 +16,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// This process's owner id: one per process, so every deliverer of it shares its claims (they
 /// are kept apart by the in-process record locks instead).
-pub(crate) fn process_owner() -> &'static str {
+pub fn process_owner() -> &'static str {
     static OWNER: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{}:{}:{:016x}",
@@ -63,6 +63,8 @@ pub(super) struct Ledger {
     pub connector: String,
     pub route: String,
     pub owner: String,
+    /// The run's or request's correlation id, kept with dead letters.
+    pub correlation: Option<String>,
 }
 
 /// Aborts the heartbeat task when dropped.
@@ -84,6 +86,7 @@ impl Ledger {
             connector: session.connector.name().to_string(),
             route: route.to_string(),
             owner: process_owner().to_string(),
+            correlation: None,
             store,
         }
     }
@@ -218,9 +221,22 @@ impl Ledger {
             reason,
             attempts: if attempts == 0 { 1 } else { attempts },
             settle: settle.map(|s| (self.ns.as_str(), s)),
+            correlation_id: self.correlation.as_deref(),
         };
         match self.store.dead_letter(&d) {
-            Ok(_) => (true, false, None),
+            Ok(id) => {
+                tracing::warn!(
+                    dead_letter = id,
+                    tenant = %self.tenant,
+                    connector = %self.connector,
+                    object,
+                    key,
+                    correlation_id = self.correlation.as_deref().unwrap_or(""),
+                    %reason,
+                    "record dead-lettered"
+                );
+                (true, false, None)
+            }
             Err(e) => {
                 tracing::error!(error = %e, key, object, "dead-letter write failed");
                 match self.store.dead_letter_fallback(&d) {
@@ -249,7 +265,7 @@ impl Ledger {
     }
 }
 
-impl crate::workflow::ActionLedger for Ledger {
+impl crate::connector::workflow::ActionLedger for Ledger {
     fn begin(&self, key: &str, trigger: &str, action: &str) -> Option<String> {
         let object = Self::action_object(trigger, action);
         match self.claim_many(&object, &[key]).map(|mut c| c.pop()) {
@@ -265,10 +281,16 @@ impl crate::workflow::ActionLedger for Ledger {
         }
     }
 
-    fn finish(&self, key: &str, trigger: &str, action: &str, end: crate::workflow::ActionEnd) {
+    fn finish(
+        &self,
+        key: &str,
+        trigger: &str,
+        action: &str,
+        end: crate::connector::workflow::ActionEnd,
+    ) {
         let object = Self::action_object(trigger, action);
         let r = match end {
-            crate::workflow::ActionEnd::Ran => self.store.settle_done(
+            crate::connector::workflow::ActionEnd::Ran => self.store.settle_done(
                 &self.tenant,
                 &self.ns,
                 &self.connector,
@@ -280,11 +302,11 @@ impl crate::workflow::ActionLedger for Ledger {
                     completes_record: false,
                 }],
             ),
-            crate::workflow::ActionEnd::Refused => {
+            crate::connector::workflow::ActionEnd::Refused => {
                 self.store
                     .settle_refused(&self.tenant, &self.ns, &object, key)
             }
-            crate::workflow::ActionEnd::Unknown => {
+            crate::connector::workflow::ActionEnd::Unknown => {
                 self.store
                     .release_unknown(&self.tenant, &self.ns, &object, key)
             }

@@ -18,6 +18,8 @@
 mod batch;
 pub mod input;
 mod ledger;
+
+pub use ledger::process_owner;
 mod object;
 
 use super::{ConnectorError, Session};
@@ -260,6 +262,7 @@ pub struct Deliverer {
     ledger: Option<Ledger>,
     opts: DeliveryOptions,
     redactor: Redactor,
+    correlation: Option<String>,
 }
 
 /// A unit of work: one batch of fresh records of one object, or one record.
@@ -280,6 +283,7 @@ impl Deliverer {
             ledger,
             opts,
             redactor,
+            correlation: None,
         }
     }
 
@@ -289,6 +293,17 @@ impl Deliverer {
         if let Some(l) = &mut self.ledger {
             l.owner = owner.into();
         }
+        self
+    }
+
+    /// Carry `id` (a run's or a webhook request's correlation id) in this delivery's log lines
+    /// and dead letters.
+    pub fn with_correlation(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        if let Some(l) = &mut self.ledger {
+            l.correlation = Some(id.clone());
+        }
+        self.correlation = Some(id);
         self
     }
 
@@ -386,6 +401,24 @@ impl Deliverer {
     }
 
     async fn run_unit(&self, u: Unit) -> Vec<RecordResult> {
+        use tracing::Instrument as _;
+        let (key, n) = match &u {
+            Unit::Batch(_, items) => (items.first().map_or("", |i| i.key.as_str()), items.len()),
+            Unit::Single(it) => (it.key.as_str(), 1),
+            Unit::Rejected(r) => (r.key.as_str(), 1),
+        };
+        let span = tracing::info_span!(
+            "deliver",
+            correlation_id = self.correlation.as_deref().unwrap_or(""),
+            tenant = %self.tenant(),
+            connector = %self.cname(),
+            key,
+            records = n,
+        );
+        self.run_unit_inner(u).instrument(span).await
+    }
+
+    async fn run_unit_inner(&self, u: Unit) -> Vec<RecordResult> {
         match u {
             Unit::Batch(object, items) => self.deliver_batch(object, items).await,
             Unit::Single(it) => vec![self.deliver_record(it).await],
@@ -562,14 +595,14 @@ impl Deliverer {
             }
             out.objects.push(o);
         }
-        out.actions = crate::workflow::run_triggers(
+        out.actions = crate::connector::workflow::run_triggers(
             &self.session,
             &item,
             &ids,
             &self.opts.dedupe_object,
             self.ledger
                 .as_ref()
-                .map(|l| l as &dyn crate::workflow::ActionLedger),
+                .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
         )
         .await;
         for a in &mut out.actions {
