@@ -1398,10 +1398,37 @@ async fn stripe_idempotency_key_replays_and_rejects_different_params() {
         .await;
     assert_eq!((s, found["data"].as_array().map(Vec::len)), (200, Some(1)));
 
-    let sub: Value = st
+    // A subscription names a recurring price that exists (Stripe refuses unknown ids).
+    let missing = st
         .post(
             "/v1/subscriptions",
             &[("customer", cid), ("items[0][price]", "price_123")],
+            None,
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    let missing: Value = missing.json().await.expect("json");
+    assert_eq!(missing["error"]["code"], "resource_missing");
+    let price: Value = st
+        .post(
+            "/v1/prices",
+            &[
+                ("currency", "usd"),
+                ("unit_amount", "1500"),
+                ("recurring[interval]", "month"),
+                ("product_data[name]", "Plan"),
+            ],
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let price_id = price["id"].as_str().expect("price id");
+    let sub: Value = st
+        .post(
+            "/v1/subscriptions",
+            &[("customer", cid), ("items[0][price]", price_id)],
             None,
         )
         .await
@@ -1409,7 +1436,7 @@ async fn stripe_idempotency_key_replays_and_rejects_different_params() {
         .await
         .expect("json");
     assert_eq!(sub["status"], "active");
-    assert_eq!(sub["items"]["data"][0]["price"]["id"], "price_123");
+    assert_eq!(sub["items"]["data"][0]["price"]["id"], price_id);
     let sid = sub["id"].as_str().expect("id");
     let r =
         st.c.delete(format!("{}/v1/subscriptions/{sid}", st.e.base_url()))

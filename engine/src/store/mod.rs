@@ -179,7 +179,7 @@ impl Store {
             path: p.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(sql)?;
+        let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         // Switching to WAL and creating the tables take an exclusive lock that SQLite does not
@@ -192,7 +192,13 @@ impl Store {
                 .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
                 .and_then(|_| conn.execute_batch(SCHEMA))
                 .and_then(|_| conn.execute_batch(delivery::SCHEMA));
-            let r = r.and_then(|_| migrate(&conn));
+            // The column check and the ALTER run in one write transaction: two processes
+            // migrating a fresh store at once would otherwise both see the column missing.
+            let r = r.and_then(|_| {
+                let tx = write_tx(&mut conn)?;
+                migrate(&tx)?;
+                tx.commit()
+            });
             match r {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
