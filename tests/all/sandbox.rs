@@ -522,6 +522,133 @@ async fn hubspot_throttles_with_its_429_body_and_headers() {
     e.shutdown().await;
 }
 
+/// CRM search has its own limit (HubSpot: 5 a second per account), answered with HubSpot's
+/// `SECONDLY` 429 and a Retry-After, without using the general limit; and a new contact only
+/// becomes searchable `search_lag` after its write, while a read by id sees it at once.
+#[tokio::test]
+async fn hubspot_search_has_its_own_limit_and_lags_writes() {
+    use reqwest::Method as M;
+    let lag = Duration::from_millis(600);
+    let hs = Hs::new(SandboxOptions {
+        search_lag: lag,
+        search_rate_limit: Vendor::Hubspot.search_rate_limit(),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let by_email = |email: &str| {
+        json!({"filterGroups": [{"filters": [
+            {"propertyName": "email", "operator": "EQ", "value": email}]}]})
+    };
+    let (s, created) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "lag@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    let (s, found) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(by_email("lag@example.com")),
+        )
+        .await;
+    assert_eq!(
+        (s, found["total"].clone()),
+        (200, json!(0)),
+        "not searchable yet"
+    );
+    let (s, read) = hs
+        .send(M::GET, &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!((s, read["id"].as_str()), (200, Some(id.as_str())));
+
+    // Four more searches fill the second; the sixth is refused.
+    for _ in 0..4 {
+        let (s, _) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts/search",
+                Some(by_email("x@example.com")),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let r =
+        hs.c.post(format!(
+            "{}/crm/v3/objects/contacts/search",
+            hs.e.base_url()
+        ))
+        .bearer_auth(&hs.token)
+        .json(&by_email("x@example.com"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["errorType"], "RATE_LIMIT");
+    assert_eq!(body["policyName"], "SECONDLY");
+    // The general limit still admits other requests, and counted no refused search.
+    let r =
+        hs.c.get(format!("{}/crm/v3/objects/contacts", hs.e.base_url()))
+            .bearer_auth(&hs.token)
+            .send()
+            .await
+            .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-hubspot-ratelimit-remaining"], "92");
+    let stats = hs.e.stats();
+    assert_eq!((stats.searches, stats.search_throttled), (6, 1));
+
+    tokio::time::sleep(lag.max(Duration::from_secs(1))).await;
+    let (s, found) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(by_email("lag@example.com")),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["total"], 1, "searchable after the lag");
+    assert_eq!(found["results"][0]["id"].as_str(), Some(id.as_str()));
+    hs.e.shutdown().await;
+}
+
+/// A seeded id is never issued again, not even after its record is archived.
+#[tokio::test]
+async fn hubspot_never_reissues_a_seeded_id_after_archive() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    hs.e.seed(
+        "contacts",
+        &[json!({"id": "100002", "properties": {"email": "seeded@example.com"}})],
+    )
+    .expect("seeds");
+    let (s, _) = hs
+        .send(M::DELETE, "/crm/v3/objects/contacts/100002", None)
+        .await;
+    assert_eq!(s, 204);
+    for i in 0..4 {
+        let (s, c) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts",
+                Some(json!({"properties": {"email": format!("new{i}@example.com")}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{c}");
+        let id: u64 = c["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("numeric id");
+        assert!(id > 100_002, "id {id} reissued or below the seeded one");
+    }
+    hs.e.shutdown().await;
+}
+
 #[tokio::test]
 async fn hubspot_faults_by_script_5xx_drop_malformed_timeout_slow() {
     let e = emu_with(

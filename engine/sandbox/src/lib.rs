@@ -266,6 +266,10 @@ pub struct Stats {
     pub throttled: u64,
     /// Faults injected, per kind (`5xx`, `timeout`, `drop`, `malformed`, `slow`, `rate_limit`).
     pub faults: BTreeMap<String, u64>,
+    /// Search requests received (HubSpot CRM search, Stripe search), refused ones included.
+    pub searches: u64,
+    /// Search requests refused by the separate search limit (also counted in `throttled`).
+    pub search_throttled: u64,
     /// Records created, per object name (as used by [`Emulator::records`]).
     pub created: BTreeMap<String, u64>,
 }

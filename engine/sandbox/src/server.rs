@@ -119,17 +119,25 @@ async fn handle(
 
     // The search limit is a window of its own, checked first: a refused search does not use a
     // slot of the general limit.
+    let is_search = api.is_search(req.method(), req.uri().path());
     let search_refusal = match &shared.search_limiter {
-        Some(l) if api.is_search(req.method(), req.uri().path()) => {
+        Some(l) if is_search => {
             let d = lock(l).check(Instant::now());
             (!d.allowed).then_some(d)
         }
         _ => None,
     };
+    if is_search {
+        shared.count_search(search_refusal.is_some());
+    }
     if let Some(d) = search_refusal {
         let mut resp = api.search_throttled(&shared, &d);
-        resp.headers_mut()
-            .insert("x-sandbox-request", HeaderValue::from(n));
+        let h = resp.headers_mut();
+        h.insert("x-sandbox-request", HeaderValue::from(n));
+        // Whole seconds until a slot frees, at least 1 (the header cannot say "0.2").
+        h.entry(header::RETRY_AFTER).or_insert_with(|| {
+            HeaderValue::from(d.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+        });
         shared.count_status(resp.status().as_u16(), true);
         return Ok(resp);
     }

@@ -161,6 +161,12 @@ impl Db {
         self.next_id
     }
 
+    /// Makes [`Db::next_id`] answer more than `n` from now on (an id loaded from a fixture
+    /// must never be issued again, even after that record is deleted).
+    pub fn reserve_id(&mut self, n: u64) {
+        self.next_id = self.next_id.max(n);
+    }
+
     /// A fresh opaque token for ids, cursors and access tokens: 32 hex digits.
     pub fn token(&mut self, seed: u64) -> String {
         self.next_token += 1;
@@ -265,6 +271,15 @@ impl Shared {
             .faults
             .entry(f.name().to_string())
             .or_default() += 1;
+    }
+
+    /// Counts a search request, and whether the search limit refused it.
+    pub fn count_search(&self, refused: bool) {
+        let mut s = lock(&self.stats);
+        s.searches += 1;
+        if refused {
+            s.search_throttled += 1;
+        }
     }
 
     pub fn count_status(&self, status: u16, throttled: bool) {

@@ -254,9 +254,9 @@ pub(super) fn insert_object(
 pub(crate) fn seed(db: &mut Db, object: &str, input: &Value) -> Result<(), String> {
     let object = object_name(object).ok_or_else(|| format!("unknown object `{object}`"))?;
     let id = input.get("id").map(scalar_text).unwrap_or_default();
-    if id.parse::<u64>().is_err() {
+    let Ok(n) = id.parse::<u64>() else {
         return Err(format!("`id` must be a numeric string, found `{id}`"));
-    }
+    };
     if db.get(object, &id).is_some() {
         return Err(format!("id {id} is already loaded"));
     }
@@ -294,6 +294,9 @@ pub(crate) fn seed(db: &mut Db, object: &str, input: &Value) -> Result<(), Strin
     }
     let email = record["properties"]["email"].as_str().map(String::from);
     db.insert(object, &id, record);
+    // Created ids continue after the highest seeded one, so a seeded id is never reissued,
+    // not even once its record is archived.
+    db.reserve_id(n.saturating_sub(100_000));
     if object == "contacts" {
         reindex_email(db, &id, None, email.as_deref());
     }
