@@ -2197,3 +2197,231 @@ async fn huge_paging_values_are_rejected_or_empty_not_a_crash() {
     assert_eq!((s, page["data"].as_array().map(Vec::len)), (200, Some(0)));
     pd.e.shutdown().await;
 }
+
+// ------------------------------------------------------------------- issue 19 fidelity
+
+/// Zendesk keeps every comment a ticket gets, and its incremental cursor export walks every
+/// change once per record, then from the returned cursor only what changed after.
+#[tokio::test]
+async fn zendesk_keeps_every_comment_and_serves_the_incremental_cursor_export() {
+    use reqwest::Method as M;
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, t) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(json!({"ticket": {"subject": "Help", "comment": {"body": "first"}}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let tid = t["ticket"]["id"].as_u64().expect("id");
+    for body in ["second", "third <b>"] {
+        let (s, u) = zd
+            .send(
+                M::PUT,
+                &format!("/api/v2/tickets/{tid}.json"),
+                Some(json!({"ticket": {"comment": {"body": body, "public": false}}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{u}");
+    }
+    let (s, c) = zd
+        .send(
+            M::GET,
+            &format!("/api/v2/tickets/{tid}/comments.json"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let bodies: Vec<&str> = c["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .filter_map(|c| c["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["first", "second", "third <b>"]);
+    assert_eq!(c["comments"][1]["public"], false);
+    let (s, _) = zd
+        .send(M::GET, "/api/v2/tickets/987654/comments.json", None)
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, page) = zd
+        .send(
+            M::GET,
+            "/api/v2/incremental/tickets/cursor.json?start_time=0",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    let ids: Vec<u64> = page["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .filter_map(|t| t["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [tid], "three writes of one ticket appear once");
+    assert_eq!(page["end_of_stream"], true);
+    let cursor = page["after_cursor"].as_str().expect("cursor").to_string();
+    let (s, t2) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(json!({"ticket": {"subject": "Later", "comment": {"body": "x"}}})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, next) = zd
+        .send(
+            M::GET,
+            &format!("/api/v2/incremental/tickets/cursor.json?cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{next}");
+    assert_eq!(next["tickets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(next["tickets"][0]["id"], t2["ticket"]["id"]);
+    let (s, _) = zd
+        .send(M::GET, "/api/v2/incremental/tickets/cursor.json", None)
+        .await;
+    assert_eq!(s, 400, "start_time or cursor is required");
+    zd.e.shutdown().await;
+}
+
+/// Salesforce routes a trailing-slash path as without (simple-salesforce sends them), and its
+/// SOQL takes OR, NOT, parentheses and parent relationship fields.
+#[tokio::test]
+async fn salesforce_trailing_slash_and_soql_or_not_parentheses_relationships() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let sf = Sf { e: &e, c, token };
+    let (s, acct) = sf
+        .send(
+            M::POST,
+            "/sobjects/Account/",
+            Some(json!({"Name": "Acme"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    let acct_id = acct["id"].as_str().expect("id").to_string();
+    for (first, last, account) in [
+        ("Ada", "Lovelace", Some(acct_id.as_str())),
+        ("Bob", "Smith", None),
+        ("Cy", "Jones", None),
+    ] {
+        let mut body = json!({"FirstName": first, "LastName": last});
+        if let Some(a) = account {
+            body["AccountId"] = json!(a);
+        }
+        let (s, r) = sf
+            .send(M::POST, "/sobjects/Contact", Some(body), None)
+            .await;
+        assert_eq!(s, 201, "{r}");
+    }
+    let (s, read) = sf
+        .send(M::GET, &format!("/sobjects/Account/{acct_id}/"), None, None)
+        .await;
+    assert_eq!((s, read["Name"].as_str()), (200, Some("Acme")));
+
+    let names = |rows: Vec<Value>| -> Vec<String> {
+        let mut v: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r["LastName"].as_str().map(String::from))
+            .collect();
+        v.sort();
+        v
+    };
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName FROM Contact WHERE (FirstName = 'Ada' OR FirstName = 'Cy') AND NOT LastName = 'Jones'",
+            10,
+        )
+        .await;
+    assert_eq!(names(rows), ["Lovelace"]);
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName FROM Contact WHERE FirstName = 'Bob' OR LastName = 'Jones' ORDER BY LastName",
+            10,
+        )
+        .await;
+    assert_eq!(names(rows), ["Jones", "Smith"]);
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName, Account.Name FROM Contact WHERE Account.Name = 'Acme'",
+            10,
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["Account"]["Name"], "Acme");
+}
+
+/// Stripe refuses ids of objects that do not exist (naming the parameter) and answers a
+/// deleted customer with its tombstone.
+#[tokio::test]
+async fn stripe_checks_referenced_ids_and_keeps_deleted_customer_tombstones() {
+    let st = St::new(SandboxOptions::default()).await;
+    let r = st
+        .post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "500"),
+                ("currency", "usd"),
+                ("customer", "cus_nope"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "resource_missing");
+    assert_eq!(body["error"]["param"], "customer");
+    let r = st
+        .post(
+            "/v1/prices",
+            &[
+                ("currency", "usd"),
+                ("unit_amount", "100"),
+                ("product", "prod_nope"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let cus: Value = st
+        .post("/v1/customers", &[("email", "gone@example.com")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = cus["id"].as_str().expect("id");
+    let r =
+        st.c.delete(format!("{}/v1/customers/{cid}", st.e.base_url()))
+            .bearer_auth(&st.key)
+            .send()
+            .await
+            .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, gone) = st.get(&format!("/v1/customers/{cid}")).await;
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(
+        gone,
+        json!({"id": cid, "object": "customer", "deleted": true})
+    );
+    let (s, list) = st.get("/v1/customers").await;
+    assert_eq!(s, 200);
+    assert!(
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|c| c["id"] != cid),
+        "a deleted customer is not listed"
+    );
+}
