@@ -40,9 +40,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// How long a write takes to become visible to search (HubSpot CRM search, Stripe search),
-    /// in milliseconds; the vendors' indexes lag by seconds. Default 0: searches see every
-    /// write at once.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// in milliseconds; the vendors' indexes lag by seconds. Default 50 (the library's
+    /// `DEFAULT_SEARCH_LAG`); 0: searches see every write at once.
+    #[arg(long, value_name = "MS", default_value_t = sandbox::DEFAULT_SEARCH_LAG.as_millis() as u64)]
     pub search_lag_ms: u64,
     /// The separate limit on search requests: REQUESTS/SECONDS, or `off`. Default: the
     /// vendor's documented one (HubSpot 5/1, Stripe 20/1; none for the others).

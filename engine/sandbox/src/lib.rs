@@ -147,8 +147,9 @@ impl FromStr for RateLimitOverride {
 }
 
 /// How to start an emulator. `Default` = an ephemeral port, the vendor's own rate limit, no
-/// faults, seed 0, searches consistent at once and limited only by the general limit.
-#[derive(Debug, Clone, Default)]
+/// faults, seed 0, searches lagging writes by [`DEFAULT_SEARCH_LAG`] and limited only by the
+/// general limit.
+#[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// Port on 127.0.0.1; `None` or `Some(0)` picks a free one. Default: `None`.
     pub port: Option<u16>,
@@ -159,14 +160,30 @@ pub struct SandboxOptions {
     /// Seed for every random choice (fault draws, generated ids). Default: 0.
     pub seed: u64,
     /// How long a write takes to become visible to searches (HubSpot CRM search, Stripe
-    /// search), as the vendors' search indexes lag their writes. Default: zero, every search
-    /// sees every write (the engine's own tests rely on that; a test about read-after-write
-    /// opts in).
+    /// search), as the vendors' search indexes lag their writes (by seconds). Default:
+    /// [`DEFAULT_SEARCH_LAG`], small so that tests stay fast but a client that searches for
+    /// what it has just written meets the lag; zero makes search consistent at once.
     pub search_lag: Duration,
     /// A limit on search requests of its own, checked before the general limit (HubSpot
     /// allows about 5 searches a second per account, Stripe 20: [`Vendor::search_rate_limit`]).
     /// Default: `None`, searches count against the general limit only.
     pub search_rate_limit: Option<RateLimitOverride>,
+}
+
+/// The search lag of [`SandboxOptions::default`].
+pub const DEFAULT_SEARCH_LAG: Duration = Duration::from_millis(50);
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            port: None,
+            rate_limit: None,
+            faults: FaultConfig::default(),
+            seed: 0,
+            search_lag: DEFAULT_SEARCH_LAG,
+            search_rate_limit: None,
+        }
+    }
 }
 
 /// Errors from starting or configuring an emulator.
