@@ -1216,6 +1216,21 @@ async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
         .expect("request");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired session");
 
+    // `exp` as a numeric string (simple-salesforce sends it so) is accepted, as at Salesforce.
+    let as_string = sign_jwt(
+        &cred(&e, "private_key_pem"),
+        &json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+                "aud": "https://login.salesforce.com",
+                "exp": (chrono::Utc::now().timestamp() + 120).to_string()}),
+    );
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[("grant_type", grant.clone()), ("assertion", as_string)],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
     // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
     let mut tampered = jwt.clone();
     tampered.pop();
