@@ -305,6 +305,7 @@ fn opts(port: Option<u16>, faults: FaultConfig) -> SandboxOptions {
             per: Duration::from_secs(1),
         }),
         seed: 7,
+        ..Default::default()
     }
 }
 

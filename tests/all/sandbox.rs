@@ -41,6 +41,15 @@ fn script(faults: &[(u64, FaultKind)]) -> SandboxOptions {
     }
 }
 
+/// Searches see every write at once: for tests of what a search finds, not of when (the
+/// default lags writes by `sandbox::DEFAULT_SEARCH_LAG`, as the vendors' indexes do).
+fn consistent_search() -> SandboxOptions {
+    SandboxOptions {
+        search_lag: Duration::ZERO,
+        ..SandboxOptions::default()
+    }
+}
+
 fn cred(e: &Emulator, k: &str) -> String {
     e.credentials().get(k).expect("credential").to_string()
 }
@@ -77,12 +86,29 @@ impl Hs {
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+
+    /// Creates a tenant's custom property through the properties API, as on HubSpot.
+    async fn create_property(&self, object: &str, name: &str, kind: &str) {
+        let field = if kind == "number" { "number" } else { "text" };
+        let (s, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/crm/v3/properties/{object}"),
+                Some(
+                    json!({"name": name, "label": name, "type": kind, "fieldType": field,
+                            "groupName": "contactinformation"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
 }
 
 #[tokio::test]
 async fn hubspot_contacts_create_read_search_list_update() {
-    let hs = Hs::new(SandboxOptions::default()).await;
+    let hs = Hs::new(consistent_search()).await;
     use reqwest::Method as M;
+    hs.create_property("contacts", "lead_score", "number").await;
     let (s, created) = hs
         .send(
             M::POST,
@@ -337,7 +363,7 @@ async fn hubspot_batch_create_reports_duplicates_per_item_and_upsert_is_idempote
 #[tokio::test]
 async fn hubspot_tasks_need_a_timestamp_and_valid_options() {
     use reqwest::Method as M;
-    let hs = Hs::new(SandboxOptions::default()).await;
+    let hs = Hs::new(consistent_search()).await;
     let (s, bad) = hs
         .send(
             M::POST,
@@ -503,6 +529,133 @@ async fn hubspot_throttles_with_its_429_body_and_headers() {
     assert_eq!(e.stats().throttled, 1);
     assert_eq!(e.stats().by_status.get(&429), Some(&1));
     e.shutdown().await;
+}
+
+/// CRM search has its own limit (HubSpot: 5 a second per account), answered with HubSpot's
+/// `SECONDLY` 429 and a Retry-After, without using the general limit; and a new contact only
+/// becomes searchable `search_lag` after its write, while a read by id sees it at once.
+#[tokio::test]
+async fn hubspot_search_has_its_own_limit_and_lags_writes() {
+    use reqwest::Method as M;
+    let lag = Duration::from_millis(600);
+    let hs = Hs::new(SandboxOptions {
+        search_lag: lag,
+        search_rate_limit: Vendor::Hubspot.search_rate_limit(),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let by_email = |email: &str| {
+        json!({"filterGroups": [{"filters": [
+            {"propertyName": "email", "operator": "EQ", "value": email}]}]})
+    };
+    let (s, created) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "lag@example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    let (s, found) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(by_email("lag@example.com")),
+        )
+        .await;
+    assert_eq!(
+        (s, found["total"].clone()),
+        (200, json!(0)),
+        "not searchable yet"
+    );
+    let (s, read) = hs
+        .send(M::GET, &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!((s, read["id"].as_str()), (200, Some(id.as_str())));
+
+    // Four more searches fill the second; the sixth is refused.
+    for _ in 0..4 {
+        let (s, _) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts/search",
+                Some(by_email("x@example.com")),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let r =
+        hs.c.post(format!(
+            "{}/crm/v3/objects/contacts/search",
+            hs.e.base_url()
+        ))
+        .bearer_auth(&hs.token)
+        .json(&by_email("x@example.com"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["errorType"], "RATE_LIMIT");
+    assert_eq!(body["policyName"], "SECONDLY");
+    // The general limit still admits other requests, and counted no refused search.
+    let r =
+        hs.c.get(format!("{}/crm/v3/objects/contacts", hs.e.base_url()))
+            .bearer_auth(&hs.token)
+            .send()
+            .await
+            .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-hubspot-ratelimit-remaining"], "92");
+    let stats = hs.e.stats();
+    assert_eq!((stats.searches, stats.search_throttled), (6, 1));
+
+    tokio::time::sleep(lag.max(Duration::from_secs(1))).await;
+    let (s, found) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(by_email("lag@example.com")),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["total"], 1, "searchable after the lag");
+    assert_eq!(found["results"][0]["id"].as_str(), Some(id.as_str()));
+    hs.e.shutdown().await;
+}
+
+/// A seeded id is never issued again, not even after its record is archived.
+#[tokio::test]
+async fn hubspot_never_reissues_a_seeded_id_after_archive() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    hs.e.seed(
+        "contacts",
+        &[json!({"id": "100002", "properties": {"email": "seeded@example.com"}})],
+    )
+    .expect("seeds");
+    let (s, _) = hs
+        .send(M::DELETE, "/crm/v3/objects/contacts/100002", None)
+        .await;
+    assert_eq!(s, 204);
+    for i in 0..4 {
+        let (s, c) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts",
+                Some(json!({"properties": {"email": format!("new{i}@example.com")}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{c}");
+        let id: u64 = c["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("numeric id");
+        assert!(id > 100_002, "id {id} reissued or below the seeded one");
+    }
+    hs.e.shutdown().await;
 }
 
 #[tokio::test]
@@ -673,6 +826,14 @@ fn sandbox_command_rejects_unknown_vendor() {
 #[tokio::test]
 async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
     let hs = Hs::new(SandboxOptions::default()).await;
+    // The lines set one custom property, which the tenant's portal has, and associate a deal
+    // with contact 100234, which it holds.
+    hs.create_property("contacts", "lead_score", "number").await;
+    hs.e.seed(
+        "contacts",
+        &[json!({"id": "100234", "properties": {"email": "known@example.com"}})],
+    )
+    .expect("seed");
     let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
     let text = std::fs::read_to_string(&path).expect("request lines");
     let mut sent = 0;
@@ -1055,6 +1216,21 @@ async fn salesforce_jwt_bearer_and_refresh_grants_and_auth_errors() {
         .expect("request");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired session");
 
+    // `exp` as a numeric string (simple-salesforce sends it so) is accepted, as at Salesforce.
+    let as_string = sign_jwt(
+        &cred(&e, "private_key_pem"),
+        &json!({"iss": cred(&e, "client_id"), "sub": cred(&e, "username"),
+                "aud": "https://login.salesforce.com",
+                "exp": (chrono::Utc::now().timestamp() + 120).to_string()}),
+    );
+    let (s, body) = sf_token(
+        &e,
+        &c,
+        &[("grant_type", grant.clone()), ("assertion", as_string)],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
     // A tampered signature, a wrong subject, an expired assertion: invalid_grant.
     let mut tampered = jwt.clone();
     tampered.pop();
@@ -1214,7 +1390,7 @@ impl St {
 
 #[tokio::test]
 async fn stripe_customers_create_read_search_and_list_pages() {
-    let st = St::new(SandboxOptions::default()).await;
+    let st = St::new(consistent_search()).await;
     let r = st
         .post(
             "/v1/customers",
@@ -1299,7 +1475,7 @@ async fn stripe_customers_create_read_search_and_list_pages() {
 
 #[tokio::test]
 async fn stripe_idempotency_key_replays_and_rejects_different_params() {
-    let st = St::new(SandboxOptions::default()).await;
+    let st = St::new(consistent_search()).await;
     let cus: Value = st
         .post("/v1/customers", &[("email", "p@example.com")], None)
         .await
@@ -1373,10 +1549,37 @@ async fn stripe_idempotency_key_replays_and_rejects_different_params() {
         .await;
     assert_eq!((s, found["data"].as_array().map(Vec::len)), (200, Some(1)));
 
-    let sub: Value = st
+    // A subscription names a recurring price that exists (Stripe refuses unknown ids).
+    let missing = st
         .post(
             "/v1/subscriptions",
             &[("customer", cid), ("items[0][price]", "price_123")],
+            None,
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    let missing: Value = missing.json().await.expect("json");
+    assert_eq!(missing["error"]["code"], "resource_missing");
+    let price: Value = st
+        .post(
+            "/v1/prices",
+            &[
+                ("currency", "usd"),
+                ("unit_amount", "1500"),
+                ("recurring[interval]", "month"),
+                ("product_data[name]", "Plan"),
+            ],
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let price_id = price["id"].as_str().expect("price id");
+    let sub: Value = st
+        .post(
+            "/v1/subscriptions",
+            &[("customer", cid), ("items[0][price]", price_id)],
             None,
         )
         .await
@@ -1384,7 +1587,7 @@ async fn stripe_idempotency_key_replays_and_rejects_different_params() {
         .await
         .expect("json");
     assert_eq!(sub["status"], "active");
-    assert_eq!(sub["items"]["data"][0]["price"]["id"], "price_123");
+    assert_eq!(sub["items"]["data"][0]["price"]["id"], price_id);
     let sid = sub["id"].as_str().expect("id");
     let r =
         st.c.delete(format!("{}/v1/subscriptions/{sid}", st.e.base_url()))
@@ -2017,4 +2220,232 @@ async fn huge_paging_values_are_rejected_or_empty_not_a_crash() {
         .await;
     assert_eq!((s, page["data"].as_array().map(Vec::len)), (200, Some(0)));
     pd.e.shutdown().await;
+}
+
+// ------------------------------------------------------------------- issue 19 fidelity
+
+/// Zendesk keeps every comment a ticket gets, and its incremental cursor export walks every
+/// change once per record, then from the returned cursor only what changed after.
+#[tokio::test]
+async fn zendesk_keeps_every_comment_and_serves_the_incremental_cursor_export() {
+    use reqwest::Method as M;
+    let zd = Zd {
+        e: emu(Vendor::Zendesk).await,
+        c: client(),
+    };
+    let (s, t) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(json!({"ticket": {"subject": "Help", "comment": {"body": "first"}}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let tid = t["ticket"]["id"].as_u64().expect("id");
+    for body in ["second", "third <b>"] {
+        let (s, u) = zd
+            .send(
+                M::PUT,
+                &format!("/api/v2/tickets/{tid}.json"),
+                Some(json!({"ticket": {"comment": {"body": body, "public": false}}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{u}");
+    }
+    let (s, c) = zd
+        .send(
+            M::GET,
+            &format!("/api/v2/tickets/{tid}/comments.json"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let bodies: Vec<&str> = c["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .filter_map(|c| c["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["first", "second", "third <b>"]);
+    assert_eq!(c["comments"][1]["public"], false);
+    let (s, _) = zd
+        .send(M::GET, "/api/v2/tickets/987654/comments.json", None)
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, page) = zd
+        .send(
+            M::GET,
+            "/api/v2/incremental/tickets/cursor.json?start_time=0",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    let ids: Vec<u64> = page["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .filter_map(|t| t["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [tid], "three writes of one ticket appear once");
+    assert_eq!(page["end_of_stream"], true);
+    let cursor = page["after_cursor"].as_str().expect("cursor").to_string();
+    let (s, t2) = zd
+        .send(
+            M::POST,
+            "/api/v2/tickets.json",
+            Some(json!({"ticket": {"subject": "Later", "comment": {"body": "x"}}})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, next) = zd
+        .send(
+            M::GET,
+            &format!("/api/v2/incremental/tickets/cursor.json?cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{next}");
+    assert_eq!(next["tickets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(next["tickets"][0]["id"], t2["ticket"]["id"]);
+    let (s, _) = zd
+        .send(M::GET, "/api/v2/incremental/tickets/cursor.json", None)
+        .await;
+    assert_eq!(s, 400, "start_time or cursor is required");
+    zd.e.shutdown().await;
+}
+
+/// Salesforce routes a trailing-slash path as without (simple-salesforce sends them), and its
+/// SOQL takes OR, NOT, parentheses and parent relationship fields.
+#[tokio::test]
+async fn salesforce_trailing_slash_and_soql_or_not_parentheses_relationships() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Salesforce).await;
+    let c = client();
+    let token = sf_password_token(&e, &c).await;
+    let sf = Sf { e: &e, c, token };
+    let (s, acct) = sf
+        .send(
+            M::POST,
+            "/sobjects/Account/",
+            Some(json!({"Name": "Acme"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    let acct_id = acct["id"].as_str().expect("id").to_string();
+    for (first, last, account) in [
+        ("Ada", "Lovelace", Some(acct_id.as_str())),
+        ("Bob", "Smith", None),
+        ("Cy", "Jones", None),
+    ] {
+        let mut body = json!({"FirstName": first, "LastName": last});
+        if let Some(a) = account {
+            body["AccountId"] = json!(a);
+        }
+        let (s, r) = sf
+            .send(M::POST, "/sobjects/Contact", Some(body), None)
+            .await;
+        assert_eq!(s, 201, "{r}");
+    }
+    let (s, read) = sf
+        .send(M::GET, &format!("/sobjects/Account/{acct_id}/"), None, None)
+        .await;
+    assert_eq!((s, read["Name"].as_str()), (200, Some("Acme")));
+
+    let names = |rows: Vec<Value>| -> Vec<String> {
+        let mut v: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r["LastName"].as_str().map(String::from))
+            .collect();
+        v.sort();
+        v
+    };
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName FROM Contact WHERE (FirstName = 'Ada' OR FirstName = 'Cy') AND NOT LastName = 'Jones'",
+            10,
+        )
+        .await;
+    assert_eq!(names(rows), ["Lovelace"]);
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName FROM Contact WHERE FirstName = 'Bob' OR LastName = 'Jones' ORDER BY LastName",
+            10,
+        )
+        .await;
+    assert_eq!(names(rows), ["Jones", "Smith"]);
+    let (rows, _) = sf
+        .query_all(
+            "SELECT Id, LastName, Account.Name FROM Contact WHERE Account.Name = 'Acme'",
+            10,
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["Account"]["Name"], "Acme");
+}
+
+/// Stripe refuses ids of objects that do not exist (naming the parameter) and answers a
+/// deleted customer with its tombstone.
+#[tokio::test]
+async fn stripe_checks_referenced_ids_and_keeps_deleted_customer_tombstones() {
+    let st = St::new(SandboxOptions::default()).await;
+    let r = st
+        .post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "500"),
+                ("currency", "usd"),
+                ("customer", "cus_nope"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "resource_missing");
+    assert_eq!(body["error"]["param"], "customer");
+    let r = st
+        .post(
+            "/v1/prices",
+            &[
+                ("currency", "usd"),
+                ("unit_amount", "100"),
+                ("product", "prod_nope"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let cus: Value = st
+        .post("/v1/customers", &[("email", "gone@example.com")], None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = cus["id"].as_str().expect("id");
+    let r =
+        st.c.delete(format!("{}/v1/customers/{cid}", st.e.base_url()))
+            .bearer_auth(&st.key)
+            .send()
+            .await
+            .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, gone) = st.get(&format!("/v1/customers/{cid}")).await;
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(
+        gone,
+        json!({"id": cid, "object": "customer", "deleted": true})
+    );
+    let (s, list) = st.get("/v1/customers").await;
+    assert_eq!(s, 200);
+    assert!(
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|c| c["id"] != cid),
+        "a deleted customer is not listed"
+    );
 }

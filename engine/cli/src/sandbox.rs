@@ -39,6 +39,15 @@ pub struct Args {
     /// Seed for fault draws and generated ids.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How long a write takes to become visible to search (HubSpot CRM search, Stripe search),
+    /// in milliseconds; the vendors' indexes lag by seconds. Default 50 (the library's
+    /// `DEFAULT_SEARCH_LAG`); 0: searches see every write at once.
+    #[arg(long, value_name = "MS", default_value_t = sandbox::DEFAULT_SEARCH_LAG.as_millis() as u64)]
+    pub search_lag_ms: u64,
+    /// The separate limit on search requests: REQUESTS/SECONDS, or `off`. Default: the
+    /// vendor's documented one (HubSpot 5/1, Stripe 20/1; none for the others).
+    #[arg(long, value_name = "REQUESTS/SECONDS|off", value_parser = parse_search_limit)]
+    pub search_rate_limit: Option<SearchLimit>,
     /// Print one JSON object per vendor ({vendor, base_url, credentials}) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +59,22 @@ fn parse_vendor(s: &str) -> Result<Vendor, String> {
 
 fn parse_limit(s: &str) -> Result<RateLimitOverride, String> {
     s.parse().map_err(|e: sandbox::SandboxError| e.to_string())
+}
+
+/// `--search-rate-limit`: a limit, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchLimit {
+    /// No separate search limit.
+    Off,
+    /// This limit for every vendor that has search.
+    Limit(RateLimitOverride),
+}
+
+fn parse_search_limit(s: &str) -> Result<SearchLimit, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(SearchLimit::Off);
+    }
+    parse_limit(s).map(SearchLimit::Limit)
 }
 
 /// Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send). The SIGTERM handler
@@ -118,11 +143,18 @@ async fn serve(a: Args) -> u8 {
             },
             None => None,
         };
+        let search_rate_limit = match a.search_rate_limit {
+            None => vendor.search_rate_limit(),
+            Some(SearchLimit::Off) => None,
+            Some(SearchLimit::Limit(l)) => Some(l),
+        };
         let opts = SandboxOptions {
             port,
             rate_limit: a.rate_limit,
             faults: faults.clone(),
             seed: a.seed,
+            search_lag: std::time::Duration::from_millis(a.search_lag_ms),
+            search_rate_limit,
         };
         match sandbox::start(*vendor, opts).await {
             Ok(e) => running.push(e),

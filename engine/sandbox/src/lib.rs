@@ -31,6 +31,7 @@ mod server;
 mod state;
 mod stripe;
 mod util;
+mod vendor;
 mod zendesk;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,21 @@ impl Vendor {
         Vendor::Stripe,
         Vendor::Acmecrm,
     ];
+
+    /// The vendor's documented limit on search requests, where it has one apart from its
+    /// general limit: HubSpot 5 per second per account (CRM search), Stripe 20 per second
+    /// (search API). What `switchyard sandbox` enforces unless told otherwise.
+    pub fn search_rate_limit(self) -> Option<RateLimitOverride> {
+        let per_second = |requests| RateLimitOverride {
+            requests,
+            per: Duration::from_secs(1),
+        };
+        match self {
+            Vendor::Hubspot => Some(per_second(5)),
+            Vendor::Stripe => Some(per_second(20)),
+            _ => None,
+        }
+    }
 
     /// The lowercase name (`hubspot`, `salesforce`, …).
     pub fn name(self) -> &'static str {
@@ -131,8 +147,9 @@ impl FromStr for RateLimitOverride {
 }
 
 /// How to start an emulator. `Default` = an ephemeral port, the vendor's own rate limit, no
-/// faults, seed 0.
-#[derive(Debug, Clone, Default)]
+/// faults, seed 0, searches lagging writes by [`DEFAULT_SEARCH_LAG`] and limited only by the
+/// general limit.
+#[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// Port on 127.0.0.1; `None` or `Some(0)` picks a free one. Default: `None`.
     pub port: Option<u16>,
@@ -142,6 +159,31 @@ pub struct SandboxOptions {
     pub faults: FaultConfig,
     /// Seed for every random choice (fault draws, generated ids). Default: 0.
     pub seed: u64,
+    /// How long a write takes to become visible to searches (HubSpot CRM search, Stripe
+    /// search), as the vendors' search indexes lag their writes (by seconds). Default:
+    /// [`DEFAULT_SEARCH_LAG`], small so that tests stay fast but a client that searches for
+    /// what it has just written meets the lag; zero makes search consistent at once.
+    pub search_lag: Duration,
+    /// A limit on search requests of its own, checked before the general limit (HubSpot
+    /// allows about 5 searches a second per account, Stripe 20: [`Vendor::search_rate_limit`]).
+    /// Default: `None`, searches count against the general limit only.
+    pub search_rate_limit: Option<RateLimitOverride>,
+}
+
+/// The search lag of [`SandboxOptions::default`].
+pub const DEFAULT_SEARCH_LAG: Duration = Duration::from_millis(50);
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            port: None,
+            rate_limit: None,
+            faults: FaultConfig::default(),
+            seed: 0,
+            search_lag: DEFAULT_SEARCH_LAG,
+            search_rate_limit: None,
+        }
+    }
 }
 
 /// Errors from starting or configuring an emulator.
@@ -241,6 +283,10 @@ pub struct Stats {
     pub throttled: u64,
     /// Faults injected, per kind (`5xx`, `timeout`, `drop`, `malformed`, `slow`, `rate_limit`).
     pub faults: BTreeMap<String, u64>,
+    /// Search requests received (HubSpot CRM search, Stripe search), refused ones included.
+    pub searches: u64,
+    /// Search requests refused by the separate search limit (also counted in `throttled`).
+    pub search_throttled: u64,
     /// Records created, per object name (as used by [`Emulator::records`]).
     pub created: BTreeMap<String, u64>,
 }
@@ -361,14 +407,7 @@ pub async fn start(vendor: Vendor, opts: SandboxOptions) -> Result<Emulator, San
         .map_err(|source| SandboxError::Bind { port, source })?;
     let base_url = format!("http://127.0.0.1:{}", addr.port());
     let shared = Arc::new(state::Shared::new(vendor, base_url, &opts));
-    let router = match vendor {
-        Vendor::Hubspot => hubspot::router(shared.clone()),
-        Vendor::Salesforce => salesforce::router(shared.clone()),
-        Vendor::Pipedrive => pipedrive::router(shared.clone()),
-        Vendor::Zendesk => zendesk::router(shared.clone()),
-        Vendor::Stripe => stripe::router(shared.clone()),
-        Vendor::Acmecrm => acmecrm::router(shared.clone()),
-    };
+    let router = vendor::router(shared.clone());
     let server = server::serve(listener, shared.clone(), router);
     Ok(Emulator { shared, server })
 }

@@ -7,12 +7,11 @@
 //! and then does the same.
 
 use super::faults::{FaultKind, TIMEOUT_HOLD};
-use super::ratelimit::Decision;
 use super::state::{Shared, lock};
-use super::{Credentials, Vendor, acmecrm, hubspot, pipedrive, salesforce, stripe, zendesk};
+use super::vendor::api;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
+use axum::http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
@@ -91,6 +90,7 @@ async fn handle(
     router: Router,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
+    let api = api(shared.vendor);
     let n = shared.next_request();
     let faults = shared.faults();
     let fault = faults.decide(shared.seed, n);
@@ -110,34 +110,58 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
     }
     if let Some(FaultKind::ServerError { status }) = fault {
-        let mut resp = server_error(&shared, status);
+        let mut resp = api.server_error(&shared, status);
         resp.headers_mut()
             .insert("x-sandbox-request", HeaderValue::from(n));
         shared.count_status(resp.status().as_u16(), false);
         return Ok(resp);
     }
 
-    let vendor = shared.vendor;
-    let decision = if exempt(vendor, req.uri().path()) {
+    // The search limit is a window of its own, checked first: a refused search does not use a
+    // slot of the general limit.
+    let is_search = api.is_search(req.method(), req.uri().path());
+    let search_refusal = match &shared.search_limiter {
+        Some(l) if is_search => {
+            let d = lock(l).check(Instant::now());
+            (!d.allowed).then_some(d)
+        }
+        _ => None,
+    };
+    if is_search {
+        shared.count_search(search_refusal.is_some());
+    }
+    if let Some(d) = search_refusal {
+        let mut resp = api.search_throttled(&shared, &d);
+        let h = resp.headers_mut();
+        h.insert("x-sandbox-request", HeaderValue::from(n));
+        // Whole seconds until a slot frees, at least 1 (the header cannot say "0.2").
+        h.entry(header::RETRY_AFTER).or_insert_with(|| {
+            HeaderValue::from(d.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+        });
+        shared.count_status(resp.status().as_u16(), true);
+        return Ok(resp);
+    }
+
+    let decision = if api.exempt(req.uri().path()) {
         None
     } else {
         Some(lock(&shared.limiter).check(Instant::now()))
     };
     let forced = matches!(fault, Some(FaultKind::RateLimit));
     let mut resp = match decision {
-        Some(d) if !d.allowed || forced => throttled(&shared, &d),
+        Some(d) if !d.allowed || forced => api.throttled(&shared, &d),
         None if forced => {
             let refusal = lock(&shared.limiter).refuse();
-            throttled(&shared, &refusal)
+            api.throttled(&shared, &refusal)
         }
-        _ => match router.oneshot(req.map(Body::new)).await {
+        _ => match router.oneshot(same_path(api, req).map(Body::new)).await {
             Ok(r) => r,
             Err(never) => match never {},
         },
     };
     let throttled_now = forced || decision.is_some_and(|d| !d.allowed);
     if let Some(d) = &decision {
-        limit_headers(&shared, d, resp.headers_mut());
+        api.limit_headers(&shared, d, resp.headers_mut());
     }
     resp.headers_mut()
         .entry("x-sandbox-request")
@@ -147,6 +171,20 @@ async fn handle(
     }
     shared.count_status(resp.status().as_u16(), throttled_now);
     Ok(resp)
+}
+
+/// The request with the path the vendor routes it by ([`super::vendor::Emulated::same_path`]).
+fn same_path<B>(api: &dyn super::vendor::Emulated, mut req: Request<B>) -> Request<B> {
+    if let Some(path) = api.same_path(req.uri().path()) {
+        let target = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(uri) = target.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// Keeps the headers, answers 200 and cuts the body short so it no longer parses.
@@ -167,69 +205,4 @@ async fn garble(resp: Response<Body>) -> Response<Body> {
         HeaderValue::from_static("application/json;charset=utf-8"),
     );
     Response::from_parts(parts, Body::from(cut))
-}
-
-/// The vendor's default rate limit: (requests, window).
-pub(crate) fn default_limit(vendor: Vendor) -> (u32, Duration) {
-    match vendor {
-        Vendor::Hubspot => hubspot::DEFAULT_LIMIT,
-        Vendor::Salesforce => salesforce::DEFAULT_LIMIT,
-        Vendor::Pipedrive => pipedrive::DEFAULT_LIMIT,
-        Vendor::Zendesk => zendesk::DEFAULT_LIMIT,
-        Vendor::Stripe => stripe::DEFAULT_LIMIT,
-        Vendor::Acmecrm => acmecrm::DEFAULT_LIMIT,
-    }
-}
-
-/// The credentials an emulator accepts.
-pub(crate) fn credentials(vendor: Vendor, base_url: &str) -> Credentials {
-    match vendor {
-        Vendor::Hubspot => hubspot::credentials(base_url),
-        Vendor::Salesforce => salesforce::credentials(base_url),
-        Vendor::Pipedrive => pipedrive::credentials(base_url),
-        Vendor::Zendesk => zendesk::credentials(base_url),
-        Vendor::Stripe => stripe::credentials(base_url),
-        Vendor::Acmecrm => acmecrm::credentials(base_url),
-    }
-}
-
-fn exempt(vendor: Vendor, path: &str) -> bool {
-    match vendor {
-        Vendor::Hubspot => hubspot::exempt(path),
-        Vendor::Salesforce => salesforce::exempt(path),
-        Vendor::Pipedrive | Vendor::Zendesk | Vendor::Stripe | Vendor::Acmecrm => false,
-    }
-}
-
-fn server_error(shared: &Shared, status: u16) -> Response<Body> {
-    match shared.vendor {
-        Vendor::Hubspot => hubspot::server_error(shared, status),
-        Vendor::Salesforce => salesforce::server_error(shared, status),
-        Vendor::Pipedrive => pipedrive::server_error(shared, status),
-        Vendor::Zendesk => zendesk::server_error(shared, status),
-        Vendor::Stripe => stripe::server_error(shared, status),
-        Vendor::Acmecrm => acmecrm::server_error(shared, status),
-    }
-}
-
-fn throttled(shared: &Shared, d: &Decision) -> Response<Body> {
-    match shared.vendor {
-        Vendor::Hubspot => hubspot::throttled(shared, d),
-        Vendor::Salesforce => salesforce::throttled(shared, d),
-        Vendor::Pipedrive => pipedrive::throttled(shared, d),
-        Vendor::Zendesk => zendesk::throttled(shared, d),
-        Vendor::Stripe => stripe::throttled(shared, d),
-        Vendor::Acmecrm => acmecrm::throttled(shared, d),
-    }
-}
-
-fn limit_headers(shared: &Shared, d: &Decision, h: &mut HeaderMap) {
-    match shared.vendor {
-        Vendor::Hubspot => hubspot::limit_headers(d, h),
-        Vendor::Salesforce => salesforce::limit_headers(d, h),
-        Vendor::Pipedrive => pipedrive::limit_headers(d, h),
-        Vendor::Zendesk => zendesk::limit_headers(d, h),
-        Vendor::Stripe => stripe::limit_headers(shared, h),
-        Vendor::Acmecrm => acmecrm::limit_headers(d, h),
-    }
 }

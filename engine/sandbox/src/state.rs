@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Everything one emulator shares.
 pub(crate) struct Shared {
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     faults: std::sync::RwLock<std::sync::Arc<FaultConfig>>,
     /// The vendor's (or the overridden) rate limit.
     pub limiter: Mutex<Window>,
+    /// The separate limit on search requests ([`super::SandboxOptions::search_rate_limit`]).
+    pub search_limiter: Option<Mutex<Window>>,
     /// Request counter (1-based numbers handed out in arrival order).
     pub seq: AtomicU64,
     stats: Mutex<Stats>,
@@ -49,16 +52,119 @@ pub(crate) struct Db {
     pub expired_tokens: HashSet<String>,
     /// Async jobs (Zendesk job statuses) by id.
     pub jobs: IndexMap<String, Value>,
+    /// Vendor schemas: object → definition name → definition (HubSpot's property registry).
+    pub schema: BTreeMap<String, IndexMap<String, Value>>,
+    /// Deleted objects a vendor still answers for (Stripe's deleted customers), by
+    /// `object/id`.
+    pub deleted: HashMap<String, Value>,
+    /// Every write, in order, for incremental exports (Zendesk): (object, id, Unix seconds).
+    pub changes: Vec<(String, String, i64)>,
+    /// What searches see (lagging writes by [`super::SandboxOptions::search_lag`]).
+    pub search: SearchIndex,
     created: BTreeMap<String, u64>,
     next_id: u64,
     next_token: u64,
 }
 
+/// One version of a record in the search index: visible from, the record then (`None`:
+/// deleted).
+type Version = (Instant, Option<Value>);
+
+/// The search index of an emulator whose searches lag its writes: each write of a record is
+/// kept as a version that searches see from `lag` after the write on. With no lag the index
+/// keeps nothing and searches read the live tables.
+#[derive(Default)]
+pub(crate) struct SearchIndex {
+    lag: Duration,
+    /// object → id → versions in write order.
+    versions: BTreeMap<String, IndexMap<String, Vec<Version>>>,
+}
+
+impl SearchIndex {
+    /// Keeps a version of a record (`None`: deleted) visible from `visible`.
+    fn push(&mut self, object: &str, id: &str, visible: Instant, record: Option<Value>) {
+        let now = Instant::now();
+        let versions = self
+            .versions
+            .entry(object.to_string())
+            .or_default()
+            .entry(id.to_string())
+            .or_default();
+        // Only the newest version already visible and the pending ones matter.
+        if let Some(last_visible) = versions.iter().rposition(|(t, _)| *t <= now) {
+            versions.drain(..last_visible);
+        }
+        versions.push((visible, record));
+    }
+}
+
 impl Db {
+    /// Notes a write of `object`/`id` (its record now, or its deletion) for searches: with a
+    /// search lag, searches see it `lag` from now; without one this does nothing.
+    pub fn indexed(&mut self, object: &str, id: &str) {
+        if self.search.lag.is_zero() {
+            return;
+        }
+        let record = self.get(object, id).cloned();
+        let visible = Instant::now() + self.search.lag;
+        self.search.push(object, id, visible, record);
+    }
+
+    /// Notes a write in the change log that incremental exports walk.
+    pub fn changed(&mut self, object: &str, id: &str) {
+        self.changes.push((
+            object.to_string(),
+            id.to_string(),
+            chrono::Utc::now().timestamp(),
+        ));
+    }
+
+    /// Notes a record loaded as a fixture: searchable at once, lag or not.
+    pub fn indexed_now(&mut self, object: &str, id: &str) {
+        if self.search.lag.is_zero() {
+            return;
+        }
+        let record = self.get(object, id).cloned();
+        self.search.push(object, id, Instant::now(), record);
+    }
+
+    /// The records of `object` as searches see them now, in creation order.
+    pub fn searchable(&self, object: &str) -> Vec<Value> {
+        if self.search.lag.is_zero() {
+            return self
+                .tables
+                .get(object)
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default();
+        }
+        let now = Instant::now();
+        self.search
+            .versions
+            .get(object)
+            .map(|t| {
+                t.values()
+                    .filter_map(|versions| {
+                        versions
+                            .iter()
+                            .rev()
+                            .find(|(t, _)| *t <= now)
+                            .and_then(|(_, r)| r.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The next numeric id (shared by every object of the emulator, starting at 1).
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Makes [`Db::next_id`] answer more than `n` from now on (an id loaded from a fixture
+    /// must never be issued again, even after that record is deleted).
+    pub fn reserve_id(&mut self, n: u64) {
+        self.next_id = self.next_id.max(n);
     }
 
     /// A fresh opaque token for ids, cursors and access tokens: 32 hex digits.
@@ -101,11 +207,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(vendor: Vendor, base_url: String, opts: &SandboxOptions) -> Self {
+        let api = super::vendor::api(vendor);
         let (max, per) = match opts.rate_limit {
             Some(o) => (o.requests, o.per),
-            None => super::server::default_limit(vendor),
+            None => api.default_limit(),
         };
-        let credentials = super::server::credentials(vendor, &base_url);
+        let credentials = api.credentials(&base_url);
+        let mut db = Db {
+            search: SearchIndex {
+                lag: opts.search_lag,
+                ..SearchIndex::default()
+            },
+            ..Db::default()
+        };
+        api.init(&mut db);
         Shared {
             vendor,
             base_url,
@@ -113,9 +228,12 @@ impl Shared {
             seed: opts.seed,
             faults: std::sync::RwLock::new(std::sync::Arc::new(opts.faults.clone())),
             limiter: Mutex::new(Window::new(max, per)),
+            search_limiter: opts
+                .search_rate_limit
+                .map(|l| Mutex::new(Window::new(l.requests, l.per))),
             seq: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
-            db: Mutex::new(Db::default()),
+            db: Mutex::new(db),
         }
     }
 
@@ -153,6 +271,15 @@ impl Shared {
             .faults
             .entry(f.name().to_string())
             .or_default() += 1;
+    }
+
+    /// Counts a search request, and whether the search limit refused it.
+    pub fn count_search(&self, refused: bool) {
+        let mut s = lock(&self.stats);
+        s.searches += 1;
+        if refused {
+            s.search_throttled += 1;
+        }
     }
 
     pub fn count_status(&self, status: u16, throttled: bool) {

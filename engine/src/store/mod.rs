@@ -183,7 +183,7 @@ impl Store {
             path: p.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(sql)?;
+        let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         // Switching to WAL and creating the tables take an exclusive lock that SQLite does not
@@ -198,7 +198,13 @@ impl Store {
                 .and_then(|_| conn.execute_batch(delivery::SCHEMA))
                 .and_then(|_| conn.execute_batch(inbox::SCHEMA))
                 .and_then(|_| conn.execute_batch(apikeys::SCHEMA));
-            let r = r.and_then(|_| migrate(&conn));
+            // The column check and the ALTER run in one write transaction: two processes
+            // migrating a fresh store at once would otherwise both see the column missing.
+            let r = r.and_then(|_| {
+                let tx = write_tx(&mut conn)?;
+                migrate(&tx)?;
+                tx.commit()
+            });
             match r {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))

@@ -1,117 +1,18 @@
-//! AcmeCRM emulator: a CRM whose API needs HMAC-signed requests and answers in CSV (contacts)
-//! and XML (deals, write results, errors) — the kind of system a spec alone cannot talk to, so
-//! connectors reach it through plugins (`plugins/acme-codec`, `plugins/crm-connector`).
-//!
-//! Every request carries `X-Acme-Key` (the key id), `X-Acme-Timestamp` (Unix ms) and
-//! `X-Acme-Signature` = hex(HMAC-SHA256(api_secret, METHOD \n PATH?QUERY \n TIMESTAMP \n
-//! hex(SHA-256(body))); a wrong or missing signature is 401 with an XML error
-//! (`<errors><error code="…"><message>…</message></error></errors>`). Contacts:
-//! `GET /contacts[?email=…][&page=N]` (CSV, 50 per page, `X-Next-Page` and `Link: rel="next"`
-//! when more), `POST /contacts` (JSON body; 409 on a duplicate email), `PUT /contacts/{id}`.
-//! Deals: `GET /deals` (XML), `POST /deals`. Writes answer `<result status="created|updated">
-//! <id>…</id></result>`.
+//! AcmeCRM's endpoints: CSV contact lists (50 a page, `X-Next-Page` and `Link`), XML deal
+//! lists, and JSON writes answered with an XML `<result>`.
 
-use super::Credentials;
-use super::ratelimit::Decision;
-use super::state::Shared;
-use super::util::set_header;
-use axum::Router;
+use super::super::state::Shared;
+use super::super::util::set_header;
+use super::codec::{csv_field, error, escape, text, xml};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{Method, Uri};
 use axum::response::Response;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// 120 requests per minute.
-pub(super) const DEFAULT_LIMIT: (u32, Duration) = (120, Duration::from_secs(60));
 const PAGE: usize = 50;
 const CONTACT_COLUMNS: [&str; 5] = ["id", "email", "name", "phone", "company"];
-
-pub(super) fn credentials(_base_url: &str) -> Credentials {
-    Credentials::from_pairs(&[
-        ("api_secret", "sandbox-acme-signing-secret"),
-        ("key_id", "sandbox-key-1"),
-    ])
-}
-
-pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
-}
-
-fn xml(status: u16, body: String) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = axum::http::StatusCode::from_u16(status)
-        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    set_header(r.headers_mut(), "content-type", "application/xml");
-    r
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn error(status: u16, code: &str, message: &str) -> Response {
-    xml(
-        status,
-        format!(
-            "<?xml version=\"1.0\"?><errors><error code=\"{code}\"><message>{}</message></error></errors>",
-            escape(message)
-        ),
-    )
-}
-
-pub(super) fn server_error(_shared: &Shared, status: u16) -> Response {
-    error(status, "server_error", "AcmeCRM is having a moment")
-}
-
-pub(super) fn throttled(_shared: &Shared, d: &Decision) -> Response {
-    let mut r = error(429, "rate_limited", "too many requests");
-    set_header(
-        r.headers_mut(),
-        "retry-after",
-        &d.retry_after.as_secs().max(1).to_string(),
-    );
-    r
-}
-
-pub(super) fn limit_headers(d: &Decision, h: &mut HeaderMap) {
-    set_header(h, "x-ratelimit-remaining", &d.remaining.to_string());
-}
-
-fn signature(secret: &str, method: &str, pq: &str, ts: &str, body: &[u8]) -> String {
-    let canonical = format!(
-        "{method}\n{pq}\n{ts}\n{}",
-        hex::encode(Sha256::digest(body))
-    );
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(canonical.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
 
 fn query(uri: &Uri) -> Vec<(String, String)> {
     url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
@@ -119,31 +20,13 @@ fn query(uri: &Uri) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn handle(
+/// Every signed request lands here (the signature was checked by the auth middleware).
+pub(super) async fn dispatch(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let expected = signature(
-        shared.cred("api_secret"),
-        method.as_str(),
-        pq,
-        &h("x-acme-timestamp"),
-        &body,
-    );
-    if h("x-acme-key") != shared.cred("key_id") || h("x-acme-signature") != expected {
-        return error(401, "bad_signature", "the request signature does not match");
-    }
     let segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["contacts"]) => list_contacts(&shared, &uri),
