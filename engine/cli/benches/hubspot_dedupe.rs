@@ -61,6 +61,7 @@ fn items(n: usize) -> Vec<DeliveryItem> {
                 mapped: Mapped {
                     objects,
                     triggers: vec![],
+                    notes: vec![],
                 },
             }
         })
