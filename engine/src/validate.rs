@@ -501,6 +501,9 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 check_jsonpath(p, &format!("/errors/{k}"), &mut out);
             }
         }
+        if let Some(c) = &e.created_before {
+            check_jsonpath(&c.path, "/errors/created_before/path", &mut out);
+        }
         if let Some(x) = &e.existing_id {
             check_jsonpath(&x.path, "/errors/existing_id/path", &mut out);
             if let Some(p) = &x.pattern {

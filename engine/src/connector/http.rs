@@ -531,6 +531,11 @@ impl Session {
                 .as_ref()
                 .and_then(|x| x.find(status, &body))
                 .map(Box::new),
+            created_before: self
+                .connector
+                .created_before
+                .as_ref()
+                .is_some_and(|c| c.says(status, &body)),
         })
     }
 

@@ -66,6 +66,9 @@ pub enum ConnectorError {
         message: String,
         /// The existing object a conflict answer named (the spec's `errors.existing_id`).
         existing: Option<Box<Value>>,
+        /// The answer says an earlier request created the object (the spec's
+        /// `errors.created_before`), without naming it.
+        created_before: bool,
     },
     /// Still throttled after every retry.
     #[error("{path}: still rate limited after {attempts} attempts")]
@@ -135,6 +138,25 @@ impl ConnectorError {
                 _ => ErrorKind::Config,
             },
         }
+    }
+}
+
+/// The compiled `errors.created_before`.
+#[derive(Debug)]
+pub(crate) struct CreatedBeforePlan {
+    pub status: Vec<u16>,
+    pub path: Path,
+    pub equals: Vec<String>,
+}
+
+impl CreatedBeforePlan {
+    /// Whether a refused create's answer says an earlier request created the object.
+    pub fn says(&self, status: u16, body: &Value) -> bool {
+        self.status.contains(&status)
+            && self
+                .path
+                .first(body)
+                .is_some_and(|v| self.equals.iter().any(|e| *e == scalar(v)))
     }
 }
 
@@ -239,6 +261,7 @@ pub struct Connector {
     pub(crate) error_success: Option<Path>,
     pub(crate) error_failure: Option<Path>,
     pub(crate) existing_id: Option<ExistingIdPlan>,
+    pub(crate) created_before: Option<CreatedBeforePlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
     pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
     /// Retry policy.
@@ -336,6 +359,14 @@ impl Connector {
             }),
             None => None,
         };
+        let created_before = match spec.errors.as_ref().and_then(|e| e.created_before.as_ref()) {
+            Some(c) => Some(CreatedBeforePlan {
+                status: c.status.clone(),
+                path: Path::compile(&c.path)?,
+                equals: c.equals.clone(),
+            }),
+            None => None,
+        };
         let mut throttles = Vec::new();
         if let Some(rl) = &spec.rate_limit {
             for s in &rl.throttle_signals {
@@ -366,6 +397,7 @@ impl Connector {
             error_success,
             error_failure,
             existing_id,
+            created_before,
             throttles,
             actions,
             retry,
@@ -591,6 +623,7 @@ impl Session {
                 code,
                 message,
                 existing,
+                created_before,
             } => ConnectorError::Http {
                 method,
                 path: r.redact(&path).into_owned(),
@@ -598,6 +631,7 @@ impl Session {
                 code: code.map(|c| r.redact(&c).into_owned()),
                 message: r.redact(&message).into_owned(),
                 existing,
+                created_before,
             },
             ConnectorError::Config(m) => ConnectorError::Config(r.redact(&m).into_owned()),
             ConnectorError::Auth(m) => ConnectorError::Auth(r.redact(&m).into_owned()),

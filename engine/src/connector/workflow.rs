@@ -185,6 +185,7 @@ pub async fn run_action(
                 code: None,
                 message: "webhook refused the action".into(),
                 existing: None,
+                created_before: false,
             });
         }
     }

@@ -419,6 +419,31 @@ pub struct ErrorShape {
     /// (a conflict is a refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<ExistingId>,
+    /// Where a refused create says that an earlier request already created the object
+    /// without naming it (Stripe's `idempotency_error`: the record's Idempotency-Key was used
+    /// before, with other parameters): the record is then looked up by its match keys (waiting
+    /// out the vendor's search lag) and the object found is updated; without match keys, or
+    /// when it cannot be found yet, the record is dead-lettered as "created before" (a rerun
+    /// looks again), never created twice. Default: none (such an answer is a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<CreatedBefore>,
+}
+
+/// How to recognise an answer that says the object was created by an earlier request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatedBefore {
+    /// Statuses of a single create's answer that can mean it. Default: `[400, 409]`.
+    #[serde(default = "created_before_statuses")]
+    pub status: Vec<u16>,
+    /// JSONPath to the value that says it (e.g. `$.error.type`).
+    pub path: String,
+    /// The values at `path` that mean it (e.g. `["idempotency_error"]`).
+    pub equals: Vec<String>,
+}
+
+fn created_before_statuses() -> Vec<u16> {
+    vec![400, 409]
 }
 
 /// How to read the existing object's id out of a conflict answer.

@@ -495,6 +495,19 @@ impl Deliverer {
                         .update_existing(key, object, payload, vars, *id, last)
                         .await;
                 }
+                Err(
+                    e @ ConnectorError::Http {
+                        created_before: true,
+                        ..
+                    },
+                ) => {
+                    // The vendor says an earlier request created it (Stripe: this record's
+                    // Idempotency-Key was used before, with other parameters) but not which
+                    // object: find it and update it, never create another.
+                    return self
+                        .created_before(key, object, payload, vars, identity, last, (e, attempt))
+                        .await;
+                }
                 Err(e) if e.kind() == ErrorKind::Transient && !idempotent => {
                     // The create may have happened: look before trying again.
                     if identity.is_empty() {
@@ -534,6 +547,47 @@ impl Deliverer {
             "{}; the outcome is unknown (it was looked up and not found); a rerun or replay looks again before creating",
             f.reason
         );
+        Err(f)
+    }
+
+    /// A create the vendor refused because an earlier request created the object: look it
+    /// up by the record's match keys, a few times (vendors' searches lag their writes), and
+    /// update what is found; otherwise the outcome stays unknown (dead-lettered, looked up
+    /// again by a rerun or replay).
+    #[allow(clippy::too_many_arguments)]
+    async fn created_before(
+        &self,
+        key: &str,
+        object: &str,
+        payload: &Map<String, Value>,
+        vars: &Map<String, Value>,
+        identity: &Identity,
+        last: bool,
+        (e, attempt): (ConnectorError, u32),
+    ) -> Result<Done, Fail> {
+        if !identity.is_empty() {
+            let retry = &self.session.connector.retry;
+            for round in 1..=5 {
+                if let Ok(Some(id)) = self.reconcile(object, identity).await {
+                    return self
+                        .update_existing(key, object, payload, vars, id, last)
+                        .await;
+                }
+                tokio::time::sleep(crate::connector::http::backoff(retry, round + 1)).await;
+            }
+        }
+        let mut f = self.fail(&e, attempt, Some(Settle::Unknown));
+        f.reason = if identity.is_empty() {
+            format!(
+                "{}; the vendor says an earlier request created it, and there is no match field to find it by (not created again)",
+                f.reason
+            )
+        } else {
+            format!(
+                "{}; the vendor says an earlier request created it, but its search does not find it yet; a rerun or replay looks again (not created again)",
+                f.reason
+            )
+        };
         Err(f)
     }
 
