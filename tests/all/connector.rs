@@ -122,9 +122,16 @@ async fn stale_index_entries_are_forgotten_when_the_crm_answers_404() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
     for round in 0..2 {
-        let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
-            .await
-            .unwrap();
+        // Search sees writes 300 ms late, deletes included (as HubSpot's does).
+        let emu = sandbox::start(
+            Vendor::Hubspot,
+            SandboxOptions {
+                search_lag: std::time::Duration::from_millis(300),
+                ..hubspot_emu_opts()
+            },
+        )
+        .await
+        .unwrap();
         let s = session(
             spec("hubspot"),
             &emu,
@@ -156,7 +163,9 @@ async fn stale_index_entries_are_forgotten_when_the_crm_answers_404() {
         assert_eq!(emu.records("contacts").len(), 3);
         if round == 1 {
             // Someone deletes one of them in the CRM: its indexed id answers 404, the entry is
-            // forgotten, the vendor search finds nothing, and the record is created again.
+            // forgotten; the vendor's search, lagging, still answers the deleted id, which is
+            // known gone; so the record is created again.
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
             let id = r.objects[0].id.clone().unwrap();
             let del = reqwest::Client::new()
                 .delete(format!("{}/crm/v3/objects/contacts/{id}", emu.base_url()))

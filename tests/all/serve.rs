@@ -1337,8 +1337,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_do
         &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
     );
     let base = server.base.clone();
+    let work = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(st)
+            // Its cache goes to the temporary folder, not the source tree.
+            .current_dir(&work)
             .args(["run", &format!("{base}/v1/openapi.json"), "--url", &base])
             .args(["--max-examples", "40", "--seed", "7"])
             .args(["-H", &format!("Authorization: Bearer {key}")])

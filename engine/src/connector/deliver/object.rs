@@ -318,6 +318,9 @@ impl Deliverer {
             }
         }
         let mut rounds = 0;
+        // Ids seen gone in this delivery: a vendor's search lags its deletes too, so a search
+        // may still answer one of them; it is not this record's object any more.
+        let mut gone: Vec<Value> = Vec::new();
         while let Some((id, source)) = existing.take() {
             rounds += 1;
             if source != Source::Vendor && !dry {
@@ -328,8 +331,10 @@ impl Deliverer {
                         if let Some(l) = &self.ledger {
                             l.forget(object, key, &id);
                         }
+                        gone.push(id.clone());
                         if rounds < 3
                             && let Ok(Some(found)) = self.reconcile(object, &identity).await
+                            && !gone.contains(&found)
                         {
                             existing = Some((found, Source::Vendor));
                         }
@@ -376,7 +381,10 @@ impl Deliverer {
                     if let Some(l) = &self.ledger {
                         l.forget(object, key, &id);
                     }
-                    if let Ok(Some(found)) = self.reconcile(object, &identity).await {
+                    gone.push(id.clone());
+                    if let Ok(Some(found)) = self.reconcile(object, &identity).await
+                        && !gone.contains(&found)
+                    {
                         existing = Some((found, Source::Vendor));
                     }
                     continue;
