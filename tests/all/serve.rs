@@ -89,6 +89,26 @@ fn contact_route() -> Value {
     m
 }
 
+/// `serve` with these route files on in-process emulators (`--sandbox`), the repo's connector
+/// specs, the store `store` and the CallRail signing key of [`contact_route`]; `extra` flags
+/// are added.
+fn start_sandboxed(mappings: &[&str], store: &Path, extra: &[&str]) -> Server {
+    let connectors = repo_root().join("connector-specs");
+    let mut args: Vec<&str> = Vec::new();
+    for m in mappings {
+        args.extend(["--mapping", m]);
+    }
+    args.extend([
+        "--sandbox",
+        "--connectors",
+        connectors.to_str().expect("utf-8"),
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    args.extend(extra);
+    start(&args, &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")])
+}
+
 fn callrail_sig(key: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, body).as_ref())
@@ -100,18 +120,7 @@ async fn callrail_webhooks_are_verified_mapped_and_delivered() {
     let m = contact_route();
     let mapping = write(dir.path(), "route.json", &m.to_string());
     let store = dir.path().join("s.sqlite");
-    let server = start(
-        &[
-            "--mapping",
-            &mapping,
-            "--sandbox",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
-    );
+    let server = start_sandboxed(&[&mapping], &store, &[]);
     let url = format!("{}/webhooks/tenant_TENANT_ID/callrail", server.base);
     let http = reqwest::Client::new();
     let call = json!({"call_id": "CAL9", "customer_phone": "(415) 555-2671", "customer_email": "ada@example.com",
@@ -897,21 +906,10 @@ async fn changed_routes_reload_and_broken_ones_keep_the_old_version_serving() {
     let mut m = contact_route();
     let mapping = write(dir.path(), "route.json", &m.to_string());
     let store = dir.path().join("s.sqlite");
-    let server = start(
-        &[
-            "--mapping",
-            &mapping,
-            "--sandbox",
-            "--reload-secs",
-            "1",
-            "--log-format",
-            "json",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
+    let server = start_sandboxed(
+        &[&mapping],
+        &store,
+        &["--reload-secs", "1", "--log-format", "json"],
     );
     let emulator = server
         .banner
@@ -1090,18 +1088,7 @@ async fn health_readiness_and_metrics_say_what_happened() {
     let dir = tempfile::tempdir().expect("dir");
     let mapping = write(dir.path(), "route.json", &contact_route().to_string());
     let store = dir.path().join("s.sqlite");
-    let server = start(
-        &[
-            "--mapping",
-            &mapping,
-            "--sandbox",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
-    );
+    let server = start_sandboxed(&[&mapping], &store, &[]);
     let http = reqwest::Client::new();
     let url = format!("{}/v1/webhooks/tenant_TENANT_ID/callrail", server.base);
     let body =
@@ -1212,20 +1199,7 @@ async fn tenant_endpoints_take_each_tenants_own_key_and_show_only_its_data() {
             .to_string()
     };
     let (key1, key2) = (key("tenant_TENANT_ID"), key("t2"));
-    let server = start(
-        &[
-            "--mapping",
-            &a,
-            "--mapping",
-            &b,
-            "--sandbox",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
-    );
+    let server = start_sandboxed(&[&a, &b], &store, &[]);
     let http = reqwest::Client::new();
     let get = |path: &str, key: Option<&str>| {
         let mut r = http.get(format!("{}{path}", server.base));
@@ -1324,18 +1298,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_do
         .expect("utf-8")
         .trim()
         .to_string();
-    let server = start(
-        &[
-            "--mapping",
-            &mapping,
-            "--sandbox",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
-    );
+    let server = start_sandboxed(&[&mapping], &store, &[]);
     let base = server.base.clone();
     let work = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
