@@ -64,7 +64,11 @@ fuzz_target!(|data: &[u8]| {
         if let (Ok(v), Ok(_)) = (&parsed, &by_line) {
             let m = plan.apply(v, &ctx).expect("apply agrees with apply_line");
             let triggers: Vec<&str> = m.triggers.iter().map(|t| t.name.as_str()).collect();
-            let want = serde_json::json!({"objects": m.objects, "triggers": triggers});
+            let mut want = serde_json::json!({"objects": m.objects, "triggers": triggers});
+            // Per-record notes (configured fields that gave nothing) appear when there are any.
+            if !m.notes.is_empty() {
+                want["notes"] = serde_json::to_value(&m.notes).expect("notes serialise");
+            }
             let got: Value = serde_json::from_slice(&out).expect("output is JSON");
             assert_eq!(got, want, "{line:?}");
         }
