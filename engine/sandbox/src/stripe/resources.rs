@@ -279,22 +279,7 @@ pub(super) fn build(
                     Some("amount"),
                 ));
             }
-            let currency = text("currency").ok_or_else(|| {
-                invalid(
-                    400,
-                    Some("parameter_missing"),
-                    "Missing required param: currency.",
-                    Some("currency"),
-                )
-            })?;
-            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(invalid(
-                    400,
-                    Some("parameter_invalid_string"),
-                    &format!("Invalid currency: {currency}."),
-                    Some("currency"),
-                ));
-            }
+            let currency = required_currency(text("currency"))?;
             let customer = text("customer");
             if let Some(c) = &customer
                 && db.get("customers", c).is_none()
@@ -413,22 +398,7 @@ pub(super) fn build(
         }
         Res::Product => new_product(shared, db, p)?,
         Res::Price => {
-            let currency = text("currency").ok_or_else(|| {
-                invalid(
-                    400,
-                    Some("parameter_missing"),
-                    "Missing required param: currency.",
-                    Some("currency"),
-                )
-            })?;
-            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(invalid(
-                    400,
-                    Some("parameter_invalid_string"),
-                    &format!("Invalid currency: {currency}."),
-                    Some("currency"),
-                ));
-            }
+            let currency = required_currency(text("currency"))?;
             let amount = int_param(p, "unit_amount")?.ok_or_else(|| {
                 invalid(
                     400,
@@ -612,4 +582,25 @@ pub(super) fn newest_first(db: &Db, res: Res) -> Vec<Value> {
         .get(res.table())
         .map(|t| t.values().rev().cloned().collect())
         .unwrap_or_default()
+}
+
+/// A required three-letter `currency` parameter, refused as Stripe refuses it.
+fn required_currency(value: Option<String>) -> Result<String, Response> {
+    let currency = value.ok_or_else(|| {
+        invalid(
+            400,
+            Some("parameter_missing"),
+            "Missing required param: currency.",
+            Some("currency"),
+        )
+    })?;
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid(
+            400,
+            Some("parameter_invalid_string"),
+            &format!("Invalid currency: {currency}."),
+            Some("currency"),
+        ));
+    }
+    Ok(currency)
 }
