@@ -66,27 +66,31 @@ impl Store {
         })
     }
 
-    /// Entries not settled yet, oldest first, at most `limit`; each one's attempt count is
-    /// raised (so an entry that keeps crashing its process can be recognised).
-    pub fn inbox_unsettled(&self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+    /// Entries not settled yet with an id above `after`, oldest first, at most `limit` (page
+    /// through with the last id seen: bodies can be large); each one's attempt count is raised
+    /// (so an entry that keeps crashing its process can be recognised).
+    pub fn inbox_unsettled(&self, after: i64, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
             let rows = {
                 let mut st = tx.prepare(
                     "SELECT id, tenant, source, body, correlation_id, received_at, attempts
-                     FROM webhook_inbox ORDER BY id LIMIT ?1",
+                     FROM webhook_inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )?;
-                st.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                    Ok(InboxEntry {
-                        id: r.get(0)?,
-                        tenant: r.get(1)?,
-                        source: r.get(2)?,
-                        body: r.get(3)?,
-                        correlation_id: r.get(4)?,
-                        received_at: r.get(5)?,
-                        attempts: r.get(6)?,
-                    })
-                })?
+                st.query_map(
+                    params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| {
+                        Ok(InboxEntry {
+                            id: r.get(0)?,
+                            tenant: r.get(1)?,
+                            source: r.get(2)?,
+                            body: r.get(3)?,
+                            correlation_id: r.get(4)?,
+                            received_at: r.get(5)?,
+                            attempts: r.get(6)?,
+                        })
+                    },
+                )?
                 .collect::<Result<Vec<_>, _>>()?
             };
             for e in &rows {
@@ -116,14 +120,14 @@ mod tests {
                 .unwrap()
         };
         let s = Store::open(&path).unwrap();
-        let open = s.inbox_unsettled(10).unwrap();
+        let open = s.inbox_unsettled(0, 10).unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(
             (open[0].id, open[0].body.as_slice(), open[0].attempts),
             (id, &b"{\"a\":1}"[..], 1)
         );
-        assert_eq!(s.inbox_unsettled(10).unwrap()[0].attempts, 2);
+        assert_eq!(s.inbox_unsettled(0, 10).unwrap()[0].attempts, 2);
         s.inbox_settle(id).unwrap();
-        assert!(s.inbox_unsettled(10).unwrap().is_empty());
+        assert!(s.inbox_unsettled(0, 10).unwrap().is_empty());
     }
 }

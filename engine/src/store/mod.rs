@@ -456,12 +456,33 @@ impl Store {
 
     /// Dead letters, oldest first; `pending_only` hides replayed ones.
     pub fn dead_letters(&self, pending_only: bool) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_where(None, pending_only, u32::MAX)
+    }
+
+    /// One tenant's dead letters, oldest first, at most `limit` (for the service, which must
+    /// not load every tenant's records to answer one).
+    pub fn tenant_dead_letters(
+        &self,
+        tenant: &str,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_where(Some(tenant), pending_only, limit)
+    }
+
+    fn dead_letters_where(
+        &self,
+        tenant: Option<&str>,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT id,tenant,connector,route,object,record_key,payload,reason,attempts,created_at,status,correlation_id
-                 FROM dead_letters WHERE (?1 = 0 OR status='pending') ORDER BY id",
+                 FROM dead_letters WHERE (?1 = 0 OR status='pending') AND (?2 IS NULL OR tenant = ?2)
+                 ORDER BY id LIMIT ?3",
             )?;
-            let rows = st.query_map(params![pending_only as i32], |r| {
+            let rows = st.query_map(params![pending_only as i32, tenant, limit], |r| {
                 let payload: String = r.get(6)?;
                 Ok(DeadLetter {
                     id: r.get(0)?,

@@ -216,6 +216,8 @@ async fn serve(a: Args) -> u8 {
         .route("/v1/webhooks/{tenant}/{source}", post(webhook))
         .route("/webhooks/{tenant}/{source}", post(webhook))
         .with_state(app.clone());
+    // Inbox entries accepted before this instant are an earlier process's to recover.
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -227,7 +229,7 @@ async fn serve(a: Args) -> u8 {
         Ok(addr) => eprintln!("listening on http://{addr}"),
         Err(e) => eprintln!("listening ({e})"),
     }
-    tokio::spawn(recover(engine.clone(), app.clone()));
+    tokio::spawn(recover(engine.clone(), app.clone(), started));
     let limits = listen::Limits {
         header_timeout: Duration::from_secs(a.header_timeout_secs),
         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
@@ -481,25 +483,49 @@ async fn webhook_inner(
 
 /// Deliver what the webhook inbox still holds (accepted by an earlier process that stopped
 /// before settling it): each entry through its route, as if it had just arrived.
-async fn recover(engine: switchyard::engine::Engine, app: Arc<App>) {
+/// Only entries accepted before `started` (this process's start, RFC 3339 as the store writes
+/// it) are taken: later ones belong to requests this process is answering.
+async fn recover(engine: switchyard::engine::Engine, app: Arc<App>, started: String) {
     let Some(store) = engine.store().cloned() else {
         return;
     };
-    let entries = match tokio::task::spawn_blocking(move || store.inbox_unsettled(10_000)).await {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot read the webhook inbox; accepted webhooks of an earlier run are not delivered");
+    // In pages (a body can be as large as --max-body-bytes), oldest first.
+    let mut after = 0i64;
+    let mut announced = false;
+    loop {
+        let page = store.clone();
+        let entries = match tokio::task::spawn_blocking(move || page.inbox_unsettled(after, 64))
+            .await
+        {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the webhook inbox; accepted webhooks of an earlier run are not delivered");
+                return;
+            }
+            Err(_) => return,
+        };
+        let entries: Vec<_> = entries
+            .into_iter()
+            .take_while(|e| e.received_at < started)
+            .collect();
+        let Some(last) = entries.last() else {
             return;
+        };
+        after = last.id;
+        if !announced {
+            announced = true;
+            tracing::info!("delivering webhooks accepted before the last stop");
         }
-        Err(_) => return,
-    };
-    if entries.is_empty() {
-        return;
+        recover_page(&app, &store, entries).await;
     }
-    tracing::info!(
-        entries = entries.len(),
-        "delivering webhooks accepted before the last stop"
-    );
+}
+
+/// Deliver one page of inbox entries through their routes and settle them.
+async fn recover_page(
+    app: &App,
+    store: &switchyard::store::Store,
+    entries: Vec<switchyard::store::InboxEntry>,
+) {
     for e in entries {
         let Some(route) = app
             .routes
@@ -523,9 +549,7 @@ async fn recover(engine: switchyard::engine::Engine, app: Arc<App>) {
                 error = %err, "accepted webhook refused by its route after restart")
             }
         }
-        if let Some(store) = engine.store()
-            && let Err(err) = store.inbox_settle(e.id)
-        {
+        if let Err(err) = store.inbox_settle(e.id) {
             tracing::warn!(error = %err, "cannot settle a recovered webhook");
         }
     }

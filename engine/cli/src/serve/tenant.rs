@@ -60,8 +60,12 @@ pub(super) async fn routes(
     axum::Json(json!({"tenant": tenant, "routes": routes})).into_response()
 }
 
+/// Dead letters one answer carries at most (oldest first; `more` says there are others).
+const MAX_DEAD_LETTERS: u32 = 1000;
+
 /// `GET /v1/tenants/{tenant}/dead-letters`: the tenant's pending dead letters (records that
-/// could not be delivered, with their reasons; secrets were redacted when they were written).
+/// could not be delivered, with their reasons; secrets were redacted when they were written),
+/// oldest first, at most [`MAX_DEAD_LETTERS`].
 pub(super) async fn dead_letters(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
@@ -74,10 +78,14 @@ pub(super) async fn dead_letters(
         return error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
     };
     let t = tenant.clone();
-    match tokio::task::spawn_blocking(move || store.dead_letters(true)).await {
-        Ok(Ok(all)) => {
-            let mine: Vec<_> = all.into_iter().filter(|d| d.tenant == t).collect();
-            axum::Json(json!({"tenant": tenant, "dead_letters": mine})).into_response()
+    // Bounded: one more than is answered says whether there are more.
+    let read = move || store.tenant_dead_letters(&t, true, MAX_DEAD_LETTERS + 1);
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(mut mine)) => {
+            let more = mine.len() > MAX_DEAD_LETTERS as usize;
+            mine.truncate(MAX_DEAD_LETTERS as usize);
+            axum::Json(json!({"tenant": tenant, "dead_letters": mine, "more": more}))
+                .into_response()
         }
         _ => error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
     }
