@@ -97,8 +97,8 @@ pub(super) fn run(a: Args) -> u8 {
             );
             return super::EXIT_USAGE;
         }
-        // Records are written as their pages arrive (stdout is line-buffered, so a failed
-        // write is seen at its record); a failed write stops the pull, and the cursor then
+        // Records are written as their pages arrive (Rust's stdout is line-buffered: each
+        // record is written, and a failed write seen, at its newline); a failed write stops the pull, and the cursor then
         // stays where it was (the next run sends those records again).
         let mut out = std::io::stdout().lock();
         let mut write_error: Option<std::io::Error> = None;
@@ -107,7 +107,7 @@ pub(super) fn run(a: Args) -> u8 {
         let mut done = 0usize;
         let res = route
             .sync_each(&a.object, since, a.limit, |rec| {
-                if let Err(e) = writeln!(out, "{rec}").and_then(|()| out.flush()) {
+                if let Err(e) = writeln!(out, "{rec}") {
                     write_error = Some(e);
                     return false;
                 }
