@@ -299,15 +299,15 @@ impl Deliverer {
         // Duplicate detection: our index of match keys, then the vendor's search.
         let searchable = dd.is_some() && action != DuplicateAction::Create;
         if existing.is_none() && searchable && !(dry && identity.is_empty()) {
-            let fields = dd.map(|d| d.match_fields.clone()).unwrap_or_default();
-            for (f, norm, raw) in dedupe::match_keys(&fields, payload) {
+            // With duplicate detection on, the identity is its match keys.
+            for (f, norm, raw) in &identity {
                 if let Some(l) = &self.ledger
                     && let Some(id) = l.index_get(object, &format!("{f}:{norm}"))
                 {
                     existing = Some((id, Source::Index));
                     break;
                 }
-                match self.search(object, &f, &raw, &norm).await {
+                match self.search(object, f, raw, norm).await {
                     Ok(Some(id)) => {
                         existing = Some((id, Source::Vendor));
                         break;
