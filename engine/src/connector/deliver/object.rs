@@ -4,7 +4,7 @@
 //! reconciled before any retry) → settle.
 
 use super::{Deliverer, Outcome};
-use crate::connector::{ConnectorError, ErrorKind, Retrying, scalar};
+use crate::connector::{CompiledOp, ConnectorError, ErrorKind, Retrying, scalar};
 use crate::dedupe;
 use crate::spec::connector::OperationKind;
 use crate::spec::mapping::DuplicateAction;
@@ -54,6 +54,13 @@ impl Deliverer {
             .and_then(|o| o.spec.batch.as_ref()?.match_field.clone())
             .into_iter()
             .collect()
+    }
+
+    /// The operation that creates `object`: its create, else its upsert.
+    fn create_op(&self, object: &str) -> Option<&CompiledOp> {
+        let conn = &self.session.connector;
+        conn.find_op(object, OperationKind::Create)
+            .or_else(|| conn.find_op(object, OperationKind::Upsert))
     }
 
     fn identity(&self, object: &str, payload: &Map<String, Value>) -> Identity {
@@ -251,12 +258,7 @@ impl Deliverer {
         let dry = self.session.is_dry_run();
         let vars = self.vars(object, key, payload, ids);
         let identity = self.identity(object, payload);
-        let create = conn
-            .find_op(object, OperationKind::Create)
-            .or_else(|| conn.find_op(object, OperationKind::Upsert));
-        let idempotent = create.is_some_and(|c| {
-            c.spec.idempotency_header.is_some() || c.spec.kind == OperationKind::Upsert
-        });
+        let idempotent = self.create_op(object).is_some_and(is_idempotent);
         let mut existing: Option<(Value, Source)> = None;
         // Whether our row for this record is `pending` (written before any create).
         let mut pending = self.ledger.is_some();
@@ -417,10 +419,7 @@ impl Deliverer {
     ) -> Result<Done, Fail> {
         let conn = &self.session.connector;
         let dry = self.session.is_dry_run();
-        let Some(create) = conn
-            .find_op(object, OperationKind::Create)
-            .or_else(|| conn.find_op(object, OperationKind::Upsert))
-        else {
+        let Some(create) = self.create_op(object) else {
             return Err(Fail {
                 reason: format!(
                     "connector `{}` has no create operation for object `{object}`",
@@ -453,8 +452,7 @@ impl Deliverer {
                 }
             }
         }
-        let idempotent =
-            create.spec.idempotency_header.is_some() || create.spec.kind == OperationKind::Upsert;
+        let idempotent = is_idempotent(create);
         let retrying = if idempotent {
             Retrying::Safe
         } else {
@@ -647,8 +645,14 @@ impl Deliverer {
     }
 }
 
+/// Whether sending a create again cannot make a second object (an idempotency header, or an
+/// upsert).
+fn is_idempotent(create: &CompiledOp) -> bool {
+    create.spec.idempotency_header.is_some() || create.spec.kind == OperationKind::Upsert
+}
+
 /// The id of one record of a list/search/batch answer.
-pub(super) fn record_id(op: &crate::connector::CompiledOp, r: &Value) -> Option<Value> {
+pub(super) fn record_id(op: &CompiledOp, r: &Value) -> Option<Value> {
     op.id
         .as_ref()
         .and_then(|p| p.first(r))
