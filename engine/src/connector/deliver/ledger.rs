@@ -54,6 +54,12 @@ pub(super) fn namespace(session: &Session) -> String {
     }
 }
 
+/// A CRM id as the store keeps it: JSON text, so that its type survives (text that is not
+/// JSON is taken as a string).
+pub(super) fn stored_id(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
 /// One deliverer's view of the store.
 #[derive(Debug, Clone)]
 pub(super) struct Ledger {
@@ -195,7 +201,7 @@ impl Ledger {
             .dedupe_get(&self.tenant, &self.ns, object, match_key)
             .ok()
             .flatten()?;
-        Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        Some(stored_id(text))
     }
 
     /// Write a dead letter (and, with `settle`, the record's state, atomically). Returns

@@ -265,7 +265,7 @@ impl Deliverer {
         match claim {
             Claim::Done(text) => {
                 pending = false;
-                let id: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                let id = super::ledger::stored_id(text);
                 if id.is_null() {
                     return Ok(Done {
                         outcome: Outcome::Skipped,
@@ -435,7 +435,7 @@ impl Deliverer {
             match l.claim(object, key).await {
                 Ok(Claim::Done(text)) => {
                     // Another delivery of this record finished meanwhile: not created twice.
-                    let id: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    let id = super::ledger::stored_id(text);
                     return Ok(Done {
                         outcome: Outcome::Skipped,
                         id: (!id.is_null()).then_some(id),
