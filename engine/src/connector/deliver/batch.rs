@@ -37,17 +37,8 @@ impl Deliverer {
             return out;
         };
         // Hold every record's lock (in a stable order, so two batches cannot deadlock).
-        let mut scopes: Vec<String> = items.iter().map(|it| self.record_scope(&it.key)).collect();
-        scopes.sort();
-        scopes.dedup();
-        let locks: Vec<_> = scopes
-            .iter()
-            .map(|s| super::ledger::record_lock(s))
-            .collect();
-        let mut guards = Vec::with_capacity(locks.len());
-        for l in &locks {
-            guards.push(l.lock().await);
-        }
+        let scopes = items.iter().map(|it| self.record_scope(&it.key)).collect();
+        let guards = super::ledger::lock_scopes(scopes).await;
         let claims = match &self.ledger {
             Some(l) => {
                 let keys: Vec<&str> = items.iter().map(|it| it.key.as_str()).collect();

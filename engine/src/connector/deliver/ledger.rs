@@ -30,7 +30,7 @@ pub fn process_owner() -> &'static str {
 
 /// Locks by (store, tenant, namespace, record) shared by every deliverer of the process: two
 /// deliveries of one record in one process never interleave (across processes, claims do it).
-pub(super) fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: LazyLock<Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>> =
         LazyLock::new(Mutex::default);
     let mut m = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
@@ -44,6 +44,18 @@ pub(super) fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
     let l = Arc::new(tokio::sync::Mutex::new(()));
     m.insert(scope.to_string(), Arc::downgrade(&l));
     l
+}
+
+/// Hold the locks of these scopes until the guards drop, taken in a stable order so that two
+/// holders of overlapping sets cannot deadlock.
+pub(super) async fn lock_scopes(mut scopes: Vec<String>) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    scopes.sort();
+    scopes.dedup();
+    let mut guards = Vec::with_capacity(scopes.len());
+    for s in &scopes {
+        guards.push(record_lock(s).lock_owned().await);
+    }
+    guards
 }
 
 /// The dedupe index and delivery state namespace of a session.

@@ -522,13 +522,7 @@ impl Deliverer {
                 scopes.push(format!("{prefix}\u{1f}match:{f}:{n}"));
             }
         }
-        scopes.sort();
-        scopes.dedup();
-        let locks: Vec<_> = scopes.iter().map(|s| ledger::record_lock(s)).collect();
-        let mut guards = Vec::with_capacity(locks.len());
-        for l in &locks {
-            guards.push(l.lock().await);
-        }
+        let _guards = ledger::lock_scopes(scopes).await;
         self.deliver_record_locked(item).await
     }
 
