@@ -188,21 +188,7 @@ impl Deliverer {
             if let Some(id) = id {
                 ids.insert(object.to_string(), id);
             }
-            let mut actions = crate::connector::workflow::run_triggers(
-                &self.session,
-                &it,
-                &ids,
-                &self.opts.dedupe_object,
-                self.ledger
-                    .as_ref()
-                    .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
-            )
-            .await;
-            for a in &mut actions {
-                if let Some(r) = &mut a.reason {
-                    self.redactor.redact_in_place(r);
-                }
-            }
+            let actions = self.run_triggers(&it, &ids).await;
             results.push(RecordResult {
                 objects: vec![o],
                 actions,
