@@ -196,10 +196,10 @@ impl WebhookRoute {
             items.push(DeliveryItem { key, mapped });
         }
         let mut report = self.route.deliver_correlated(items, correlation_id).await;
-        for o in &mut report.objects {
-            if let Some(r) = &mut o.reason {
-                self.redactor.redact_in_place(r);
-            }
+        let reasons = (report.objects.iter_mut().map(|o| &mut o.reason))
+            .chain(report.actions.iter_mut().map(|a| &mut a.reason));
+        for r in reasons.flatten() {
+            self.redactor.redact_in_place(r);
         }
         Ok(report)
     }

@@ -94,15 +94,19 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// This machine's name (for lease messages and the liveness check of local owners).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
+/// This machine's name (for lease messages and the liveness check of local owners), read
+/// once per process: every claim compares against it.
+pub fn host_name() -> &'static str {
+    static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into())
+    });
+    &HOST
 }
 
 /// Whether an owner row describes a live process: a fresh heartbeat, and — when the owner ran
@@ -167,7 +171,7 @@ impl Store {
                 .optional()?;
             if let Some((o, pid, host, started_at, hb)) = held
                 && o != owner
-                && alive(pid, &host, hb, &me_host)
+                && alive(pid, &host, hb, me_host)
             {
                 return Ok(Err(LeaseHolder {
                     owner: o,
@@ -259,7 +263,7 @@ impl Store {
                                     pid.unwrap_or(0),
                                     host.as_deref().unwrap_or(""),
                                     hb.unwrap_or(0),
-                                    &me_host,
+                                    me_host,
                                 ) =>
                         {
                             Claim::Busy { owner: o }

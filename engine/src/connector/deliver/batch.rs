@@ -37,17 +37,8 @@ impl Deliverer {
             return out;
         };
         // Hold every record's lock (in a stable order, so two batches cannot deadlock).
-        let mut scopes: Vec<String> = items.iter().map(|it| self.record_scope(&it.key)).collect();
-        scopes.sort();
-        scopes.dedup();
-        let locks: Vec<_> = scopes
-            .iter()
-            .map(|s| super::ledger::record_lock(s))
-            .collect();
-        let mut guards = Vec::with_capacity(locks.len());
-        for l in &locks {
-            guards.push(l.lock().await);
-        }
+        let scopes = items.iter().map(|it| self.record_scope(&it.key)).collect();
+        let guards = super::ledger::lock_scopes(scopes).await;
         let claims = match &self.ledger {
             Some(l) => {
                 let keys: Vec<&str> = items.iter().map(|it| it.key.as_str()).collect();
@@ -197,21 +188,7 @@ impl Deliverer {
             if let Some(id) = id {
                 ids.insert(object.to_string(), id);
             }
-            let mut actions = crate::connector::workflow::run_triggers(
-                &self.session,
-                &it,
-                &ids,
-                &self.opts.dedupe_object,
-                self.ledger
-                    .as_ref()
-                    .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
-            )
-            .await;
-            for a in &mut actions {
-                if let Some(r) = &mut a.reason {
-                    self.redactor.redact_in_place(r);
-                }
-            }
+            let actions = self.run_triggers(&it, &ids).await;
             results.push(RecordResult {
                 objects: vec![o],
                 actions,

@@ -87,15 +87,7 @@ pub fn judge_line(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Option<Input> {
-    let reject = |stage: &'static str, reason: String| {
-        Some(Input::Rejected(RejectedInput {
-            key: record_key(line),
-            line: Some(n),
-            stage,
-            input: line.to_vec(),
-            reason: format!("line {n}: {reason}"),
-        }))
-    };
+    let reject = |stage, reason| rejected(line, n, stage, reason);
     let text = match std::str::from_utf8(line) {
         Ok(t) => t.trim_end_matches(['\n', '\r']),
         Err(e) => return reject("(input)", format!("line is not valid UTF-8: {e}")),
@@ -139,21 +131,24 @@ pub fn judge_line(
     }
 }
 
+/// Line `n` rejected at `stage`, kept whole for its dead letter.
+fn rejected(line: &[u8], n: usize, stage: &'static str, reason: String) -> Option<Input> {
+    Some(Input::Rejected(RejectedInput {
+        key: record_key(line),
+        line: Some(n),
+        stage,
+        input: line.to_vec(),
+        reason: format!("line {n}: {reason}"),
+    }))
+}
+
 fn premapped_line(
     text: &str,
     n: usize,
     plan: Option<&CompiledMapping>,
     line: &[u8],
 ) -> Option<Input> {
-    let reject = |reason: String| {
-        Some(Input::Rejected(RejectedInput {
-            key: record_key(line),
-            line: Some(n),
-            stage: "(input)",
-            input: line.to_vec(),
-            reason: format!("line {n}: {reason}"),
-        }))
-    };
+    let reject = |reason| rejected(line, n, "(input)", reason);
     match crate::mapping::parse_record(text) {
         Ok(v) => match mapped_from_json(&v, plan) {
             Some(mapped) => Some(Input::Record(DeliveryItem {

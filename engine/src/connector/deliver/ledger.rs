@@ -30,7 +30,7 @@ pub fn process_owner() -> &'static str {
 
 /// Locks by (store, tenant, namespace, record) shared by every deliverer of the process: two
 /// deliveries of one record in one process never interleave (across processes, claims do it).
-pub(super) fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: LazyLock<Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>> =
         LazyLock::new(Mutex::default);
     let mut m = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
@@ -46,12 +46,30 @@ pub(super) fn record_lock(scope: &str) -> Arc<tokio::sync::Mutex<()>> {
     l
 }
 
+/// Hold the locks of these scopes until the guards drop, taken in a stable order so that two
+/// holders of overlapping sets cannot deadlock.
+pub(super) async fn lock_scopes(mut scopes: Vec<String>) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    scopes.sort();
+    scopes.dedup();
+    let mut guards = Vec::with_capacity(scopes.len());
+    for s in &scopes {
+        guards.push(record_lock(s).lock_owned().await);
+    }
+    guards
+}
+
 /// The dedupe index and delivery state namespace of a session.
 pub(super) fn namespace(session: &Session) -> String {
     match &session.binding.base_url {
         Some(b) => format!("{}@{b}", session.connector.name()),
         None => session.connector.name().to_string(),
     }
+}
+
+/// A CRM id as the store keeps it: JSON text, so that its type survives (text that is not
+/// JSON is taken as a string).
+pub(super) fn stored_id(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
 /// One deliverer's view of the store.
@@ -195,7 +213,7 @@ impl Ledger {
             .dedupe_get(&self.tenant, &self.ns, object, match_key)
             .ok()
             .flatten()?;
-        Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        Some(stored_id(text))
     }
 
     /// Write a dead letter (and, with `settle`, the record's state, atomically). Returns

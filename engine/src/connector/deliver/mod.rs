@@ -522,13 +522,7 @@ impl Deliverer {
                 scopes.push(format!("{prefix}\u{1f}match:{f}:{n}"));
             }
         }
-        scopes.sort();
-        scopes.dedup();
-        let locks: Vec<_> = scopes.iter().map(|s| ledger::record_lock(s)).collect();
-        let mut guards = Vec::with_capacity(locks.len());
-        for l in &locks {
-            guards.push(l.lock().await);
-        }
+        let _guards = ledger::lock_scopes(scopes).await;
         self.deliver_record_locked(item).await
     }
 
@@ -595,22 +589,33 @@ impl Deliverer {
             }
             out.objects.push(o);
         }
-        out.actions = crate::connector::workflow::run_triggers(
+        out.actions = self.run_triggers(&item, &ids).await;
+        out
+    }
+
+    /// Run a delivered record's workflow actions (once per record and trigger, through the
+    /// ledger), their reasons redacted.
+    pub(super) async fn run_triggers(
+        &self,
+        item: &DeliveryItem,
+        ids: &Map<String, Value>,
+    ) -> Vec<ActionOutcome> {
+        let mut actions = crate::connector::workflow::run_triggers(
             &self.session,
-            &item,
-            &ids,
+            item,
+            ids,
             &self.opts.dedupe_object,
             self.ledger
                 .as_ref()
                 .map(|l| l as &dyn crate::connector::workflow::ActionLedger),
         )
         .await;
-        for a in &mut out.actions {
+        for a in &mut actions {
             if let Some(r) = &mut a.reason {
                 self.redactor.redact_in_place(r);
             }
         }
-        out
+        actions
     }
 }
 

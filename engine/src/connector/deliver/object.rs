@@ -4,7 +4,7 @@
 //! reconciled before any retry) → settle.
 
 use super::{Deliverer, Outcome};
-use crate::connector::{ConnectorError, ErrorKind, Retrying, scalar};
+use crate::connector::{CompiledOp, ConnectorError, ErrorKind, Retrying, scalar};
 use crate::dedupe;
 use crate::spec::connector::OperationKind;
 use crate::spec::mapping::DuplicateAction;
@@ -54,6 +54,13 @@ impl Deliverer {
             .and_then(|o| o.spec.batch.as_ref()?.match_field.clone())
             .into_iter()
             .collect()
+    }
+
+    /// The operation that creates `object`: its create, else its upsert.
+    fn create_op(&self, object: &str) -> Option<&CompiledOp> {
+        let conn = &self.session.connector;
+        conn.find_op(object, OperationKind::Create)
+            .or_else(|| conn.find_op(object, OperationKind::Upsert))
     }
 
     fn identity(&self, object: &str, payload: &Map<String, Value>) -> Identity {
@@ -251,19 +258,14 @@ impl Deliverer {
         let dry = self.session.is_dry_run();
         let vars = self.vars(object, key, payload, ids);
         let identity = self.identity(object, payload);
-        let create = conn
-            .find_op(object, OperationKind::Create)
-            .or_else(|| conn.find_op(object, OperationKind::Upsert));
-        let idempotent = create.is_some_and(|c| {
-            c.spec.idempotency_header.is_some() || c.spec.kind == OperationKind::Upsert
-        });
+        let idempotent = self.create_op(object).is_some_and(is_idempotent);
         let mut existing: Option<(Value, Source)> = None;
         // Whether our row for this record is `pending` (written before any create).
         let mut pending = self.ledger.is_some();
         match claim {
             Claim::Done(text) => {
                 pending = false;
-                let id: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                let id = super::ledger::stored_id(text);
                 if id.is_null() {
                     return Ok(Done {
                         outcome: Outcome::Skipped,
@@ -299,15 +301,15 @@ impl Deliverer {
         // Duplicate detection: our index of match keys, then the vendor's search.
         let searchable = dd.is_some() && action != DuplicateAction::Create;
         if existing.is_none() && searchable && !(dry && identity.is_empty()) {
-            let fields = dd.map(|d| d.match_fields.clone()).unwrap_or_default();
-            for (f, norm, raw) in dedupe::match_keys(&fields, payload) {
+            // With duplicate detection on, the identity is its match keys.
+            for (f, norm, raw) in &identity {
                 if let Some(l) = &self.ledger
                     && let Some(id) = l.index_get(object, &format!("{f}:{norm}"))
                 {
                     existing = Some((id, Source::Index));
                     break;
                 }
-                match self.search(object, &f, &raw, &norm).await {
+                match self.search(object, f, raw, norm).await {
                     Ok(Some(id)) => {
                         existing = Some((id, Source::Vendor));
                         break;
@@ -417,10 +419,7 @@ impl Deliverer {
     ) -> Result<Done, Fail> {
         let conn = &self.session.connector;
         let dry = self.session.is_dry_run();
-        let Some(create) = conn
-            .find_op(object, OperationKind::Create)
-            .or_else(|| conn.find_op(object, OperationKind::Upsert))
-        else {
+        let Some(create) = self.create_op(object) else {
             return Err(Fail {
                 reason: format!(
                     "connector `{}` has no create operation for object `{object}`",
@@ -436,7 +435,7 @@ impl Deliverer {
             match l.claim(object, key).await {
                 Ok(Claim::Done(text)) => {
                     // Another delivery of this record finished meanwhile: not created twice.
-                    let id: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    let id = super::ledger::stored_id(text);
                     return Ok(Done {
                         outcome: Outcome::Skipped,
                         id: (!id.is_null()).then_some(id),
@@ -453,8 +452,7 @@ impl Deliverer {
                 }
             }
         }
-        let idempotent =
-            create.spec.idempotency_header.is_some() || create.spec.kind == OperationKind::Upsert;
+        let idempotent = is_idempotent(create);
         let retrying = if idempotent {
             Retrying::Safe
         } else {
@@ -647,8 +645,14 @@ impl Deliverer {
     }
 }
 
+/// Whether sending a create again cannot make a second object (an idempotency header, or an
+/// upsert).
+fn is_idempotent(create: &CompiledOp) -> bool {
+    create.spec.idempotency_header.is_some() || create.spec.kind == OperationKind::Upsert
+}
+
 /// The id of one record of a list/search/batch answer.
-pub(super) fn record_id(op: &crate::connector::CompiledOp, r: &Value) -> Option<Value> {
+pub(super) fn record_id(op: &CompiledOp, r: &Value) -> Option<Value> {
     op.id
         .as_ref()
         .and_then(|p| p.first(r))
