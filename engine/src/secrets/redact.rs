@@ -21,8 +21,16 @@ const MIN_LEN: usize = 3;
 /// runtime holds; cheap to clone and to share.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    matcher: Option<Arc<AhoCorasick>>,
+    matcher: Option<Matcher>,
     needles: usize,
+}
+
+/// How the needles are found: one automaton, or — should it not build (a limit of the
+/// automaton crate) — each needle in turn, longest first, so that a redactor never fails open.
+#[derive(Clone)]
+enum Matcher {
+    Automaton(Arc<AhoCorasick>),
+    Plain(Arc<Vec<String>>),
 }
 
 impl std::fmt::Debug for Redactor {
@@ -48,13 +56,18 @@ impl Redactor {
         let n = needles.len();
         // Leftmost-longest: an encoding that contains another secret's raw value is replaced
         // whole.
-        let matcher = AhoCorasick::builder()
+        let matcher = match AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&needles)
-            .ok()
-            .map(Arc::new);
+        {
+            Ok(a) => Matcher::Automaton(Arc::new(a)),
+            Err(_) => {
+                needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+                Matcher::Plain(Arc::new(needles))
+            }
+        };
         Self {
-            matcher,
+            matcher: Some(matcher),
             needles: n,
         }
     }
@@ -66,18 +79,29 @@ impl Redactor {
 
     /// `text` with every secret form replaced by `[redacted]`.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let Some(m) = &self.matcher else {
-            return Cow::Borrowed(text);
-        };
-        if !m.is_match(text) {
-            return Cow::Borrowed(text);
+        match &self.matcher {
+            None => Cow::Borrowed(text),
+            Some(Matcher::Automaton(m)) => {
+                if !m.is_match(text) {
+                    return Cow::Borrowed(text);
+                }
+                let mut out = String::with_capacity(text.len());
+                m.replace_all_with(text, &mut out, |_, _, dst| {
+                    dst.push_str(REDACTED);
+                    true
+                });
+                Cow::Owned(out)
+            }
+            Some(Matcher::Plain(needles)) => {
+                let mut out = Cow::Borrowed(text);
+                for n in needles.iter() {
+                    if out.contains(n.as_str()) {
+                        out = Cow::Owned(out.replace(n.as_str(), REDACTED));
+                    }
+                }
+                out
+            }
         }
-        let mut out = String::with_capacity(text.len());
-        m.replace_all_with(text, &mut out, |_, _, dst| {
-            dst.push_str(REDACTED);
-            true
-        });
-        Cow::Owned(out)
     }
 
     /// Redact a `String` in place (no copy when nothing matches).
