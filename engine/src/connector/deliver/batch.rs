@@ -209,14 +209,32 @@ impl Deliverer {
         let n = items.len();
         let t = &self.session.connector.templates;
         let mut rendered = Vec::with_capacity(n);
-        for (it, p) in items.iter().zip(payloads) {
+        let mut unrendered: Vec<Option<String>> = vec![None; n];
+        for (i, (it, p)) in items.iter().zip(payloads).enumerate() {
             let vars = self.vars(object, &it.key, p, &Map::new());
             let ctx = self.session.context(vars);
             let v = match &op.item {
-                Some(tree) => t.tree(tree, &ctx).ok().flatten().unwrap_or(Value::Null),
+                Some(tree) => match t.tree(tree, &ctx) {
+                    Ok(v) => v.unwrap_or(Value::Null),
+                    Err(e) => {
+                        unrendered[i] = Some(format!(
+                            "the batch item template of `{}` does not render for this record: {e}",
+                            op.name
+                        ));
+                        Value::Null
+                    }
+                },
                 None => Value::Object(p.clone()),
             };
             rendered.push(v);
+        }
+        // A record whose item cannot be rendered is refused on its own (never sent as
+        // `null`); the batch is not sent, and the others go the one-record way.
+        if unrendered.iter().any(Option::is_some) {
+            return unrendered
+                .into_iter()
+                .map(|r| r.map_or(BatchResult::Unknown, BatchResult::Refused))
+                .collect();
         }
         let mut vars = Map::new();
         vars.insert("items".into(), Value::Array(rendered));
