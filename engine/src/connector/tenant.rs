@@ -304,7 +304,7 @@ fn auth_refs(t: &str) -> Vec<String> {
     let Some(re) = AUTH_REF.as_ref() else {
         return out;
     };
-    for tag in tags(t) {
+    for tag in crate::template::tags(t) {
         for c in re.captures_iter(tag) {
             out.push(c[2].to_string());
         }
@@ -329,17 +329,6 @@ fn auth_to_secrets(t: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn tags(t: &str) -> impl Iterator<Item = &str> {
-    let mut rest = t;
-    std::iter::from_fn(move || {
-        let i = rest.find("{{")?;
-        let j = rest[i..].find("}}")?;
-        let tag = &rest[i + 2..i + j];
-        rest = &rest[i + j + 2..];
-        Some(tag)
-    })
 }
 
 #[cfg(test)]
