@@ -683,11 +683,7 @@ impl<'a> Compiler<'a> {
         let spec = self.spec;
         let cfg = &spec.crm_config;
         let mut objects: Vec<ObjectPlan> = Vec::new();
-        let default_obj = cfg
-            .default_object
-            .clone()
-            .or_else(|| self.env.target.connector.default_object.clone())
-            .unwrap_or_else(|| "contact".into());
+        let default_obj = cfg.object_or_default(self.env.target.connector.default_object.as_ref());
         let has_default_fields = !cfg.field_mappings.is_empty()
             || !cfg.custom_properties.is_empty()
             || !cfg.custom_fields.is_empty();

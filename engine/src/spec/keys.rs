@@ -300,10 +300,7 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
     if let Some(dd) = &m.crm_config.duplicate_detection {
         let object = m
             .crm_config
-            .default_object
-            .clone()
-            .or_else(|| spec.connector.default_object.clone())
-            .unwrap_or_else(|| "contact".into());
+            .object_or_default(spec.connector.default_object.as_ref());
         let searchable = spec.operations.values().any(|o| {
             o.kind == OperationKind::Search && o.object.as_deref() == Some(object.as_str())
         });
@@ -322,11 +319,7 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
 /// The mapped (object, field, pointer) triples of `m`.
 fn mapped_fields(spec: &ConnectorSpec, m: &MappingSpec) -> Vec<(String, String, String)> {
     let cfg = &m.crm_config;
-    let default = cfg
-        .default_object
-        .clone()
-        .or_else(|| spec.connector.default_object.clone())
-        .unwrap_or_else(|| "contact".into());
+    let default = cfg.object_or_default(spec.connector.default_object.as_ref());
     let mut out = Vec::new();
     for k in cfg.field_mappings.keys() {
         out.push((
