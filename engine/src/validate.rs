@@ -507,7 +507,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         if let Some(x) = &e.existing_id {
             check_jsonpath(&x.path, "/errors/existing_id/path", &mut out);
             if let Some(p) = &x.pattern {
-                match regex::Regex::new(p) {
+                match crate::connector::existing_id_regex(p) {
                     Err(e) => out.push(Diagnostic::error(
                         "E219",
                         "/errors/existing_id/pattern",
