@@ -300,10 +300,9 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
                 "config setting"
             };
             let hint = did_you_mean(&name, known.iter().copied())
-                .or_else(|| Some(format!("declare it under [{kind}]")));
+                .unwrap_or_else(|| format!("declare it under [{kind}]"));
             out.push(
-                Diagnostic::error(code, ptr, format!("unknown {what} `{name}`"))
-                    .with_hint_opt(hint),
+                Diagnostic::error(code, ptr, format!("unknown {what} `{name}`")).with_hint(hint),
             );
         }
     }
