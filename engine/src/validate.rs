@@ -300,10 +300,9 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
                 "config setting"
             };
             let hint = did_you_mean(&name, known.iter().copied())
-                .or_else(|| Some(format!("declare it under [{kind}]")));
+                .unwrap_or_else(|| format!("declare it under [{kind}]"));
             out.push(
-                Diagnostic::error(code, ptr, format!("unknown {what} `{name}`"))
-                    .with_hint_opt(hint),
+                Diagnostic::error(code, ptr, format!("unknown {what} `{name}`")).with_hint(hint),
             );
         }
     }
@@ -507,7 +506,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         if let Some(x) = &e.existing_id {
             check_jsonpath(&x.path, "/errors/existing_id/path", &mut out);
             if let Some(p) = &x.pattern {
-                match regex::Regex::new(p) {
+                match crate::connector::existing_id_regex(p) {
                     Err(e) => out.push(Diagnostic::error(
                         "E219",
                         "/errors/existing_id/pattern",

@@ -160,6 +160,12 @@ impl CreatedBeforePlan {
     }
 }
 
+/// `errors.existing_id.pattern` compiled as the connector runs it (at most 1 MiB compiled);
+/// `validate` compiles it so too, so a pattern it accepts is one the connector loads.
+pub(crate) fn existing_id_regex(p: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(p).size_limit(1 << 20).build()
+}
+
 /// The compiled `errors.existing_id`.
 #[derive(Debug)]
 pub(crate) struct ExistingIdPlan {
@@ -346,14 +352,11 @@ impl Connector {
                     .pattern
                     .as_deref()
                     .map(|p| {
-                        regex::RegexBuilder::new(p)
-                            .size_limit(1 << 20)
-                            .build()
-                            .map_err(|e| {
-                                ConnectorError::Config(format!(
-                                    "invalid errors.existing_id.pattern `{p}`: {e}"
-                                ))
-                            })
+                        existing_id_regex(p).map_err(|e| {
+                            ConnectorError::Config(format!(
+                                "invalid errors.existing_id.pattern `{p}`: {e}"
+                            ))
+                        })
                     })
                     .transpose()?,
             }),
@@ -965,6 +968,26 @@ pub fn find_spec_file(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn existing_id_patterns_are_bounded_alike_in_validate_and_load() {
+        // Within the regex crate's default limit, beyond the connector's 1 MiB.
+        let big = r"Existing ID: (\w{200})";
+        assert!(regex::Regex::new(big).is_ok());
+        assert!(existing_id_regex(big).is_err());
+        let spec = format!(
+            "spec_version = 1\n[connector]\nname = \"x\"\nkind = \"custom\"\n\
+             base_url = \"https://x.example\"\n[errors.existing_id]\npath = \"$.message\"\n\
+             pattern = '{big}'\n"
+        );
+        let c: ConnectorSpec = toml::from_str(&spec).expect("spec");
+        let d = crate::validate::check_connector(&c);
+        assert!(
+            d.0.iter()
+                .any(|d| d.code == "E219" && d.pointer == "/errors/existing_id/pattern"),
+            "{d:?}"
+        );
+    }
 
     #[test]
     fn sessions_never_show_secrets() {

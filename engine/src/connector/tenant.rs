@@ -50,13 +50,13 @@ pub fn tenant_spec(
                             spec.connector.name
                         ),
                     )
-                    .with_hint_opt(
-                        did_you_mean(&flow, names.iter().copied()).or_else(|| {
-                            Some(if names.is_empty() {
+                    .with_hint(
+                        did_you_mean(&flow, names.iter().copied()).unwrap_or_else(|| {
+                            if names.is_empty() {
                                 "it declares no [auth_flows]".to_string()
                             } else {
                                 format!("known flows: {}", names.join(", "))
-                            })
+                            }
                         }),
                     ),
                 );
@@ -118,10 +118,7 @@ pub fn tenant_spec(
                 }
             }
         });
-        for (key, used) in unused_auth_keys(a) {
-            if used {
-                continue;
-            }
+        for key in unused_auth_keys(a) {
             diags.push(
                 Diagnostic::warning(
                     "W231",
@@ -244,8 +241,8 @@ fn auth_type_name(t: CustomAuthType) -> &'static str {
     }
 }
 
-/// The keys of `a` that are set, and whether its type reads them.
-fn unused_auth_keys(a: &crate::spec::mapping::CustomAuth) -> Vec<(&'static str, bool)> {
+/// The keys of `a` that are set but that its type does not read.
+fn unused_auth_keys(a: &crate::spec::mapping::CustomAuth) -> Vec<&'static str> {
     use CustomAuthType as T;
     let t = a.auth_type;
     [
@@ -275,8 +272,8 @@ fn unused_auth_keys(a: &crate::spec::mapping::CustomAuth) -> Vec<(&'static str, 
         ("scope", a.scope.is_some(), t == T::Oauth2ClientCredentials),
     ]
     .into_iter()
-    .filter(|(_, set, _)| *set)
-    .map(|(k, _, used)| (k, used))
+    .filter(|(_, set, used)| *set && !*used)
+    .map(|(k, _, _)| k)
     .collect()
 }
 
@@ -304,7 +301,7 @@ fn auth_refs(t: &str) -> Vec<String> {
     let Some(re) = AUTH_REF.as_ref() else {
         return out;
     };
-    for tag in tags(t) {
+    for tag in crate::template::tags(t) {
         for c in re.captures_iter(tag) {
             out.push(c[2].to_string());
         }
@@ -329,17 +326,6 @@ fn auth_to_secrets(t: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn tags(t: &str) -> impl Iterator<Item = &str> {
-    let mut rest = t;
-    std::iter::from_fn(move || {
-        let i = rest.find("{{")?;
-        let j = rest[i..].find("}}")?;
-        let tag = &rest[i + 2..i + j];
-        rest = &rest[i + j + 2..];
-        Some(tag)
-    })
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-/// Normalise a value of a match field: emails trimmed and lowercased; phones (fields whose
-/// name contains `phone`, or values that look like numbers) in E.164 (default region US);
-/// anything else trimmed and lowercased.
+/// Normalise a value of a match field: emails (fields named `email`, or values with `@`)
+/// trimmed and lowercased; phones (fields whose name contains `phone` or `mobile`) in E.164
+/// (default region US), else their digits and `+`; anything else trimmed and lowercased.
 pub fn normalise(field: &str, v: &Value) -> Option<String> {
     let s = match v {
         Value::String(s) => s.trim().to_string(),
@@ -16,14 +16,13 @@ pub fn normalise(field: &str, v: &Value) -> Option<String> {
     if s.is_empty() {
         return None;
     }
-    let f = field.to_ascii_lowercase();
-    if f.contains("email") || s.contains('@') {
+    if field.to_ascii_lowercase().contains("email") || s.contains('@') {
         return Some(
             crate::expr::functions::normalize_email::normalize(&s)
                 .unwrap_or_else(|| s.to_lowercase()),
         );
     }
-    if f.contains("phone") || f.contains("mobile") {
+    if is_phone_field(field) {
         return Some(e164(&s).unwrap_or_else(|| {
             s.chars()
                 .filter(|c| c.is_ascii_digit() || *c == '+')
@@ -42,8 +41,7 @@ pub fn search_values(field: &str, raw: &Value, normalised: &str) -> Vec<Value> {
     if normalised.contains('@') {
         return vec![Value::String(normalised.to_string())];
     }
-    let f = field.to_ascii_lowercase();
-    if (f.contains("phone") || f.contains("mobile")) && normalised.starts_with('+') {
+    if is_phone_field(field) && normalised.starts_with('+') {
         let mut out = vec![Value::String(normalised.to_string())];
         if raw.as_str().is_none_or(|r| r.trim() != normalised) {
             out.push(raw.clone());
@@ -51,6 +49,12 @@ pub fn search_values(field: &str, raw: &Value, normalised: &str) -> Vec<Value> {
         return out;
     }
     vec![raw.clone()]
+}
+
+/// Whether a match field holds phone numbers (its name contains `phone` or `mobile`).
+fn is_phone_field(field: &str) -> bool {
+    let f = field.to_ascii_lowercase();
+    f.contains("phone") || f.contains("mobile")
 }
 
 /// A phone number in E.164 (`+15551234567`), parsed with region US when it has no `+`.

@@ -280,10 +280,7 @@ impl Route {
             duplicate_detection: mapping.crm_config.duplicate_detection.clone(),
             dedupe_object: mapping
                 .crm_config
-                .default_object
-                .clone()
-                .or_else(|| connector.spec.connector.default_object.clone())
-                .unwrap_or_else(|| "contact".into()),
+                .object_or_default(connector.spec.connector.default_object.as_ref()),
             concurrency: opts.concurrency.unwrap_or(e.limits.concurrency).max(1),
             batch: true,
         };

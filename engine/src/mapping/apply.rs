@@ -193,9 +193,9 @@ impl<'a> Sink<'a> for MapSink {
     }
 }
 
-/// Notes of a payload template being evaluated: the current dotted label, the current
-/// pointer, and (label, pointer, reason) per leaf that gave nothing.
-type TreeNotes = (String, String, Vec<(String, String, String)>);
+/// Notes of a payload template being evaluated: (label, pointer, reason) per leaf that
+/// gave nothing.
+type TreeNotes<'a> = Vec<(&'a str, &'a str, String)>;
 
 /// Write a value as compact JSON (the same bytes `serde_json` writes).
 pub(crate) fn write_val(out: &mut Vec<u8>, v: &Val) {
@@ -446,45 +446,36 @@ impl CompiledMapping {
             .map_err(|e| fail(format!("template failed: {}", e.reason())))
     }
 
-    /// A payload template's value. With `notes` (`label`, pointer, notes so far), each leaf
-    /// that gives nothing is noted under its dotted label and pointer.
+    /// A payload template's value. With `notes`, each leaf that gives nothing is noted under
+    /// its dotted label and pointer.
     fn tree<'a>(
         &'a self,
         t: &'a Tree,
         rec: &Rec<'a>,
         ctx: &Ectx<'_>,
-        notes: &mut Option<TreeNotes>,
+        notes: &mut Option<TreeNotes<'a>>,
     ) -> R<'a, Option<Value>> {
         Ok(match t {
-            Tree::Leaf(src) => {
+            Tree::Leaf {
+                src,
+                label,
+                pointer,
+            } => {
                 let v = self
                     .eval_src(src, rec, ctx)?
                     .to_json()
                     .filter(|v| !v.is_null());
                 if v.is_none()
-                    && let Some((label, ptr, out)) = notes
+                    && let Some(out) = notes
                 {
-                    out.push((label.clone(), ptr.clone(), self.why_absent(src, rec, ctx)));
+                    out.push((label, pointer, self.why_absent(src, rec, ctx)));
                 }
                 v
             }
             Tree::Object(fields) => {
                 let mut m = Map::new();
                 for (k, sub) in fields {
-                    let saved = notes.as_mut().map(|(l, p, _)| {
-                        let saved = (l.len(), p.len());
-                        l.push('.');
-                        l.push_str(k);
-                        p.push('/');
-                        p.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                        saved
-                    });
-                    let v = self.tree(sub, rec, ctx, notes)?;
-                    if let (Some((l, p, _)), Some((ll, pl))) = (notes.as_mut(), saved) {
-                        l.truncate(ll);
-                        p.truncate(pl);
-                    }
-                    if let Some(v) = v {
+                    if let Some(v) = self.tree(sub, rec, ctx, notes)? {
                         m.insert(k.clone(), v);
                     }
                 }
@@ -492,19 +483,8 @@ impl CompiledMapping {
             }
             Tree::Array(items) => {
                 let mut a = Vec::new();
-                for (i, sub) in items.iter().enumerate() {
-                    let saved = notes.as_mut().map(|(l, p, _)| {
-                        let saved = (l.len(), p.len());
-                        l.push_str(&format!("[{i}]"));
-                        p.push_str(&format!("/{i}"));
-                        saved
-                    });
-                    let v = self.tree(sub, rec, ctx, notes)?;
-                    if let (Some((l, p, _)), Some((ll, pl))) = (notes.as_mut(), saved) {
-                        l.truncate(ll);
-                        p.truncate(pl);
-                    }
-                    if let Some(v) = v {
+                for sub in items {
+                    if let Some(v) = self.tree(sub, rec, ctx, notes)? {
                         a.push(v);
                     }
                 }
@@ -578,12 +558,10 @@ impl CompiledMapping {
                 };
                 let v = match &f.src {
                     Src::Tree(t) => {
-                        let mut notes = Some((f.label.clone(), f.pointer.clone(), Vec::new()));
+                        let mut notes = Some(Vec::new());
                         let v = self.tree(t, rec, ctx, &mut notes).map_err(to_err)?;
-                        if let Some((_, _, notes)) = notes {
-                            for (label, ptr, why) in notes {
-                                sink.note(&label, &ptr, &why);
-                            }
+                        for (label, ptr, why) in notes.into_iter().flatten() {
+                            sink.note(label, ptr, &why);
                         }
                         match v {
                             Some(v) => Val::Json(Cow::Owned(v)),

@@ -683,11 +683,7 @@ impl<'a> Compiler<'a> {
         let spec = self.spec;
         let cfg = &spec.crm_config;
         let mut objects: Vec<ObjectPlan> = Vec::new();
-        let default_obj = cfg
-            .default_object
-            .clone()
-            .or_else(|| self.env.target.connector.default_object.clone())
-            .unwrap_or_else(|| "contact".into());
+        let default_obj = cfg.object_or_default(self.env.target.connector.default_object.as_ref());
         let has_default_fields = !cfg.field_mappings.is_empty()
             || !cfg.custom_properties.is_empty()
             || !cfg.custom_fields.is_empty();
@@ -816,9 +812,9 @@ impl<'a> Compiler<'a> {
             let mut fields = Vec::new();
             for (name, v) in m {
                 let ptr = pointer_join(&optr, name);
-                if let Some(tree) = self.tree(v, &ptr) {
+                if let Some(tree) = self.tree(v, &ptr, format!("{obj}.{name}")) {
                     let src = match tree {
-                        Tree::Leaf(src) => *src,
+                        Tree::Leaf { src, .. } => *src,
                         other => Src::Tree(other),
                     };
                     self.field(obj, name, &ptr, &ptr, src, None, None, &mut s, &mut fields);
@@ -914,13 +910,13 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn tree(&mut self, v: &Value, ptr: &str) -> Option<Tree> {
+    /// A payload template node at `ptr`; `label` is its dotted name (`object.field.key[0]`).
+    fn tree(&mut self, v: &Value, ptr: &str, label: String) -> Option<Tree> {
         Some(match v {
-            Value::String(s) => Tree::Leaf(Box::new(self.template(s, ptr)?)),
             Value::Object(m) => {
                 let mut out = Vec::new();
                 for (k, x) in m {
-                    if let Some(t) = self.tree(x, &pointer_join(ptr, k)) {
+                    if let Some(t) = self.tree(x, &pointer_join(ptr, k), format!("{label}.{k}")) {
                         out.push((k.clone(), t));
                     }
                 }
@@ -929,13 +925,20 @@ impl<'a> Compiler<'a> {
             Value::Array(a) => {
                 let mut out = Vec::new();
                 for (i, x) in a.iter().enumerate() {
-                    if let Some(t) = self.tree(x, &format!("{ptr}/{i}")) {
+                    if let Some(t) = self.tree(x, &format!("{ptr}/{i}"), format!("{label}[{i}]")) {
                         out.push(t);
                     }
                 }
                 Tree::Array(out)
             }
-            other => Tree::Leaf(Box::new(Src::Lit(Val::from_json_owned(other.clone())))),
+            leaf => Tree::Leaf {
+                src: Box::new(match leaf {
+                    Value::String(s) => self.template(s, ptr)?,
+                    other => Src::Lit(Val::from_json_owned(other.clone())),
+                }),
+                label,
+                pointer: ptr.to_string(),
+            },
         })
     }
 

@@ -160,7 +160,13 @@ pub(crate) enum Src {
 pub(crate) enum Tree {
     Object(Vec<(String, Tree)>),
     Array(Vec<Tree>),
-    Leaf(Box<Src>),
+    /// A value with the dotted label and pointer its note names when it gives nothing
+    /// (both fixed at compile time).
+    Leaf {
+        src: Box<Src>,
+        label: String,
+        pointer: String,
+    },
 }
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 use super::connector::{ConnectorKind, ConnectorSpec, OperationKind};
 use super::mapping::MappingSpec;
 use crate::diag::{Diagnostic, Diagnostics, pointer_join};
+use indexmap::IndexMap;
 use serde_json::Value;
 
 /// A key of a mapping spec whose effect the engine gives (not a connector spec).
@@ -192,31 +193,38 @@ pub const NO_EFFECT_TEST: &str = "fidelity::validate_warns_for_every_key_without
 
 /// Where `spec` reads `config.<name>` or `secrets.<name>`: JSON pointers of the templates.
 pub fn readers(spec: &ConnectorSpec, name: &str) -> Vec<String> {
-    fn walk(v: &Value, at: &str, name: &str, out: &mut Vec<String>) {
+    reads(spec).swap_remove(name).unwrap_or_default()
+}
+
+/// Every name `spec` reads under `config.` or `secrets.`, with the JSON pointers of the
+/// templates that read it (the spec is walked once).
+fn reads(spec: &ConnectorSpec) -> IndexMap<String, Vec<String>> {
+    fn walk(v: &Value, at: &str, out: &mut IndexMap<String, Vec<String>>) {
         match v {
-            Value::String(s)
-                if crate::template::template_refs(s)
-                    .iter()
-                    .any(|(_, n)| n == name) =>
-            {
-                out.push(at.to_string());
+            Value::String(s) => {
+                for (_, name) in crate::template::template_refs(s) {
+                    let at_list = out.entry(name).or_default();
+                    if at_list.last().is_none_or(|l| l != at) {
+                        at_list.push(at.to_string());
+                    }
+                }
             }
             Value::Object(m) => {
                 for (k, x) in m {
-                    walk(x, &pointer_join(at, k), name, out);
+                    walk(x, &pointer_join(at, k), out);
                 }
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    walk(x, &format!("{at}/{i}"), name, out);
+                    walk(x, &format!("{at}/{i}"), out);
                 }
             }
             _ => {}
         }
     }
-    let mut out = Vec::new();
+    let mut out = IndexMap::new();
     if let Ok(v) = serde_json::to_value(spec) {
-        walk(&v, "", name, &mut out);
+        walk(&v, "", &mut out);
     }
     out
 }
@@ -242,10 +250,11 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
     let Ok(Value::Object(cfg)) = serde_json::to_value(&m.crm_config) else {
         return out;
     };
+    let read = reads(spec);
     for (k, v) in &cfg {
         if matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
             && k != "type"
-            && readers(spec, k).is_empty()
+            && !read.contains_key(k)
         {
             warn(
                 &mut out,
@@ -256,7 +265,7 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
         }
     }
     for k in m.crm_config.settings.keys() {
-        if !ENGINE_SETTINGS.contains(&k.as_str()) && readers(spec, k).is_empty() {
+        if !ENGINE_SETTINGS.contains(&k.as_str()) && !read.contains_key(k) {
             warn(
                 &mut out,
                 pointer_join("/crm_config/settings", k),
@@ -300,10 +309,7 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
     if let Some(dd) = &m.crm_config.duplicate_detection {
         let object = m
             .crm_config
-            .default_object
-            .clone()
-            .or_else(|| spec.connector.default_object.clone())
-            .unwrap_or_else(|| "contact".into());
+            .object_or_default(spec.connector.default_object.as_ref());
         let searchable = spec.operations.values().any(|o| {
             o.kind == OperationKind::Search && o.object.as_deref() == Some(object.as_str())
         });
@@ -322,11 +328,7 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
 /// The mapped (object, field, pointer) triples of `m`.
 fn mapped_fields(spec: &ConnectorSpec, m: &MappingSpec) -> Vec<(String, String, String)> {
     let cfg = &m.crm_config;
-    let default = cfg
-        .default_object
-        .clone()
-        .or_else(|| spec.connector.default_object.clone())
-        .unwrap_or_else(|| "contact".into());
+    let default = cfg.object_or_default(spec.connector.default_object.as_ref());
     let mut out = Vec::new();
     for k in cfg.field_mappings.keys() {
         out.push((

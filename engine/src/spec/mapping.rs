@@ -140,6 +140,18 @@ pub struct CrmConfig {
     pub deal_settings: Option<DealSettings>,
 }
 
+impl CrmConfig {
+    /// The object `field_mappings` and duplicate detection target: `default_object`, else the
+    /// connector's (`connector_default`), else `contact`.
+    pub fn object_or_default(&self, connector_default: Option<&String>) -> String {
+        self.default_object
+            .as_ref()
+            .or(connector_default)
+            .cloned()
+            .unwrap_or_else(|| "contact".into())
+    }
+}
+
 /// Authentication of a custom REST API. Endpoint templates read these values as `auth.*`
 /// (`{{auth.token}}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -313,14 +313,22 @@ pub fn template_error_text(e: &handlebars::TemplateError) -> String {
     }
 }
 
+/// The text inside each `{{…}}` tag of a template string, in order (an unclosed tag ends it).
+pub fn tags(t: &str) -> impl Iterator<Item = &str> {
+    let mut rest = t;
+    std::iter::from_fn(move || {
+        let after = &rest[rest.find("{{")? + 2..];
+        let j = after.find("}}")?;
+        rest = &after[j + 2..];
+        Some(&after[..j])
+    })
+}
+
 /// Names a template string refers to under `secrets.` and `config.`.
 pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let mut rest = t;
-    while let Some(i) = rest.find("{{") {
-        let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else { break };
-        let inner = after[..j]
+    for tag in tags(t) {
+        let inner = tag
             .trim()
             .trim_start_matches('{')
             .trim_end_matches('}')
@@ -336,7 +344,6 @@ pub fn template_refs(t: &str) -> Vec<(&'static str, String)> {
                 }
             }
         }
-        rest = &after[j + 2..];
     }
     out
 }
