@@ -479,6 +479,36 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 "rate limit must allow at least 1 request per at least 1 second",
             ));
         }
+        for (name, class) in &rl.classes {
+            let ptr = pointer_join("/rate_limit/classes", name);
+            if class.requests == 0 || class.per_seconds == 0 {
+                out.push(Diagnostic::error(
+                    "E218",
+                    ptr.clone(),
+                    format!(
+                        "rate-limit class `{name}` must allow at least 1 request per at least 1 second"
+                    ),
+                ));
+            }
+            if !c
+                .operations
+                .values()
+                .any(|o| o.budget.as_deref() == Some(name.as_str()))
+            {
+                out.push(
+                    Diagnostic::warning(
+                        "W236",
+                        ptr,
+                        format!(
+                            "rate-limit class `{name}` has no effect: no operation draws on it"
+                        ),
+                    )
+                    .with_hint(format!(
+                        "set budget = \"{name}\" on the operations it limits"
+                    )),
+                );
+            }
+        }
         for (i, s) in rl.throttle_signals.iter().enumerate() {
             if let Some(p) = &s.path {
                 check_jsonpath(
@@ -526,6 +556,21 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
     }
     for (oname, o) in &c.objects {
+        for (i, f) in o.unique_fields.iter().enumerate() {
+            if !o.fields.contains_key(f) {
+                out.push(
+                    Diagnostic::error(
+                        "E236",
+                        format!(
+                            "{}/{i}",
+                            pointer_join(&pointer_join("/objects", oname), "unique_fields")
+                        ),
+                        format!("unique field `{f}` is not in the `{oname}` field catalog"),
+                    )
+                    .with_hint_opt(did_you_mean(f, o.fields.keys().map(String::as_str))),
+                );
+            }
+        }
         if let Some(p) = &o.custom_field_pattern
             && let Err(e) = regex::Regex::new(p)
         {
@@ -620,13 +665,38 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 ));
             }
             check_jsonpath(&b.results, &pointer_join(&bp, "results"), &mut out);
-            for (k, p) in [("success", &b.success), ("errors", &b.errors)] {
+            for (k, p) in [
+                ("success", &b.success),
+                ("errors", &b.errors),
+                ("not_found", &b.not_found),
+            ] {
                 if let Some(p) = p {
                     check_jsonpath(p, &pointer_join(&bp, k), &mut out);
                 }
             }
             if let Some(item) = &b.item {
                 check_template_tree(item, &pointer_join(&bp, "item"), c, &mut out);
+            }
+        }
+        if let Some(class) = &op.budget {
+            let classes: Vec<&str> = c
+                .rate_limit
+                .iter()
+                .flat_map(|rl| rl.classes.keys().map(String::as_str))
+                .collect();
+            if !classes.contains(&class.as_str()) {
+                out.push(
+                    Diagnostic::error(
+                        "E235",
+                        pointer_join(&base, "budget"),
+                        format!("unknown rate-limit class `{class}`"),
+                    )
+                    .with_hint(
+                        did_you_mean(class, classes.iter().copied()).unwrap_or_else(|| {
+                            format!("declare it as [rate_limit.classes.{class}] with requests and per_seconds")
+                        }),
+                    ),
+                );
             }
         }
         if let Some(p) = &op.decode {
@@ -649,6 +719,8 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             crate::spec::connector::OperationKind::BatchCreate
                 | crate::spec::connector::OperationKind::BatchUpdate
                 | crate::spec::connector::OperationKind::BatchUpsert
+                | crate::spec::connector::OperationKind::BatchRead
+                | crate::spec::connector::OperationKind::BatchSearch
         );
         if batch_kind && op.batch.is_none() {
             out.push(

@@ -148,7 +148,16 @@ impl Session {
             .templates
             .string(&op.path, ctx)
             .unwrap_or_default();
+        // A class of endpoints with a budget of its own (HubSpot search) waits for its own
+        // token first, so that a request never holds a general slot while it waits.
+        let class = op.spec.budget.as_deref().and_then(|c| self.classes.get(c));
+        // What a throttling answer pauses: the class's bucket for its endpoints, so that the
+        // rest of the connector's traffic keeps its pace.
+        let pacer = class.or(self.limiter.as_ref());
         loop {
+            if let Some(c) = class {
+                c.acquire().await;
+            }
             if let Some(l) = &self.limiter {
                 l.acquire().await;
             }
@@ -181,7 +190,7 @@ impl Session {
                 Ok(Step::Throttled(after)) => {
                     throttles += 1;
                     let d = after.unwrap_or_else(|| backoff(retry, throttles));
-                    if let Some(l) = &self.limiter {
+                    if let Some(l) = pacer {
                         l.pause(d).await;
                     }
                     if throttles >= max * 4 {
@@ -191,14 +200,7 @@ impl Session {
                         });
                     }
                     attempts -= 1;
-                    (
-                        if self.limiter.is_some() {
-                            Duration::ZERO
-                        } else {
-                            d
-                        },
-                        None,
-                    )
+                    (if pacer.is_some() { Duration::ZERO } else { d }, None)
                 }
                 Ok(Step::Unauthorized(msg)) => {
                     if self.connector.auth.is_token() && !refreshed {

@@ -251,6 +251,7 @@ pub struct CompiledOp {
     pub(crate) batch_results: Option<Path>,
     pub(crate) batch_success: Option<Path>,
     pub(crate) batch_errors: Option<Path>,
+    pub(crate) batch_not_found: Option<Path>,
 }
 
 /// A connector spec compiled once: templates, JSONPaths, auth.
@@ -301,6 +302,16 @@ impl Connector {
                 }
                 Some(Pagination::LinkHeader) | None => (None, None),
             };
+            if let Some(class) = &op.budget
+                && !spec
+                    .rate_limit
+                    .as_ref()
+                    .is_some_and(|rl| rl.classes.contains_key(class))
+            {
+                return Err(ConnectorError::Config(format!(
+                    "operation `{name}` draws on rate-limit class `{class}`, which [rate_limit.classes] does not declare"
+                )));
+            }
             let c = CompiledOp {
                 name: name.clone(),
                 path: t.compile(&op.path)?,
@@ -314,7 +325,13 @@ impl Connector {
                     .map(|i| t.compile_tree(i))
                     .transpose()?,
                 id: opt(&op.id)?,
-                records: opt(&op.records)?,
+                // A batch search's page of records is its `batch.results`.
+                records: match (&op.records, &op.batch) {
+                    (None, Some(b)) if op.kind == OperationKind::BatchSearch => {
+                        Some(Path::compile(&b.results)?)
+                    }
+                    (r, _) => opt(r)?,
+                },
                 fields: opt(&op.fields)?,
                 paging_next: next,
                 paging_more: more,
@@ -329,6 +346,10 @@ impl Connector {
                 },
                 batch_errors: match &op.batch {
                     Some(b) => opt(&b.errors)?,
+                    None => None,
+                },
+                batch_not_found: match &op.batch {
+                    Some(b) => opt(&b.not_found)?,
                     None => None,
                 },
                 spec: op.clone(),
@@ -476,6 +497,8 @@ pub struct Session {
     pub binding: Arc<Binding>,
     pub(crate) http: reqwest::Client,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
+    /// The buckets of the spec's rate-limit classes, by class name (`rate_limit.classes`).
+    pub(crate) classes: Arc<HashMap<String, Arc<RateLimiter>>>,
     pub(crate) tokens: Arc<TokenCache>,
     pub(crate) dry_run: Option<DryRunSink>,
     pub(crate) ctx_base: Arc<Map<String, Value>>,
@@ -488,11 +511,15 @@ pub struct Session {
 /// Per (tenant, connector) state shared by every session of a runtime.
 type Shared<T> = Arc<Mutex<HashMap<(String, String), Arc<T>>>>;
 
-/// Shares one HTTP client, rate limiters and token caches by tenant and connector.
+/// Rate limiters by (tenant, connector, class); the general budget is class `""`.
+type Limiters = Arc<Mutex<HashMap<(String, String, String), Arc<RateLimiter>>>>;
+
+/// Shares one HTTP client, rate limiters and token caches by tenant and connector (rate
+/// limiters also by class of endpoints).
 #[derive(Debug, Clone)]
 pub struct Runtime {
     http: reqwest::Client,
-    limiters: Shared<RateLimiter>,
+    limiters: Limiters,
     tokens: Shared<TokenCache>,
 }
 
@@ -525,12 +552,24 @@ impl Runtime {
     /// Bind a connector to a tenant.
     pub fn session(&self, connector: Arc<Connector>, binding: Binding) -> Session {
         let key = (binding.tenant.clone(), connector.name().to_string());
-        let limiter = connector.spec.rate_limit.as_ref().map(|rl| {
-            let mut m = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-            m.entry(key.clone())
-                .or_insert_with(|| Arc::new(RateLimiter::new(rl.requests, rl.per_seconds)))
-                .clone()
-        });
+        let (limiter, classes) = match &connector.spec.rate_limit {
+            None => (None, HashMap::new()),
+            Some(rl) => {
+                let mut m = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+                let mut bucket = |class: &str, requests: u32, per_seconds: u32| {
+                    m.entry((key.0.clone(), key.1.clone(), class.to_string()))
+                        .or_insert_with(|| Arc::new(RateLimiter::new(requests, per_seconds)))
+                        .clone()
+                };
+                let general = bucket("", rl.requests, rl.per_seconds);
+                let classes = rl
+                    .classes
+                    .iter()
+                    .map(|(name, c)| (name.clone(), bucket(name, c.requests, c.per_seconds)))
+                    .collect();
+                (Some(general), classes)
+            }
+        };
         let tokens = {
             let mut m = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
             m.entry(key).or_default().clone()
@@ -560,6 +599,7 @@ impl Runtime {
             binding: Arc::new(binding),
             http: self.http.clone(),
             limiter,
+            classes: Arc::new(classes),
             tokens,
             dry_run: None,
             ctx_base: Arc::new(ctx),
@@ -1017,6 +1057,21 @@ token = "{{secrets.token}}"
         let shown = format!("{s:?}");
         assert!(!shown.contains("tok-SECRET-1"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn not_found_paths_pick_ids_of_one_error_category() {
+        let p =
+            Path::compile("$.errors[?(@.category == 'OBJECT_NOT_FOUND')].context.ids[*]").unwrap();
+        let body = serde_json::json!({"results": [], "errors": [
+            {"category": "OBJECT_NOT_FOUND", "context": {"ids": ["a@x.io", "b@x.io"]}},
+            {"category": "VALIDATION_ERROR", "context": {"ids": ["c@x.io"]}},
+            {"category": "OBJECT_NOT_FOUND", "context": {"ids": ["d@x.io"]}}]});
+        let ids: Vec<&Value> = p.all(&body);
+        assert_eq!(
+            ids,
+            [&"a@x.io".into(), &"b@x.io".into(), &Value::from("d@x.io")]
+        );
     }
 
     #[test]

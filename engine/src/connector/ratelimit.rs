@@ -1,4 +1,5 @@
-//! Client-side rate limiting: a token bucket per tenant and connector, paced so that no window
+//! Client-side rate limiting: a token bucket per tenant and connector (and one per class of
+//! endpoints the vendor limits apart, `rate_limit.classes`), paced so that no window
 //! of the vendor's length ever sees more than the vendor's limit, adjusted by the vendor's
 //! rate-limit headers and paused by throttling responses (429, `Retry-After`).
 

@@ -194,6 +194,7 @@ pub fn tenant_spec(
                 description: None,
                 open: true,
                 custom_field_pattern: None,
+                unique_fields: Vec::new(),
                 fields: Default::default(),
             });
         let body = matches!(
@@ -220,6 +221,7 @@ pub fn tenant_spec(
                 batch: None,
                 incremental: None,
                 success_status: Vec::new(),
+                budget: None,
                 idempotency_header: None,
                 plugin: None,
                 decode: None,

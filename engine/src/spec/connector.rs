@@ -324,6 +324,25 @@ pub struct RateLimit {
     /// Responses that mean "slow down", besides 429. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throttle_signals: Vec<ThrottleSignal>,
+    /// Budgets of their own for classes of endpoints the vendor limits apart (HubSpot CRM
+    /// search: 5 requests per second), by name; an operation joins one with `budget`. A
+    /// request of a class takes a token from the class's bucket and one from the general
+    /// bucket (vendors count every call against the general limit too), and a throttling
+    /// answer to it (429, `Retry-After`, a throttle signal) pauses that class only. One
+    /// bucket per tenant, connector and class, shared like the general one. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub classes: IndexMap<String, RateClass>,
+}
+
+/// The budget of one class of endpoints: `requests` per `per_seconds`, per tenant and
+/// connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateClass {
+    /// Requests of this class allowed per window.
+    pub requests: u32,
+    /// Window length in seconds.
+    pub per_seconds: u32,
 }
 
 /// Vendor rate-limit headers.
@@ -480,6 +499,12 @@ pub struct ObjectSpec {
     /// `__c` fields): an unknown target field is then a warning, not an error. Default: false.
     #[serde(default)]
     pub open: bool,
+    /// Fields whose value names at most one object of this kind, by which a `batch_read`
+    /// operation can read objects (HubSpot contacts: `email`, sent as `idProperty`). Batch
+    /// duplicate detection looks records up by these first: one read per 100 records, not
+    /// lagging writes as searches do. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique_fields: Vec<String>,
     /// Pattern (regex) custom field names must match when the catalog is open, e.g. `__c$`.
     /// Default: any name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -561,6 +586,15 @@ pub enum OperationKind {
     BatchUpdate,
     /// Upsert many records in one request.
     BatchUpsert,
+    /// Read many records in one request by id, or by one of the object's `unique_fields`
+    /// (templates see `items`, each item `id`; `id_field` is the unique field, absent when
+    /// reading by id; `fields` the field names wanted). Used by batch duplicate detection.
+    BatchRead,
+    /// Find the records whose field equals any of many values in one request (HubSpot's `IN`
+    /// operator; templates see `match.field`, `match.values` and `fields`); `batch.max` is
+    /// the most values per request and `batch.results` the records of one page. Used by
+    /// batch duplicate detection for match fields that are not unique.
+    BatchSearch,
     /// Anything else (workflow actions, handoffs, credential checks).
     Action,
 }
@@ -631,6 +665,11 @@ pub struct Operation {
     /// Status codes that mean success. Default: any 2xx.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub success_status: Vec<u16>,
+    /// The rate-limit class (a key of `rate_limit.classes`) whose budget this operation's
+    /// requests also draw on (HubSpot's search endpoints: `search`). Default: the general
+    /// budget only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
     /// Send an `Idempotency-Key` header (Stripe) with this header name. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_header: Option<String>,
@@ -715,7 +754,8 @@ pub struct Batch {
     /// Template of one item of the batch (over `payload`, `id`). Default: `{{payload}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<Value>,
-    /// JSONPath to per-record results, in input order unless `match_by` says otherwise.
+    /// JSONPath to per-record results, in input order unless `match_field` says otherwise
+    /// (`batch_search`: the records of one page).
     pub results: String,
     /// JSONPath (relative to a result) to a success flag; absent means success. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -732,6 +772,12 @@ pub struct Batch {
     /// Default: none (results are in input order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_field: Option<String>,
+    /// `batch_read` only: JSONPath to the ids (or unique values) the answer says do not
+    /// exist (HubSpot: `$.errors[?(@.category == 'OBJECT_NOT_FOUND')].context.ids[*]`). An
+    /// input neither among the results nor named here has an unknown answer and is looked up
+    /// the one-record way. Default: every input missing from the results does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<String>,
 }
 
 /// How to fetch only changes.

@@ -1,5 +1,7 @@
 //! HubSpot's batch endpoints (`/batch/{create|read|update|upsert|archive}`, at most 100
-//! inputs): per-input results, 207 with `errors[]` when some inputs failed.
+//! inputs): per-input results, 207 with `errors[]` when some inputs failed (a read lists
+//! every input it did not find in one `OBJECT_NOT_FOUND` error's `context.ids`); reading or
+//! writing by `idProperty` needs a property whose values are unique.
 
 use super::super::state::Shared;
 use super::super::util::{empty, json, now_iso, scalar_text};
@@ -58,6 +60,8 @@ pub(super) async fn batch(
     let started = now_iso();
     let mut results = Vec::new();
     let mut errors = Vec::new();
+    // Inputs a read did not find: one `OBJECT_NOT_FOUND` error lists them all.
+    let mut not_found: Vec<String> = Vec::new();
     let wanted: Vec<String> = req
         .get("properties")
         .and_then(Value::as_array)
@@ -70,6 +74,28 @@ pub(super) async fn batch(
         .unwrap_or_default();
     {
         let mut db = shared.db();
+        // Reading or writing by a property needs one whose value HubSpot keeps unique.
+        if matches!(action.as_str(), "read" | "update" | "upsert") {
+            for input in std::iter::once(&req).chain(&inputs) {
+                if let Some(prop) = input.get("idProperty").and_then(Value::as_str)
+                    && !properties::is_unique(&db, object, prop, action == "read")
+                {
+                    drop(db);
+                    return bad_request(
+                        &shared,
+                        &format!(
+                            "Unable to perform {} by non-unique {} property {prop}",
+                            if action == "read" {
+                                "read"
+                            } else {
+                                "update/upsert"
+                            },
+                            properties::type_id(object)
+                        ),
+                    );
+                }
+            }
+        }
         // HubSpot checks a whole batch before writing any of it: a property the portal does
         // not have, or an invalid association, refuses the batch with one 400 (other value
         // errors and duplicates are reported per input).
@@ -148,16 +174,7 @@ pub(super) async fn batch(
                     .and_then(|k| db.get(object, &k).cloned())
                 {
                     Some(r) => results.push(render(&r, object, &wanted, false)),
-                    None => errors.push(batch_error(
-                        &shared,
-                        input,
-                        WriteError::new(
-                            404,
-                            "OBJECT_NOT_FOUND",
-                            "Could not get some objects, they may be deleted or not exist.".into(),
-                            json!({"ids": [id]}),
-                        ),
-                    )),
+                    None => not_found.push(id),
                 },
                 "archive" => {
                     archive_object(&mut db, object, &id);
@@ -177,6 +194,21 @@ pub(super) async fn batch(
     }
     if action == "archive" {
         return empty(204);
+    }
+    if !not_found.is_empty() {
+        errors.push(batch_error(
+            &shared,
+            &Value::Null,
+            WriteError::new(
+                404,
+                "OBJECT_NOT_FOUND",
+                format!(
+                    "Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.",
+                    properties::type_name(object)
+                ),
+                json!({ "ids": not_found }),
+            ),
+        ));
     }
     let ok_status = if action == "create" { 201 } else { 200 };
     let mut body = json!({"status": "COMPLETE", "results": results, "requestedAt": started,

@@ -2,9 +2,9 @@
 
 use super::super::state::Shared;
 use super::super::util::{empty, json};
-use super::associations;
 use super::errors::{JsonBody, Object, bad_request, not_found};
 use super::store::{archive_object, find_id, insert_object, render, update_object};
+use super::{associations, properties};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -57,6 +57,18 @@ pub(super) async fn read(
     let wanted = query_list(raw.as_deref(), "properties");
     let assoc = query_list(raw.as_deref(), "associations");
     let db = shared.db();
+    if let Some(prop) = q.get("idProperty")
+        && !properties::is_unique(&db, object, prop, true)
+    {
+        drop(db);
+        return bad_request(
+            &shared,
+            &format!(
+                "Unable to perform read by non-unique {} property {prop}",
+                properties::type_id(object)
+            ),
+        );
+    }
     let found = find_id(&db, object, &id, q.get("idProperty").map(String::as_str))
         .and_then(|k| db.get(object, &k).cloned());
     drop(db);
@@ -74,6 +86,18 @@ pub(super) async fn update(
     JsonBody(input): JsonBody,
 ) -> Response {
     let mut db = shared.db();
+    if let Some(prop) = q.get("idProperty")
+        && !properties::is_unique(&db, object, prop, false)
+    {
+        drop(db);
+        return bad_request(
+            &shared,
+            &format!(
+                "Unable to perform update/upsert by non-unique {} property {prop}",
+                properties::type_id(object)
+            ),
+        );
+    }
     let Some(key) = find_id(&db, object, &id, q.get("idProperty").map(String::as_str)) else {
         drop(db);
         return not_found(&shared, &id);

@@ -201,6 +201,43 @@ const REPO_CUSTOM: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// HubSpot's object type id (`0-1` for contacts), as its messages name objects.
+pub(super) fn type_id(object: &str) -> &'static str {
+    match object {
+        "contacts" => "0-1",
+        "companies" => "0-2",
+        "deals" => "0-3",
+        "tickets" => "0-5",
+        _ => "0-27",
+    }
+}
+
+/// The object's name in HubSpot's batch messages (`CONTACT`).
+pub(super) fn type_name(object: &str) -> &'static str {
+    match object {
+        "contacts" => "CONTACT",
+        "companies" => "COMPANY",
+        "deals" => "DEAL",
+        "tickets" => "TICKET",
+        _ => "TASK",
+    }
+}
+
+/// Whether objects can be read (`read`) or written by `prop` as `idProperty`: a contact's
+/// e-mail, a property created with `hasUniqueValue`, and for reads the record id
+/// (`hs_object_id`), which HubSpot refuses as an `idProperty` of updates and upserts.
+pub(super) fn is_unique(db: &Db, object: &str, prop: &str, read: bool) -> bool {
+    match prop {
+        "hs_object_id" => read,
+        "email" if object == "contacts" => true,
+        _ => db
+            .schema
+            .get(object)
+            .and_then(|r| r.get(prop))
+            .is_some_and(|d| d["hasUniqueValue"] == Value::Bool(true)),
+    }
+}
+
 /// The group new properties of an object land in when none is given.
 fn default_group(object: &str) -> &'static str {
     match object {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 /// What a batch answer says of one input.
 #[derive(Debug, Clone)]
-enum BatchResult {
+pub(super) enum BatchResult {
     /// Created, with the id when the vendor gave one.
     Created(Option<Value>),
     /// Refused for this reason (nothing created).
@@ -93,7 +93,7 @@ impl Deliverer {
     }
 
     /// A record the batch could not even claim: failed, not sent.
-    fn unsent(&self, it: &DeliveryItem, object: &str, reason: &str) -> RecordResult {
+    pub(super) fn unsent(&self, it: &DeliveryItem, object: &str, reason: &str) -> RecordResult {
         let mut r = RecordResult {
             objects: vec![ObjectOutcome {
                 key: it.key.clone(),
@@ -115,7 +115,7 @@ impl Deliverer {
     }
 
     /// A record the vendor refused in a batch answer: dead-lettered as refused.
-    fn refused(&self, it: &DeliveryItem, object: &str, reason: String) -> RecordResult {
+    pub(super) fn refused(&self, it: &DeliveryItem, object: &str, reason: String) -> RecordResult {
         let reason = self.redactor.redact(&reason).into_owned();
         let mut r = RecordResult {
             objects: vec![ObjectOutcome {
@@ -142,7 +142,7 @@ impl Deliverer {
     }
 
     /// Record the batch's creations in one transaction, then run each record's triggers.
-    async fn settle_created(
+    pub(super) async fn settle_created(
         &self,
         object: &str,
         created: Vec<(DeliveryItem, Map<String, Value>, Option<Value>)>,
@@ -199,7 +199,7 @@ impl Deliverer {
     }
 
     /// Send one batch create; what it says of each input.
-    async fn send_batch(
+    pub(super) async fn send_batch(
         &self,
         op: &CompiledOp,
         object: &str,

@@ -13,11 +13,15 @@
 //! trigger, tracked the same way.
 //!
 //! Files: `ledger.rs` (the store side: claims, settles, dead letters, action ledger),
-//! `object.rs` (one object's state machine), `batch.rs` (batch creates and pairing results).
+//! `object.rs` (one object's state machine), `batch.rs` (batch creates and pairing results),
+//! `dedupe.rs` (batch duplicate detection: the same states for a batch of records),
+//! `lookup.rs` (reads by id or unique field, searches for many values at once).
 
 mod batch;
+mod dedupe;
 pub mod input;
 mod ledger;
+mod lookup;
 
 pub use ledger::process_owner;
 mod object;
@@ -79,7 +83,9 @@ pub struct DeliveryOptions {
     pub dedupe_object: String,
     /// Records in flight at once.
     pub concurrency: usize,
-    /// Use batch endpoints for single-object records without duplicate detection.
+    /// Use batch endpoints: batch creates for single-object records without duplicate
+    /// detection, and batch duplicate detection (reads, searches, updates and creates in
+    /// batches) where the connector has the operations for it.
     pub batch: bool,
 }
 
@@ -265,9 +271,11 @@ pub struct Deliverer {
     correlation: Option<String>,
 }
 
-/// A unit of work: one batch of fresh records of one object, or one record.
+/// A unit of work: one batch of fresh records of one object, one batch of records of the
+/// duplicate detection's object, or one record.
 enum Unit {
     Batch(String, Vec<DeliveryItem>),
+    Dedupe(String, Vec<DeliveryItem>),
     Single(DeliveryItem),
     Rejected(RejectedInput),
 }
@@ -380,19 +388,29 @@ impl Deliverer {
 
     fn units(&self, chunk: Vec<Input>) -> Vec<Unit> {
         let mut out = Vec::new();
-        let mut groups: indexmap::IndexMap<String, Vec<DeliveryItem>> = indexmap::IndexMap::new();
+        // (object, whether duplicate detection applies) → records.
+        let mut groups: indexmap::IndexMap<(String, bool), Vec<DeliveryItem>> =
+            indexmap::IndexMap::new();
         for i in chunk {
             match i {
                 Input::Rejected(r) => out.push(Unit::Rejected(r)),
-                Input::Record(it) => match self.batchable(&it) {
-                    Some(o) => groups.entry(o.to_string()).or_default().push(it),
-                    None => out.push(Unit::Single(it)),
-                },
+                Input::Record(it) => {
+                    let group = match self.batchable(&it) {
+                        Some(o) => Some((o.to_string(), false)),
+                        None => self.dedupe_batchable(&it).map(|o| (o.to_string(), true)),
+                    };
+                    match group {
+                        Some(g) => groups.entry(g).or_default().push(it),
+                        None => out.push(Unit::Single(it)),
+                    }
+                }
             }
         }
-        for (object, its) in groups {
+        for ((object, dedupe), its) in groups {
             if its.len() == 1 {
                 out.extend(its.into_iter().map(Unit::Single));
+            } else if dedupe {
+                out.push(Unit::Dedupe(object, its));
             } else {
                 out.push(Unit::Batch(object, its));
             }
@@ -403,7 +421,9 @@ impl Deliverer {
     async fn run_unit(&self, u: Unit) -> Vec<RecordResult> {
         use tracing::Instrument as _;
         let (key, n) = match &u {
-            Unit::Batch(_, items) => (items.first().map_or("", |i| i.key.as_str()), items.len()),
+            Unit::Batch(_, items) | Unit::Dedupe(_, items) => {
+                (items.first().map_or("", |i| i.key.as_str()), items.len())
+            }
             Unit::Single(it) => (it.key.as_str(), 1),
             Unit::Rejected(r) => (r.key.as_str(), 1),
         };
@@ -421,6 +441,7 @@ impl Deliverer {
     async fn run_unit_inner(&self, u: Unit) -> Vec<RecordResult> {
         match u {
             Unit::Batch(object, items) => self.deliver_batch(object, items).await,
+            Unit::Dedupe(object, items) => self.deliver_dedupe_batch(object, items).await,
             Unit::Single(it) => vec![self.deliver_record(it).await],
             Unit::Rejected(r) => vec![self.reject(r)],
         }

@@ -28,7 +28,7 @@ pub(super) struct Fail {
 
 /// Where an existing object's id came from, which decides whether it must be verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(super) enum Source {
     /// Our own record of an earlier delivery of this record: the CRM may have forgotten it
     /// or re-issued the id.
     Delivered,
@@ -39,7 +39,7 @@ enum Source {
 }
 
 /// A match key of a payload: field, normalised value, value as written.
-type Identity = Vec<(String, String, Value)>;
+pub(super) type Identity = Vec<(String, String, Value)>;
 
 impl Deliverer {
     /// Fields whose values identify a record: the duplicate detection's match fields, else the
@@ -63,7 +63,7 @@ impl Deliverer {
             .or_else(|| conn.find_op(object, OperationKind::Upsert))
     }
 
-    fn identity(&self, object: &str, payload: &Map<String, Value>) -> Identity {
+    pub(super) fn identity(&self, object: &str, payload: &Map<String, Value>) -> Identity {
         dedupe::match_keys(&self.reconcile_fields(object), payload)
     }
 
@@ -159,12 +159,41 @@ impl Deliverer {
         object: &str,
         identity: &Identity,
     ) -> Result<Option<Value>, ConnectorError> {
-        for (f, norm, raw) in identity {
-            if let Some(id) = self.search(object, f, raw, norm).await? {
+        for (f, norm, raw) in self.lookup_order(object, identity) {
+            if let Some(id) = self.find(object, f, raw, norm).await? {
                 return Ok(Some(id));
             }
         }
         Ok(None)
+    }
+
+    /// The identity's match keys in the order they are looked up: the object's unique fields
+    /// first (a read names one object and sees writes at once), then the others as listed.
+    pub(super) fn lookup_order<'a>(
+        &self,
+        object: &str,
+        identity: &'a Identity,
+    ) -> Vec<&'a (String, String, Value)> {
+        let unique = self.unique_fields(object);
+        let (mut first, rest): (Vec<_>, Vec<_>) =
+            identity.iter().partition(|(f, ..)| unique.contains(f));
+        first.extend(rest);
+        first
+    }
+
+    /// Look a match key up at the vendor: by a read when the field is unique, else by search.
+    async fn find(
+        &self,
+        object: &str,
+        field: &str,
+        raw: &Value,
+        norm: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        if self.unique_fields(object).iter().any(|u| u == field) {
+            self.read_by(object, field, raw, norm).await
+        } else {
+            self.search(object, field, raw, norm).await
+        }
     }
 
     /// Whether the CRM object `id` is still the record's: it exists and carries one of the
@@ -210,7 +239,7 @@ impl Deliverer {
         }
     }
 
-    fn settle(
+    pub(super) fn settle(
         &self,
         object: &str,
         key: &str,
@@ -302,14 +331,14 @@ impl Deliverer {
         let searchable = dd.is_some() && action != DuplicateAction::Create;
         if existing.is_none() && searchable && !(dry && identity.is_empty()) {
             // With duplicate detection on, the identity is its match keys.
-            for (f, norm, raw) in &identity {
+            for (f, norm, raw) in self.lookup_order(object, &identity) {
                 if let Some(l) = &self.ledger
                     && let Some(id) = l.index_get(object, &format!("{f}:{norm}"))
                 {
                     existing = Some((id, Source::Index));
                     break;
                 }
-                match self.search(object, f, raw, norm).await {
+                match self.find(object, f, raw, norm).await {
                     Ok(Some(id)) => {
                         existing = Some((id, Source::Vendor));
                         break;
