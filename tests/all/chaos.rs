@@ -47,6 +47,10 @@ fn connectors(dir: &Path) -> PathBuf {
         "requests = 100000\nper_seconds = 1",
     )
     .replace(
+        "[rate_limit.classes.search]\nrequests = 5\n",
+        "[rate_limit.classes.search]\nrequests = 100000\n",
+    )
+    .replace(
         "max_attempts = 5\ninitial_backoff_ms = 200\nmax_backoff_ms = 10000\ntimeout_ms = 10000",
         "max_attempts = 6\ninitial_backoff_ms = 10\nmax_backoff_ms = 100\ntimeout_ms = 1500",
     );

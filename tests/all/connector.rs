@@ -20,8 +20,8 @@ pub(crate) fn spec(name: &str) -> switchyard::spec::connector::ConnectorSpec {
     connector::load_spec(&repo_root().join(format!("connector-specs/{name}.toml"))).unwrap()
 }
 
-/// A session against an emulator; `fast` lifts the rate limit and shortens timeouts so that
-/// fault tests run in seconds.
+/// A session against an emulator; `fast` lifts the rate limits (general and per class) and
+/// shortens timeouts so that fault tests run in seconds.
 pub(crate) fn session(
     mut spec: switchyard::spec::connector::ConnectorSpec,
     emu: &sandbox::Emulator,
@@ -33,6 +33,10 @@ pub(crate) fn session(
         if let Some(rl) = &mut spec.rate_limit {
             rl.requests = 2000;
             rl.per_seconds = 1;
+            for class in rl.classes.values_mut() {
+                class.requests = 2000;
+                class.per_seconds = 1;
+            }
         }
         let r = spec
             .retry
@@ -409,18 +413,35 @@ async fn faults_never_lose_or_duplicate_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
     let n = 150;
-    // Half through dedupe (search + create), half through batches.
+    // A third through the one-record dedupe path (lookups + create), a third through batch
+    // dedupe (10 records a delivery: batch read, IN search, batch create), a third through
+    // batch creates.
+    let d = Deliverer::new(
+        s.clone(),
+        Some(store.clone()),
+        DeliveryOptions {
+            batch: false,
+            ..opts(dd(DuplicateAction::UpdateExisting), "contact")
+        },
+    );
+    let mut r1 = d
+        .deliver((0..n / 3).map(|i| contact(i, "Ivy")).collect())
+        .await;
     let d = Deliverer::new(
         s.clone(),
         Some(store.clone()),
         opts(dd(DuplicateAction::UpdateExisting), "contact"),
     );
-    let r1 = d
-        .deliver((0..n / 2).map(|i| contact(i, "Ivy")).collect())
-        .await;
+    for start in (n / 3..2 * n / 3).step_by(10) {
+        let r = d
+            .deliver((start..start + 10).map(|i| contact(i, "Ivy")).collect())
+            .await;
+        r1.created += r.created;
+        r1.failed += r.failed;
+    }
     let d2 = Deliverer::new(s, Some(store.clone()), opts(None, "contact"));
     let r2 = d2
-        .deliver((n / 2..n).map(|i| contact(i, "Ivy")).collect())
+        .deliver((2 * n / 3..n).map(|i| contact(i, "Ivy")).collect())
         .await;
     let stats = emu.stats();
     assert!(
@@ -570,11 +591,20 @@ fn run_dry_run_prints_requests_with_secrets_redacted() {
     assert_eq!(create["method"], "POST");
     assert_eq!(create["headers"]["authorization"], "Bearer [redacted]");
     assert_eq!(create["body"]["properties"]["email"], "a@b.co");
-    // Duplicate detection searched first.
+    // Duplicate detection looked first: by e-mail, HubSpot's unique `idProperty`, with a
+    // batch read (a search would lag writes).
+    let read = lines
+        .iter()
+        .find(|l| l["url"].as_str().unwrap().ends_with("/contacts/batch/read"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(read["body"]["idProperty"], "email");
+    assert_eq!(read["body"]["inputs"], json!([{"id": "a@b.co"}]));
     assert!(
         lines
             .iter()
-            .any(|l| l["url"].as_str().unwrap().ends_with("/contacts/search"))
+            .position(|l| l == read)
+            .lt(&lines.iter().position(|l| l == create)),
+        "{stdout}"
     );
 }
 
@@ -1662,5 +1692,84 @@ async fn stripe_rerun_with_changed_data_inside_the_search_lag_updates() {
         customers.iter().all(|c| c["name"] == "Bea"),
         "{customers:?}"
     );
+    emu.shutdown().await;
+}
+
+/// Issue 19: HubSpot's CRM search has a limit of its own (5 a second). The connector spec
+/// gives the search operations a budget of their own (`[rate_limit.classes.search]`), so
+/// that many searches at once are paced within it (no 429); and a search that is throttled
+/// anyway (here a spec whose class is set too high) pauses searches only, not the rest of
+/// the connector's requests.
+#[tokio::test]
+async fn searches_stay_within_their_budget_and_a_search_429_slows_only_searches() {
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            search_rate_limit: Vendor::Hubspot.search_rate_limit(),
+            ..hubspot_emu_opts()
+        },
+    )
+    .await
+    .unwrap();
+    let search = |s: Session, i: usize| async move {
+        let mut vars = Map::new();
+        vars.insert(
+            "match".into(),
+            json!({"field": "email", "value": format!("nobody{i}@example.com")}),
+        );
+        s.list("search_contact", vars, Some(10), |_| {}).await
+    };
+    // The shipped spec: 12 searches at once take a few seconds, and none is refused.
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        false,
+    );
+    let start = std::time::Instant::now();
+    let all = futures::future::join_all((0..12).map(|i| search(s.clone(), i))).await;
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    let st = emu.stats();
+    assert_eq!((st.searches, st.search_throttled, st.throttled), (12, 0, 0));
+    assert!(start.elapsed().as_secs_f64() > 2.0, "{:?}", start.elapsed());
+
+    // A class set above the vendor's limit: searches meet 429s (Retry-After 1 s) and wait;
+    // a list request sent meanwhile is not held back by their pause.
+    // (The general budget is lifted too, so that nothing but a pause could hold the list.)
+    let mut too_high = spec("hubspot");
+    let rl = too_high.rate_limit.as_mut().unwrap();
+    (rl.requests, rl.per_seconds) = (2000, 1);
+    rl.classes.get_mut("search").unwrap().requests = 1000;
+    let s = session(
+        too_high,
+        &emu,
+        &[("api_token", "access_token")],
+        json!({}),
+        false,
+    );
+    let searches = tokio::spawn({
+        let s = s.clone();
+        async move { futures::future::join_all((0..12).map(|i| search(s.clone(), i))).await }
+    });
+    let waited = std::time::Instant::now();
+    while emu.stats().search_throttled == st.search_throttled {
+        assert!(waited.elapsed().as_secs() < 10, "no search was throttled");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let t = std::time::Instant::now();
+    let n = s
+        .list("list_contact", Map::new(), Some(1), |_| {})
+        .await
+        .unwrap();
+    let listed_in = t.elapsed();
+    assert_eq!(n, 0);
+    assert!(
+        listed_in < std::time::Duration::from_millis(500),
+        "the list waited {listed_in:?} for the searches' pause"
+    );
+    let all = searches.await.unwrap();
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    assert!(emu.stats().search_throttled > st.search_throttled);
     emu.shutdown().await;
 }

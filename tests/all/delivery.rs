@@ -475,6 +475,10 @@ fn fast_connectors(dir: &std::path::Path) -> std::path::PathBuf {
             .replace(
                 "requests = 100\nper_seconds = 10",
                 "requests = 5000\nper_seconds = 1",
+            )
+            .replace(
+                "[rate_limit.classes.search]\nrequests = 5\n",
+                "[rate_limit.classes.search]\nrequests = 5000\n",
             );
     std::fs::write(out.join("hubspot.toml"), text).unwrap();
     out
@@ -769,8 +773,14 @@ async fn overlapping_runs_refuse_the_same_input_and_cooperate_on_others() {
     let emu = sandbox::start(
         Vendor::Hubspot,
         SandboxOptions {
+            // The first run's first request answers late, so that it still holds its lease
+            // when the second starts (batch duplicate detection needs only a few requests).
             faults: switchyard_sandbox::FaultConfig {
                 slow_ms: 15,
+                script: vec![switchyard_sandbox::ScriptedFault {
+                    request: 1,
+                    fault: switchyard_sandbox::FaultKind::Slow { ms: 3000 },
+                }],
                 ..Default::default()
             },
             ..hubspot_emu_opts()
@@ -814,7 +824,7 @@ async fn overlapping_runs_refuse_the_same_input_and_cooperate_on_others() {
     let a = run(&input);
     // Wait until the first run is delivering.
     for _ in 0..200 {
-        if emu.stats().requests > 20 {
+        if emu.stats().requests > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -837,5 +847,184 @@ async fn overlapping_runs_refuse_the_same_input_and_cooperate_on_others() {
     assert_eq!(e.len(), 300);
     let s = Store::open(&store).unwrap();
     assert!(s.dead_letters(false).unwrap().is_empty());
+    emu.shutdown().await;
+}
+
+/// The HubSpot route's delivery with duplicate detection (phone, then e-mail) against
+/// HubSpot's real search limit and a search that lags writes.
+fn lagging_hubspot() -> SandboxOptions {
+    SandboxOptions {
+        search_lag: std::time::Duration::from_millis(600),
+        search_rate_limit: Vendor::Hubspot.search_rate_limit(),
+        ..hubspot_emu_opts()
+    }
+}
+
+/// Issue 19: duplicate detection used to search twice per record (phone, e-mail), capping
+/// delivery at the search limit and missing, inside the search lag, what a run had just
+/// created. It now reads by e-mail (HubSpot's unique `idProperty`) 100 records a request,
+/// searches the rest by phone with one `IN` search, updates what it found in one batch and
+/// creates only the new ones in another; an immediate rerun searches nothing and creates
+/// nothing, with or without the store of the first run.
+#[tokio::test]
+async fn batch_dedupe_finds_existing_by_email_and_by_phone_and_creates_only_the_new() {
+    let emu = sandbox::start(Vendor::Hubspot, lagging_hubspot())
+        .await
+        .unwrap();
+    // lead0 exists by e-mail (another phone); lead1's phone exists under another e-mail.
+    emu.seed(
+        "contacts",
+        &[
+            json!({"id": "501", "properties": {"email": "lead0@example.com", "phone": "+15559990000"}}),
+            json!({"id": "502", "properties": {"email": "someone@else.example", "phone": "+15550100001"}}),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let deliverer = |store: Arc<Store>, action| {
+        Deliverer::new(
+            hubspot_session(&emu),
+            Some(store),
+            opts(dd(action), "contact"),
+        )
+    };
+    let d = deliverer(store.clone(), DuplicateAction::UpdateExisting);
+    let r = d.deliver((0..6).map(|i| contact(i, "Ann")).collect()).await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (4, 2, 0),
+        "{:?}",
+        r.objects
+    );
+    let id_of = |r: &switchyard::connector::DeliveryReport, key: &str| {
+        r.objects
+            .iter()
+            .find(|o| o.key == key)
+            .and_then(|o| o.id.clone())
+    };
+    assert_eq!(
+        id_of(&r, "call_0").as_deref(),
+        Some("501"),
+        "found by e-mail"
+    );
+    assert_eq!(
+        id_of(&r, "call_1").as_deref(),
+        Some("502"),
+        "found by phone"
+    );
+    assert_eq!(emu.records("contacts").len(), 6);
+    let st = emu.stats();
+    // Read by e-mail, one IN search for the five not found, one update, one create.
+    assert_eq!((st.requests, st.searches, st.search_throttled), (4, 1, 0));
+
+    // At once again (the 4 created are not searchable yet): nothing created, no search;
+    // the delivered ids are verified by one read and updated by one batch.
+    let r = d.deliver((0..6).map(|i| contact(i, "Bea")).collect()).await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (0, 6, 0),
+        "{:?}",
+        r.objects
+    );
+    let st2 = emu.stats();
+    assert_eq!((st2.requests - st.requests, st2.searches), (2, 1));
+    // A fresh store (no claims, no index) inside the search lag: found by e-mail.
+    let fresh = Arc::new(Store::open(&dir.path().join("fresh.sqlite")).unwrap());
+    let r = deliverer(fresh, DuplicateAction::UpdateExisting)
+        .deliver(
+            (0..6)
+                .map(|i| {
+                    let mut it = contact(i, "Cid");
+                    it.key = format!("other_{i}");
+                    it
+                })
+                .collect(),
+        )
+        .await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (0, 6, 0),
+        "{:?}",
+        r.objects
+    );
+    assert_eq!(
+        emu.stats().searches,
+        1,
+        "nothing searched: every record has an e-mail"
+    );
+    let recs = emu.records("contacts");
+    assert_eq!(recs.len(), 6);
+    assert!(
+        recs.iter().all(|c| c["properties"]["firstname"] == "Cid"),
+        "{recs:?}"
+    );
+    // action = skip: found, left alone, nothing written.
+    let before = emu.stats().requests;
+    let r = deliverer(store, DuplicateAction::Skip)
+        .deliver((0..6).map(|i| contact(i, "Dan")).collect())
+        .await;
+    assert_eq!(
+        (r.created, r.skipped, r.failed),
+        (0, 6, 0),
+        "{:?}",
+        r.objects
+    );
+    assert_eq!(
+        emu.stats().requests - before,
+        1,
+        "one verifying read, no update"
+    );
+    assert!(
+        emu.records("contacts")
+            .iter()
+            .all(|c| c["properties"]["firstname"] == "Cid")
+    );
+    emu.shutdown().await;
+}
+
+/// A batch create whose answer is lost after HubSpot created the contacts (a truncated
+/// body) leaves every record's outcome unknown: each goes the one-record way, which reads it
+/// by e-mail (reads do not lag) and finds it, instead of creating it again.
+#[tokio::test]
+async fn a_record_whose_batch_answer_is_unknown_is_reconciled_not_created_twice() {
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            // 1: read by e-mail, 2: IN search by phone, 3: the batch create.
+            faults: sandbox::FaultConfig {
+                script: vec![sandbox::ScriptedFault {
+                    request: 3,
+                    fault: sandbox::FaultKind::Malformed,
+                }],
+                ..Default::default()
+            },
+            ..lagging_hubspot()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let d = Deliverer::new(
+        hubspot_session(&emu),
+        Some(store.clone()),
+        opts(dd(DuplicateAction::UpdateExisting), "contact"),
+    );
+    let r = d.deliver((0..5).map(|i| contact(i, "Ann")).collect()).await;
+    assert_eq!(emu.stats().faults.get("malformed"), Some(&1));
+    assert_eq!((r.failed, r.dead_lettered), (0, 0), "{:?}", r.objects);
+    assert_eq!(r.created + r.updated, 5, "{:?}", r.objects);
+    assert_eq!(emails(&emu).len(), 5, "{:?}", emails(&emu));
+    assert_eq!(emu.stats().searches, 1, "reconciled by reads, not searches");
+    // And the store knows them: a rerun creates nothing.
+    let r = d.deliver((0..5).map(|i| contact(i, "Bea")).collect()).await;
+    assert_eq!(
+        (r.created, r.updated, r.failed),
+        (0, 5, 0),
+        "{:?}",
+        r.objects
+    );
+    assert_eq!(emu.records("contacts").len(), 5);
     emu.shutdown().await;
 }

@@ -360,6 +360,164 @@ async fn hubspot_batch_create_reports_duplicates_per_item_and_upsert_is_idempote
     hs.e.shutdown().await;
 }
 
+/// Batch read by a unique property (what batch duplicate detection sends): found inputs in
+/// `results`, every missing one listed in one `OBJECT_NOT_FOUND` error's `context.ids` (207);
+/// reads see writes at once, unlike search; a property whose values are not unique is
+/// refused as `idProperty`; a search's `IN` filter matches any of many values.
+#[tokio::test]
+async fn hubspot_batch_read_by_email_lists_the_missing_and_refuses_non_unique_properties() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions {
+        search_lag: Duration::from_secs(30),
+        ..SandboxOptions::default()
+    })
+    .await;
+    for i in 0..3 {
+        let (s, body) = hs
+            .send(
+                M::POST,
+                "/crm/v3/objects/contacts",
+                Some(json!({"properties": {"email": format!("r{i}@example.com"),
+                                           "phone": format!("+1555000000{i}")},
+                            "associations": []})),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let read = |ids: &[&str], prop: Option<&str>| {
+        let mut b = json!({"inputs": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>(),
+                           "properties": ["email", "phone"], "propertiesWithHistory": []});
+        if let Some(p) = prop {
+            b["idProperty"] = json!(p);
+        }
+        b
+    };
+    // Written a moment ago, not yet searchable (30 s lag), yet read by e-mail at once; case
+    // does not matter.
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/read",
+            Some(read(
+                &[
+                    "r0@example.com",
+                    "nobody@example.com",
+                    "R2@Example.com",
+                    "ghost@example.com",
+                ],
+                Some("email"),
+            )),
+        )
+        .await;
+    assert_eq!(s, 207, "{body}");
+    let mut found: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["properties"]["email"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, ["r0@example.com", "r2@example.com"]);
+    assert_eq!(body["numErrors"], 1, "{body}");
+    let e = &body["errors"][0];
+    assert_eq!(e["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(e["status"], "error");
+    assert_eq!(
+        e["context"]["ids"],
+        json!(["nobody@example.com", "ghost@example.com"])
+    );
+    // All found: 200 without errors.
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/read",
+            Some(read(&["r1@example.com"], Some("email"))),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    // By id (no idProperty).
+    let id = body["results"][0]["id"].as_str().unwrap().to_string();
+    let (s, body) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/read",
+            Some(read(&[id.as_str()], None)),
+        )
+        .await;
+    assert_eq!(
+        (s, body["results"][0]["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{body}"
+    );
+    // A phone is not unique: HubSpot refuses it as idProperty, for reads and writes.
+    for (action, body) in [
+        ("read", read(&["+15550000001"], Some("phone"))),
+        (
+            "update",
+            json!({"inputs": [{"id": "+15550000001", "idProperty": "phone", "properties": {}}]}),
+        ),
+    ] {
+        let (s, body) = hs
+            .send(
+                M::POST,
+                &format!("/crm/v3/objects/contacts/batch/{action}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 400, "{action}: {body}");
+        assert_eq!(body["category"], "VALIDATION_ERROR");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("non-unique 0-1 property phone"),
+            "{body}"
+        );
+    }
+    let (s, _) = hs
+        .send(
+            M::GET,
+            "/crm/v3/objects/contacts/+15550000001?idProperty=phone",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let too_many: Vec<String> = (0..101).map(|i| format!("x{i}@example.com")).collect();
+    let refs: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let (s, _) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/batch/read",
+            Some(read(&refs, Some("email"))),
+        )
+        .await;
+    assert_eq!(s, 400, "at most 100 inputs");
+    // Once searchable, one IN filter finds every listed phone.
+    let hs2 = Hs::new(consistent_search()).await;
+    for i in 0..4 {
+        hs2.send(
+            M::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"phone": format!("+1555000000{i}")}, "associations": []})),
+        )
+        .await;
+    }
+    let (s, body) = hs2
+        .send(
+            M::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(json!({"filterGroups": [{"filters": [{"propertyName": "phone", "operator": "IN",
+                         "values": ["+15550000001", "+15550000003", "+15559999999"]}]}],
+                        "properties": ["phone"], "sorts": ["hs_object_id"], "limit": 200, "after": "0"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["total"], 2, "{body}");
+    hs.e.shutdown().await;
+    hs2.e.shutdown().await;
+}
+
 #[tokio::test]
 async fn hubspot_tasks_need_a_timestamp_and_valid_options() {
     use reqwest::Method as M;
