@@ -176,6 +176,9 @@ impl Deliverer {
         }
         let mut results = Vec::with_capacity(created.len());
         for (it, _, id) in created {
+            // A dry run has no answer: later requests (actions) show a placeholder id, as
+            // after a single create.
+            let id = id.or_else(|| dry.then(|| Value::String(format!("dry-run-{object}-id"))));
             let o = ObjectOutcome {
                 key: it.key.clone(),
                 object: object.to_string(),
