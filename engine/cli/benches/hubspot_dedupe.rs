@@ -14,6 +14,22 @@
 //!
 //! Run: `cargo bench -p switchyard-cli --bench hubspot_dedupe`, or in the test profile
 //! (no release build): `BENCH_RECORDS=50 cargo test -p switchyard-cli --bench hubspot_dedupe`.
+//!
+//! Measured in the test profile (2 shared cores, concurrency 8), with batch duplicate
+//! detection (read by e-mail, one `IN` search by phone, batch update and batch create per 100
+//! records; a rerun verifies and updates in batches):
+//!
+//! | records | pass  | time   | records/s | general limit used | searches (refused) | 429s | duplicates |
+//! |---------|-------|--------|-----------|--------------------|--------------------|------|------------|
+//! | 2,000   | first | 8.5 s  | 234       | 93.6%              | 20 (0)             | 0    | 0          |
+//! | 2,000   | rerun | 4.1 s  | 486       | 97.2%              | 0 (0)              | 0    | 0          |
+//! | 10,000  | first | 42.0 s | 238       | 95.3%              | 100 (0)            | 0    | 0          |
+//! | 10,000  | rerun | 20.7 s | 482       | 96.5%              | 0 (0)              | 0    | 0          |
+//!
+//! Before (one record at a time, two searches each): 300 records took 231 s at 32% of the
+//! general limit with 187 429s. Runs of a few hundred records end in 1–2 s, before the
+//! general limit binds, so their share of it is lower (50: 68%, 300: 79%) while their
+//! records/s is higher still.
 
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};

@@ -134,8 +134,13 @@ impl Deliverer {
                 Claim::Unknown | Claim::Busy { .. } => single.push(e.item),
             }
         }
+        // Ids to verify and records to look up are different records: both at once.
+        let (verified, looked_up) = futures::join!(
+            self.verify_many(object, verify),
+            self.find_many(object, find)
+        );
         let mut existing = Vec::new();
-        for (e, id, source, ok) in self.verify_many(object, verify).await {
+        for (e, id, source, ok) in verified {
             if ok {
                 existing.push((e, id, source));
             } else {
@@ -144,40 +149,59 @@ impl Deliverer {
                 single.push(self.release(object, e, source));
             }
         }
-        for (e, found) in self.find_many(object, find).await {
+        for (e, found) in looked_up {
             match found {
                 Lookup::Found(id) => existing.push((e, id, Source::Vendor)),
                 Lookup::Missing => create.push(e),
                 Lookup::Unknown => single.push(self.release(object, e, Source::Vendor)),
             }
         }
-        let (done, unsettled) = self.update_existing_many(object, existing).await;
+        // Updates and creates concern different records too.
+        let ((done, unsettled), (created, unknown)) = futures::join!(
+            self.update_existing_many(object, existing),
+            self.create_many(object, create)
+        );
         results.extend(done);
+        results.extend(created);
         single.extend(unsettled);
-        if !create.is_empty()
-            && let Some(op) = self
-                .session
-                .connector
-                .find_op(object, OperationKind::BatchCreate)
-        {
-            let (items, payloads): (Vec<DeliveryItem>, Vec<Map<String, Value>>) =
-                create.into_iter().map(|e| (e.item, e.payload)).unzip();
-            let answers = self.send_batch(op, object, &items, &payloads).await;
-            let mut created = Vec::new();
-            for ((it, p), r) in items.into_iter().zip(payloads).zip(answers) {
-                match r {
-                    BatchResult::Created(id) => created.push((it, p, id)),
-                    BatchResult::Refused(reason) => results.push(self.refused(&it, object, reason)),
-                    BatchResult::Unknown => single.push(it),
-                }
-            }
-            results.extend(self.settle_created(object, created).await);
-        }
+        single.extend(unknown);
         for it in single {
             results.push(self.deliver_record_locked(it).await);
         }
         drop(guards);
         results
+    }
+
+    /// Create the records found nowhere with batch creates: their results, and the records
+    /// whose answer is unknown (they go the one-record way, which reconciles first).
+    async fn create_many(
+        &self,
+        object: &str,
+        create: Vec<Entry>,
+    ) -> (Vec<RecordResult>, Vec<DeliveryItem>) {
+        let (mut results, mut single) = (Vec::new(), Vec::new());
+        let Some(op) = self
+            .session
+            .connector
+            .find_op(object, OperationKind::BatchCreate)
+            .filter(|_| !create.is_empty())
+        else {
+            single.extend(create.into_iter().map(|e| e.item));
+            return (results, single);
+        };
+        let (items, payloads): (Vec<DeliveryItem>, Vec<Map<String, Value>>) =
+            create.into_iter().map(|e| (e.item, e.payload)).unzip();
+        let answers = self.send_batch(op, object, &items, &payloads).await;
+        let mut created = Vec::new();
+        for ((it, p), r) in items.into_iter().zip(payloads).zip(answers) {
+            match r {
+                BatchResult::Created(id) => created.push((it, p, id)),
+                BatchResult::Refused(reason) => results.push(self.refused(&it, object, reason)),
+                BatchResult::Unknown => single.push(it),
+            }
+        }
+        results.extend(self.settle_created(object, created).await);
+        (results, single)
     }
 
     /// A record claimed for the batch that goes the one-record way before anything was sent
