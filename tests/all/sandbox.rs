@@ -412,9 +412,9 @@ async fn hubspot_batch_read_by_email_lists_the_missing_and_refuses_non_unique_pr
     assert_eq!(s, 207, "{body}");
     let mut found: Vec<&str> = body["results"]
         .as_array()
-        .unwrap()
+        .expect("results")
         .iter()
-        .map(|r| r["properties"]["email"].as_str().unwrap())
+        .map(|r| r["properties"]["email"].as_str().expect("email"))
         .collect();
     found.sort_unstable();
     assert_eq!(found, ["r0@example.com", "r2@example.com"]);
@@ -437,7 +437,7 @@ async fn hubspot_batch_read_by_email_lists_the_missing_and_refuses_non_unique_pr
     assert_eq!(s, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
     // By id (no idProperty).
-    let id = body["results"][0]["id"].as_str().unwrap().to_string();
+    let id = body["results"][0]["id"].as_str().expect("id").to_string();
     let (s, body) = hs
         .send(
             M::POST,
@@ -470,7 +470,7 @@ async fn hubspot_batch_read_by_email_lists_the_missing_and_refuses_non_unique_pr
         assert!(
             body["message"]
                 .as_str()
-                .unwrap()
+                .expect("message")
                 .contains("non-unique 0-1 property phone"),
             "{body}"
         );

@@ -588,12 +588,13 @@ pub enum OperationKind {
     BatchUpsert,
     /// Read many records in one request by id, or by one of the object's `unique_fields`
     /// (templates see `items`, each item `id`; `id_field` is the unique field, absent when
-    /// reading by id; `fields` the field names wanted). Used by batch duplicate detection.
+    /// reading by id; `fields` the field names wanted). Used by batch duplicate detection
+    /// (plain HTTP only: one delegated to a plugin is not used).
     BatchRead,
     /// Find the records whose field equals any of many values in one request (HubSpot's `IN`
     /// operator; templates see `match.field`, `match.values` and `fields`); `batch.max` is
     /// the most values per request and `batch.results` the records of one page. Used by
-    /// batch duplicate detection for match fields that are not unique.
+    /// batch duplicate detection for match fields that are not unique (plain HTTP only).
     BatchSearch,
     /// Anything else (workflow actions, handoffs, credential checks).
     Action,

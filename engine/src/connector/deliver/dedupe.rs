@@ -51,7 +51,7 @@ impl Deliverer {
             return None;
         }
         let c = &self.session.connector;
-        c.find_op(object, OperationKind::BatchRead)?;
+        self.lookup_op(object, OperationKind::BatchRead)?;
         c.find_op(object, OperationKind::BatchCreate)?;
         Some(object.as_str())
     }
@@ -234,10 +234,7 @@ impl Deliverer {
         }
         let ids: Vec<Value> = verify.iter().map(|(_, id, _)| id.clone()).collect();
         let reads = self.read_many(object, None, &ids).await;
-        let op = self
-            .session
-            .connector
-            .find_op(object, OperationKind::BatchRead);
+        let op = self.lookup_op(object, OperationKind::BatchRead);
         verify
             .into_iter()
             .zip(reads)
@@ -306,10 +303,7 @@ impl Deliverer {
         let values = Self::values_of(field, entries);
         let sent: Vec<Value> = values.iter().map(|(_, _, v)| v.clone()).collect();
         let reads = self.read_many(object, Some(field), &sent).await;
-        let op = self
-            .session
-            .connector
-            .find_op(object, OperationKind::BatchRead);
+        let op = self.lookup_op(object, OperationKind::BatchRead);
         let mut answers: Vec<Lookup> = entries.iter().map(|_| Lookup::Missing).collect();
         for ((i, _, _), r) in values.iter().zip(reads) {
             let a = match (r, op) {
@@ -329,8 +323,7 @@ impl Deliverer {
     }
 
     async fn search_by_field(&self, object: &str, field: &str, entries: &[Entry]) -> Vec<Lookup> {
-        let conn = &self.session.connector;
-        let Some(op) = conn.find_op(object, OperationKind::BatchSearch) else {
+        let Some(op) = self.lookup_op(object, OperationKind::BatchSearch) else {
             // One search per record, paced by the search budget.
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {

@@ -23,6 +23,15 @@ pub(super) enum Read {
 }
 
 impl Deliverer {
+    /// The `batch_read` or `batch_search` operation of an object, when it is plain HTTP (a
+    /// plugin's `read`/`write` has no such shape).
+    pub(super) fn lookup_op(&self, object: &str, kind: OperationKind) -> Option<&CompiledOp> {
+        self.session
+            .connector
+            .find_op(object, kind)
+            .filter(|o| o.spec.plugin.is_none())
+    }
+
     /// The field names a lookup asks the vendor to return: the record's match fields and
     /// the object's unique fields.
     pub(super) fn wanted_fields(&self, object: &str) -> Vec<String> {
@@ -39,7 +48,7 @@ impl Deliverer {
     /// connector can read by them (a `batch_read` operation).
     pub(super) fn unique_fields(&self, object: &str) -> &[String] {
         let c = &self.session.connector;
-        if c.find_op(object, OperationKind::BatchRead).is_none() {
+        if self.lookup_op(object, OperationKind::BatchRead).is_none() {
             return &[];
         }
         c.spec
@@ -58,11 +67,7 @@ impl Deliverer {
         field: Option<&str>,
         values: &[Value],
     ) -> Vec<Read> {
-        let Some(op) = self
-            .session
-            .connector
-            .find_op(object, OperationKind::BatchRead)
-        else {
+        let Some(op) = self.lookup_op(object, OperationKind::BatchRead) else {
             return vec![Read::Unknown; values.len()];
         };
         let max = op.spec.batch.as_ref().map_or(1, |b| b.max.max(1));
@@ -162,11 +167,7 @@ impl Deliverer {
         raw: &Value,
         norm: &str,
     ) -> Result<Option<Value>, ConnectorError> {
-        let Some(op) = self
-            .session
-            .connector
-            .find_op(object, OperationKind::BatchRead)
-        else {
+        let Some(op) = self.lookup_op(object, OperationKind::BatchRead) else {
             return Ok(None);
         };
         let values = dedupe::search_values(field, raw, norm);
