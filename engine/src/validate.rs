@@ -157,7 +157,15 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                         source,
                         plugins: None,
                     };
-                    for d in crate::mapping::compile(m, &env).1.0 {
+                    let (plan, diags) = crate::mapping::compile(m, &env);
+                    for d in diags.0 {
+                        out.push(l.source.place(d));
+                    }
+                    for d in crate::spectest::check(m, plan.as_ref()).0 {
+                        out.push(l.source.place(d));
+                    }
+                } else {
+                    for d in crate::spectest::check(m, None).0 {
                         out.push(l.source.place(d));
                     }
                 }

@@ -26,6 +26,7 @@ mod run;
 mod sandbox;
 mod schema;
 mod serve;
+mod spectest;
 mod sync;
 mod validate;
 
@@ -73,6 +74,7 @@ const EXAMPLES: &str = "\
 Examples:
   switchyard validate connector-specs mapping-specs      check every spec (CI)
   switchyard validate --format github specs/             GitHub Actions annotations
+  switchyard test mapping-specs                          run the tests inside mapping specs
   switchyard schema mapping > mapping.schema.json        JSON Schema for editors
 
 Docs: README.md, ARCHITECTURE.md, docs/diagnostics.md";
@@ -141,6 +143,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
     Map(map::Args),
+    /// Run the tests written inside mapping specs (`tests`: input record → expected output).
+    Test(spectest::Args),
     /// Run an attribution spec over NDJSON records: CausalMarketingData and channel tables.
     Attribute(attribute::Args),
     /// Serve local emulators of vendor APIs (HubSpot, Salesforce, Pipedrive, Zendesk, Stripe).
@@ -185,6 +189,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Map(a) => map::run(a),
+        Command::Test(a) => spectest::run(a),
         Command::Attribute(a) => attribute::run(a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Run(a) => run::run(a),

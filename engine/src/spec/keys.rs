@@ -68,6 +68,11 @@ pub const ENVELOPE_KEYS: &[KeyDoc] = &[
         effect: "the tenant's CRM configuration (the keys below)",
         test: "mapping::seed_examples_map_sample_records_exactly",
     },
+    KeyDoc {
+        key: "tests",
+        effect: "examples run by `switchyard test` (input → expected objects, triggers, notes or rejection); checked by `validate` (E250–E252); never used when routing",
+        test: "cli::spec_tests_run_and_a_failure_shows_the_difference_at_its_line",
+    },
 ];
 
 /// `crm_config` keys the engine itself gives an effect (structures, not settings).
