@@ -253,3 +253,80 @@ fn spec_tests_run_and_a_failure_shows_the_difference_at_its_line() {
         "{stderr}"
     );
 }
+
+/// A new user's loop: `switchyard init <connector>` writes a spec, samples and a test; the test
+/// passes, the spec validates without a warning, and `run --sandbox` delivers every sample to
+/// the connector's emulator.
+#[test]
+fn init_scaffolds_a_route_that_tests_validates_and_delivers_to_the_emulator() {
+    let dir = tempfile::tempdir().expect("dir");
+    for connector in ["hubspot", "salesforce", "pipedrive", "zendesk", "stripe"] {
+        let route = dir.path().join(connector);
+        let out = switchyard()
+            .args(["init", connector, "--dir"])
+            .arg(&route)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{connector}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("--sandbox"), "{connector}: {stdout}");
+        let spec = route.join("route.json");
+        let data = route.join("data/sample.ndjson");
+
+        let out = switchyard().arg("test").arg(&spec).output().expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{connector}: {stdout}");
+        assert!(
+            stdout.contains("1 tests: 1 passed"),
+            "{connector}: {stdout}"
+        );
+
+        let out = switchyard()
+            .arg("validate")
+            .arg(&spec)
+            .arg("connector-specs")
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("0 errors, 0 warnings"),
+            "{connector}: {stdout}"
+        );
+
+        let out = switchyard()
+            .args(["run", "--sandbox", "--mapping"])
+            .arg(&spec)
+            .arg("--input")
+            .arg(&data)
+            .arg("--store")
+            .arg(route.join("store.sqlite"))
+            .output()
+            .expect("runs");
+        // The summary is on stderr (stdout is for --report -).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.contains("created 3, updated 0, skipped 0, failed 0"),
+            "{connector}: {:?} {stderr}",
+            out.status,
+        );
+    }
+    // Files that exist are kept unless --force; an inbound source is not a route's target.
+    let again = switchyard()
+        .args(["init", "hubspot", "--dir"])
+        .arg(dir.path().join("hubspot"))
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let source = switchyard()
+        .args(["init", "callrail", "--dir"])
+        .arg(dir.path().join("callrail"))
+        .output()
+        .expect("runs");
+    assert_eq!(source.status.code(), Some(2));
+    assert!(!dir.path().join("callrail").exists());
+}

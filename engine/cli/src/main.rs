@@ -20,6 +20,7 @@ mod attribute;
 mod common;
 mod connectors;
 mod deadletter;
+mod init;
 mod map;
 mod plugin;
 mod run;
@@ -72,6 +73,7 @@ fn block_on(f: impl std::future::Future<Output = u8>) -> u8 {
 
 const EXAMPLES: &str = "\
 Examples:
+  switchyard init hubspot                                scaffold a route (spec, samples, test)
   switchyard validate connector-specs mapping-specs      check every spec (CI)
   switchyard validate --format github specs/             GitHub Actions annotations
   switchyard test mapping-specs                          run the tests inside mapping specs
@@ -143,6 +145,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
     Map(map::Args),
+    /// Scaffold a route for a connector: mapping spec, sample records, a test inside the spec.
+    Init(init::Args),
     /// Run the tests written inside mapping specs (`tests`: input record → expected output).
     Test(spectest::Args),
     /// Run an attribution spec over NDJSON records: CausalMarketingData and channel tables.
@@ -190,6 +194,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Schema(a) => schema::run(a),
         Command::Map(a) => map::run(a),
         Command::Test(a) => spectest::run(a),
+        Command::Init(a) => init::run(a),
         Command::Attribute(a) => attribute::run(a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Run(a) => run::run(a),
