@@ -23,8 +23,10 @@
 //!
 //! Output: `--output` gets one CausalMarketingData record per conversion (NDJSON; `-` for
 //! stdout); `--report` gets the report JSON
-//! `{"models": {"<model>": {"<channel>": {"conversions", "value"}}}, "unattributed": {...}}`.
-//! On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
+//! `{"models": {"<model>": {"<channel>": {"conversions", "value"}}}, "unattributed": {...}}`,
+//! with the Markov model also `"markov": {"order", "conversion_probability", "expected_value",
+//! "removal_effects": {"<channel>": {"conversions", "value"}}}` (the chain's baseline and each
+//! channel's removal effects on conversions and on value). On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
 //! nor `--output -` claims stdout, the report JSON goes there.
 
 use serde_json::Value;
@@ -385,5 +387,65 @@ fn table(report: &Report, conversions: usize) -> String {
         s.push('\n');
     }
     s.push_str("\n(cells: credited conversions / value)\n");
+    if let Some(m) = &report.markov {
+        s.push_str(&format!(
+            "\nmarkov chain (order {}): baseline P(conversion) {:.4}, expected value per journey {:.2}\n",
+            m.order, m.conversion_probability, m.expected_value
+        ));
+        s.push_str(&format!("{:width$}  {:>22}\n", "channel", "removal effect"));
+        for (c, re) in &m.removal_effects {
+            s.push_str(&format!(
+                "{c:width$}  {:>22}\n",
+                format!("{:.4} / {:.4}", re.conversions, re.value)
+            ));
+        }
+        s.push_str("(removal effects: on conversions / on value; value credit follows the value effects)\n");
+    }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard::attribution::{ChannelCredit, MarkovReport, RemovalEffect};
+
+    #[test]
+    fn table_shows_the_markov_baseline_and_removal_effects() {
+        let mut report = Report::default();
+        report.models.insert(
+            "markov".into(),
+            [(
+                "search".to_string(),
+                ChannelCredit {
+                    conversions: 1.5,
+                    value: 105.0,
+                },
+            )]
+            .into(),
+        );
+        report.markov = Some(MarkovReport {
+            order: 2,
+            conversion_probability: 0.75,
+            expected_value: 37.5,
+            removal_effects: [(
+                "search".to_string(),
+                RemovalEffect {
+                    conversions: 5.0 / 9.0,
+                    value: 7.0 / 9.0,
+                },
+            )]
+            .into(),
+        });
+        let t = table(&report, 3);
+        assert!(t.contains("1.50 / 105.00"), "{t}");
+        assert!(
+            t.contains(
+                "markov chain (order 2): baseline P(conversion) 0.7500, expected value per journey 37.50"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("search          0.5556 / 0.7778"), "{t}");
+        report.markov = None;
+        assert!(!table(&report, 3).contains("removal effect"));
+    }
 }

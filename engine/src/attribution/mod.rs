@@ -22,7 +22,10 @@
 //!    `unattributed`, never dropped. A person's touches after their last conversion (all of them
 //!    for a person who never converted) form one non-converting path, used by the Markov model.
 //! 4. **Models** ([`models`], [`markov`], [`shapley`]) credit channels; the report holds one
-//!    channel table per model.
+//!    channel table per model, and with the Markov model its chain's baseline conversion
+//!    probability and expected value and each channel's removal effects on both. Markov value
+//!    credit follows the value removal effects (value-weighted, as `ChannelAttribution` does),
+//!    not the conversion shares.
 //! 5. **Per conversion**, evaluated on the *conversion context* — the record with an extra
 //!    `journey` object (`touches`, `channels`, `first_channel`, `last_channel`,
 //!    `first_campaign`, `last_campaign`, `prior_conversions` of the same person,
@@ -274,13 +277,41 @@ pub struct ChannelCredit {
 }
 
 /// The report: `{"models": {"<model>": {"<channel>": {"conversions", "value"}}},
-/// "unattributed": {"conversions", "value"}}`.
+/// "unattributed": {"conversions", "value"}}`, plus `"markov": {…}` ([`MarkovReport`]) when the
+/// Markov model ran.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Report {
     /// Channel table per model, channels sorted by name.
     pub models: IndexMap<String, BTreeMap<String, ChannelCredit>>,
     /// Conversions without an eligible touch.
     pub unattributed: ChannelCredit,
+    /// What the Markov credits were computed from, when the Markov model ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markov: Option<MarkovReport>,
+}
+
+/// The Markov model's chain figures ([`markov`] explains them): `{"order", "conversion_probability",
+/// "expected_value", "removal_effects": {"<channel>": {"conversions", "value"}}}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MarkovReport {
+    /// Order of the fitted chain.
+    pub order: usize,
+    /// Baseline P(conversion) of a journey under the full chain.
+    pub conversion_probability: f64,
+    /// Baseline expected conversion value of a journey under the full chain.
+    pub expected_value: f64,
+    /// Removal effect of each channel (sorted by name) on conversions and on value.
+    pub removal_effects: BTreeMap<String, RemovalEffect>,
+}
+
+/// A channel's removal effects: the share of P(conversion), and of expected value, lost when
+/// the channel is removed from the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RemovalEffect {
+    /// `1 − P_without / P`.
+    pub conversions: f64,
+    /// `1 − V_without / V`.
+    pub value: f64,
 }
 
 /// Everything a run produces.
@@ -774,10 +805,27 @@ impl Plan {
         let mut report = Report {
             models: IndexMap::new(),
             unattributed,
+            markov: None,
         };
         for &m in &self.models {
             let table: Vec<Credit> = match m {
-                ModelKind::Markov => markov::markov(&journeys, self.markov_order).credits,
+                ModelKind::Markov => {
+                    let r = markov::markov(&journeys, self.markov_order);
+                    report.markov = Some(MarkovReport {
+                        order: r.order,
+                        conversion_probability: r.conversion_probability,
+                        expected_value: r.expected_value,
+                        removal_effects: journeys
+                            .channels
+                            .iter()
+                            .zip(r.removal_effects.iter().zip(&r.value_removal_effects))
+                            .map(|(name, (&conversions, &value))| {
+                                (name.clone(), RemovalEffect { conversions, value })
+                            })
+                            .collect(),
+                    });
+                    r.credits
+                }
                 ModelKind::Shapley => shapley::shapley(&journeys, self.shapley_max)?,
                 k => models::heuristic_table(k, &journeys, &self.heuristic),
             };
