@@ -754,3 +754,105 @@ fn bad_input_line_and_bad_expression_are_named() {
     );
     assert!(err.contains("spec.toml:"), "{err}");
 }
+
+// ---- input that is not what the spec reads --------------------------------------------------
+
+/// Golden stderr of `switchyard attribute` over `tests/ui/attribution/input/<case>.{toml,ndjson}`
+/// (`.err`; `BLESS=1` rewrites them): each is refused with one E602 diagnostic, exit 2, nothing on
+/// stdout (no empty tables).
+#[test]
+fn records_without_the_source_field_are_refused_with_golden_diagnostics() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let dir = repo_root().join("tests/ui/attribution/input");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("cases")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 3, "{cases:?}");
+    let mut failures = Vec::new();
+    for spec in &cases {
+        let rel = |p: &std::path::Path| {
+            p.strip_prefix(repo_root())
+                .expect("in the repo")
+                .to_path_buf()
+        };
+        let out = switchyard()
+            .arg("attribute")
+            .arg("--spec")
+            .arg(rel(spec))
+            .arg("--input")
+            .arg(rel(&spec.with_extension("ndjson")))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", spec.display());
+        assert!(out.stdout.is_empty(), "{}: no report", spec.display());
+        assert_eq!(err.matches("error[E602]").count(), 1, "{err}");
+        assert!(!err.contains("warning"), "{err}");
+        let golden = spec.with_extension("err");
+        if bless {
+            std::fs::write(&golden, &err).expect("bless");
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if want != err {
+            failures.push(format!(
+                "--- {}\n+++ got\n{err}--- want\n{want}",
+                golden.display()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches (BLESS=1 to update):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn missing_source_field_names_the_record_and_the_key_to_use() {
+    // Through the library: the error names the first record, the count, and the key whose
+    // value is a source the rules select.
+    let spec: AttributionSpec = toml::from_str(SPEC).expect("spec parses");
+    let plan = Plan::compile(&spec).expect("compiles");
+    let err = plan
+        .run(&[
+            json!({"origin": "web", "email": "b@x.io", "channel": "email", "at": T0}),
+            json!({"origin": "shop", "status": "paid", "total": 5, "at": T0}),
+        ])
+        .expect_err("refused");
+    assert_eq!(err.kind(), switchyard::attribution::ErrorKind::Input);
+    assert_eq!(
+        err.to_string(),
+        "record 1: has no `source` field naming its system (none of the 2 records has it)"
+    );
+    let switchyard::attribution::AttributionError::MissingSource { field, hint, .. } = err else {
+        panic!("not MissingSource");
+    };
+    assert_eq!(field, "source");
+    assert_eq!(
+        hint,
+        "`origin` holds `web`, a source the spec's rules select: did you mean `origin`? set `source_field = \"origin\"` in [attribution]"
+    );
+    // When other records do carry it, the record is what to fix.
+    let err = plan
+        .run(&[
+            touch("a@x.io", "search", 0.0),
+            json!({"Source": "web", "email": "b@x.io", "channel": "email", "at": T0}),
+        ])
+        .expect_err("refused");
+    let switchyard::attribution::AttributionError::MissingSource { record, hint, .. } = err else {
+        panic!("not MissingSource");
+    };
+    assert_eq!(record, 2);
+    assert_eq!(
+        hint,
+        "the record has `Source`: did you mean `source`? 1 other record names its system in `source`: give this record its system there, as text"
+    );
+    // Every record named: the run goes on.
+    assert!(plan.run(&[touch("a@x.io", "search", 0.0)]).is_ok());
+}
