@@ -159,15 +159,18 @@ pub fn normalise(name: &str) -> String {
     out
 }
 
-/// The definitions of each object, per session; a per-object async lock makes listing them
+/// One object's definitions once listed, behind the async lock that makes listing them
 /// single-flight.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<FieldIndex>>>>;
+
+/// The definitions of each object, per session.
 #[derive(Debug, Default)]
 pub(crate) struct FieldKeyCache {
-    objects: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<FieldIndex>>>>>>,
+    objects: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl FieldKeyCache {
-    fn slot(&self, object: &str) -> Arc<tokio::sync::Mutex<Option<Arc<FieldIndex>>>> {
+    fn slot(&self, object: &str) -> Slot {
         self.objects
             .lock()
             .unwrap_or_else(|p| p.into_inner())
