@@ -1143,3 +1143,88 @@ async fn pipedrive_custom_fields_reach_the_crm_under_their_hash_keys() {
     assert_eq!(persons["data"].as_array().unwrap().len(), 3);
     emu.shutdown().await;
 }
+
+/// The field definitions are a session's: listed on first need, shared by its clones, not
+/// listed again for a name they lack while fresh, and listed once more for such a name when
+/// older than `fieldkeys::REFRESH_AFTER` (a field the tenant just created in the CRM).
+#[tokio::test]
+async fn field_definitions_are_listed_once_per_session_and_again_for_a_new_name_later() {
+    use crate::connector::{session, spec};
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("api_token").unwrap().to_string();
+    let add = |name: &'static str| {
+        let (base, token) = (emu.base_url().to_string(), token.clone());
+        async move {
+            let r: Value = reqwest::Client::new()
+                .post(format!("{base}/v1/personFields"))
+                .header("x-api-token", token)
+                .json(&json!({"name": name, "field_type": "double"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["data"]["key"].as_str().unwrap().to_string()
+        }
+    };
+    let listed = || {
+        emu.stats()
+            .by_route
+            .get("GET /v1/personFields")
+            .copied()
+            .unwrap_or(0)
+    };
+    let score = add("Score").await;
+    let s = session(
+        spec("pipedrive"),
+        &emu,
+        &[("api_token", "api_token")],
+        json!({}),
+        false,
+    );
+    let payload = |extra: Value| {
+        let mut m = json!({"name": "Ada", "score": "7"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m.as_object().unwrap().clone()
+    };
+    // Nothing to resolve: nothing listed.
+    let plain = json!({"name": "Ada", "email": "ada@example.com"});
+    s.resolve_fields("person", plain.as_object().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed(), 0);
+    let p = payload(json!({}));
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score.clone(): 7}));
+    assert_eq!(listed(), 1);
+    // A clone shares the list.
+    s.clone().resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 1);
+    // A name the company lacks: refused, not listed again while the list is fresh.
+    let p = payload(json!({"size": 3}));
+    let e = s.resolve_fields("person", &p).await.unwrap_err();
+    assert!(
+        e.to_string().contains("`size` is the name or key of none"),
+        "{e}"
+    );
+    assert_eq!(listed(), 1);
+    let size = add("Size").await;
+    assert!(s.resolve_fields("person", &p).await.is_err());
+    assert_eq!(listed(), 1);
+    // Later, the same name lists the fields again once, and resolves.
+    tokio::time::pause();
+    tokio::time::advance(switchyard::connector::fieldkeys::REFRESH_AFTER).await;
+    tokio::time::resume();
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score: 7, size: 3}));
+    assert_eq!(listed(), 2);
+    s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 2);
+    emu.shutdown().await;
+}
