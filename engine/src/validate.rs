@@ -534,6 +534,61 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
         }
     }
     for (oname, o) in &c.objects {
+        if let Some(fk) = &o.field_keys {
+            let fp = pointer_join(&pointer_join("/objects", oname), "field_keys");
+            let op_ptr = pointer_join(&fp, "operation");
+            match c.operations.get(&fk.operation) {
+                None => op_ref(&fk.operation, &op_ptr, &mut out),
+                Some(op) if op.kind != crate::spec::connector::OperationKind::List => {
+                    out.push(Diagnostic::error(
+                        "E235",
+                        op_ptr,
+                        format!(
+                            "`{}` is not a `list` operation: field definitions are read from a list",
+                            fk.operation
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            check_jsonpath(&fk.name, &pointer_join(&fp, "name"), &mut out);
+            check_jsonpath(&fk.key, &pointer_join(&fp, "key"), &mut out);
+            match &fk.field_type {
+                Some(p) => check_jsonpath(p, &pointer_join(&fp, "field_type"), &mut out),
+                None if !fk.types.is_empty() => out.push(
+                    Diagnostic::error(
+                        "E235",
+                        pointer_join(&fp, "types"),
+                        "`types` maps CRM field types, but `field_type` does not say where a definition keeps its type",
+                    )
+                    .with_hint("set field_type, e.g. \"$.field_type\""),
+                ),
+                None => {}
+            }
+            if !o.open {
+                out.push(
+                    Diagnostic::error(
+                        "E235",
+                        fp.clone(),
+                        format!(
+                            "object `{oname}` resolves custom fields by name but its catalog is closed"
+                        ),
+                    )
+                    .with_hint("set open = true"),
+                );
+            }
+            if let Some(into) = &fk.into
+                && o.fields.contains_key(into)
+            {
+                out.push(Diagnostic::error(
+                    "E235",
+                    pointer_join(&fp, "into"),
+                    format!(
+                        "`{into}` is a declared field of `{oname}`: resolved custom fields need a key of their own"
+                    ),
+                ));
+            }
+        }
         if let Some(p) = &o.custom_field_pattern
             && let Err(e) = regex::Regex::new(p)
         {

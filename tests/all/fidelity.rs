@@ -827,8 +827,10 @@ async fn duplicate_search_sends_the_normalised_phone() {
     emu.shutdown().await;
 }
 
-/// Pipedrive's person create names each custom field it sends; a custom field beyond those was
-/// mapped and then dropped from the request without a word. `validate` now names it.
+/// Pipedrive's person create named each custom field it sent; a custom field beyond those was
+/// mapped and then dropped from the request without a word. Now the tenant's custom fields are
+/// resolved to Pipedrive's keys and sent in `custom_fields` (`field_keys`), so none is dropped;
+/// a create that names its fields one by one still gets W232 for a field it never sends.
 #[test]
 fn mapped_fields_a_create_operation_never_sends_are_warned() {
     let specs = connector_specs();
@@ -844,12 +846,49 @@ fn mapped_fields_a_create_operation_never_sends_are_warned() {
                               "favourite_colour": "colour"}}}))
     .unwrap();
     let d = switchyard::spec::keys::without_effect(pipedrive, &m);
+    assert!(
+        !d.0.iter()
+            .any(|x| x.code == "W232" && x.pointer.contains("custom_fields")),
+        "every custom field is sent: {d}"
+    );
+    // The same spec with a person create that lists its custom fields by name, as it did.
+    let mut listed = pipedrive.clone();
+    let person = listed.objects.get_mut("person").unwrap();
+    person.field_keys = None;
+    person.fields.insert(
+        "ai_lead_score".into(),
+        switchyard::spec::connector::FieldSpec::Type(switchyard::spec::FieldType::Number),
+    );
+    listed.operations.get_mut("create_person").unwrap().body = Some(json!({
+        "name": "{{payload.name}}",
+        "emails": ["{{payload.email}}"],
+        "custom_fields": {"ai_lead_score": "{{payload.ai_lead_score}}"}
+    }));
+    let d = switchyard::spec::keys::without_effect(&listed, &m);
     let ptrs: Vec<&str> =
         d.0.iter()
             .filter(|x| x.code == "W232")
             .map(|x| x.pointer.as_str())
             .collect();
     assert_eq!(ptrs, ["/crm_config/custom_fields/favourite_colour"], "{d}");
+    // `field_keys` without `into`: resolved fields stay at the top level under their keys,
+    // which a body naming fields one by one cannot send.
+    let mut top = pipedrive.clone();
+    top.objects
+        .get_mut("person")
+        .unwrap()
+        .field_keys
+        .as_mut()
+        .unwrap()
+        .into = None;
+    let d = switchyard::spec::keys::without_effect(&top, &m);
+    assert_eq!(
+        d.0.iter()
+            .filter(|x| x.code == "W232" && x.pointer.contains("custom_fields"))
+            .count(),
+        2,
+        "{d}"
+    );
     // A connector whose create sends the whole payload drops nothing.
     let hubspot = specs
         .iter()
@@ -868,8 +907,6 @@ fn mapped_fields_a_create_operation_never_sends_are_warned() {
     );
 }
 
-/// An endpoint named `<kind>_<object>` for an object the shipped spec does not have
-/// (`create_person`) is that object's create: `validate`, `map` and `run` agree.
 #[tokio::test]
 async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
     let (base, seen) = recorder().await;
@@ -940,4 +977,254 @@ async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
         serde_json::from_str::<Value>(&seen[0].body).unwrap(),
         json!({"full_name": "Ann Lee"})
     );
+}
+
+/// Pipedrive addresses custom fields by 40-character hash keys; the tenant writes names. Seed
+/// 003's Pipedrive config as written, run against the emulator whose company has the custom
+/// fields (added through `POST /v1/personFields`, as an admin would): the values are read back
+/// under the hash keys, the deal carries the tenant's pipeline, stage and owner, and the field
+/// list is fetched once for the whole run (the deal fields not at all: no deal field to
+/// resolve). A name that is no field of the company fails the record, naming it.
+#[tokio::test]
+async fn pipedrive_custom_fields_reach_the_crm_under_their_hash_keys() {
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("api_token").unwrap().to_string();
+    let http = reqwest::Client::new();
+    let base = emu.base_url().to_string();
+    let mut keys = std::collections::HashMap::new();
+    for (name, ty) in [
+        ("Call recording URL", "varchar"),
+        ("Call transcript", "text"),
+        ("AI project type", "varchar"),
+        ("AI lead score", "double"),
+        ("Address locality", "varchar"),
+        ("Address admin area level 1", "varchar"),
+    ] {
+        let r: Value = http
+            .post(format!("{base}/v1/personFields"))
+            .header("x-api-token", &token)
+            .json(&json!({"name": name, "field_type": ty}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = r["data"]["key"].as_str().unwrap().to_string();
+        assert_eq!(key.len(), 40, "{r}");
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+        keys.insert(name, key);
+    }
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::cli::repo_root().join("mapping-specs/examples/pipedrive-person-deal.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut cfg = example["crm_config"].clone();
+    cfg["api_token"] = json!("env:PD_TOKEN");
+    cfg["settings"] = json!({"base_url": base});
+    let call = |n: u32, name: &str, kind: &str, score: u32| {
+        json!({"call_id": format!("CAL{n}"), "customer_name": name,
+               "customer_phone": format!("+1555010000{n}"),
+               "customer_email": format!("{}@example.com", name.to_lowercase().replace(' ', ".")),
+               "customer_city": "Miami", "customer_state": "FL",
+               "recording_url": format!("https://rec.example.com/{n}.mp3"),
+               "transcription": format!("call {n}"),
+               "ai_analysis": {"project_type": kind, "lead_score": score}})
+    };
+    let mut records = [
+        call(1, "Ada Lovelace", "kitchen", 92),
+        call(2, "Grace Hopper", "bathroom", 70),
+        call(3, "Edsger Dijkstra", "addition", 55),
+    ];
+    // Numeric text for a field Pipedrive types `double` is sent as a number.
+    records[2]["ai_analysis"]["lead_score"] = json!("55");
+    let out = run_route("pipedrive", cfg.clone(), &records, &[("PD_TOKEN", &token)]).await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, out.report);
+
+    let get = |path: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let v: Value = http
+                .get(path)
+                .header("x-api-token", token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let persons = get(format!("{base}/api/v2/persons")).await;
+    let persons = persons["data"].as_array().unwrap().clone();
+    assert_eq!(persons.len(), 3, "{persons:#?}");
+    for (p, (r, score)) in persons.iter().zip(records.iter().zip([92, 70, 55])) {
+        // Read back one by one, as Pipedrive answers a person.
+        let one = get(format!("{base}/api/v2/persons/{}", p["id"])).await;
+        let cf = &one["data"]["custom_fields"];
+        assert_eq!(
+            cf.as_object().map(|m| m.len()),
+            Some(6),
+            "only hash keys, all six: {one}"
+        );
+        assert_eq!(cf[&keys["Call recording URL"]], r["recording_url"], "{one}");
+        assert_eq!(cf[&keys["Call transcript"]], r["transcription"], "{one}");
+        assert_eq!(
+            cf[&keys["AI project type"]], r["ai_analysis"]["project_type"],
+            "{one}"
+        );
+        assert_eq!(cf[&keys["AI lead score"]], json!(score), "{one}");
+        assert_eq!(cf[&keys["Address locality"]], "Miami", "{one}");
+        assert_eq!(cf[&keys["Address admin area level 1"]], "FL", "{one}");
+        assert_eq!(one["data"]["name"], r["customer_name"]);
+        assert!(
+            !one.to_string().contains("call_recording_url"),
+            "no field under the tenant's name: {one}"
+        );
+    }
+    let deals = get(format!("{base}/api/v2/deals")).await;
+    let deals = deals["data"].as_array().unwrap().clone();
+    assert_eq!(deals.len(), 3, "{deals:#?}");
+    for (d, p) in deals.iter().zip(&persons) {
+        assert_eq!(d["pipeline_id"], 1, "{d}");
+        assert_eq!(d["stage_id"], 2, "{d}");
+        assert_eq!(d["owner_id"], 123456, "{d}");
+        assert_eq!(d["person_id"], p["id"], "{d}");
+    }
+    assert_eq!(deals[0]["title"], "Ada Lovelace - kitchen Project");
+    assert_eq!(deals[0]["value"], 25000);
+    let stats = emu.stats();
+    assert_eq!(
+        stats.by_route.get("GET /v1/personFields"),
+        Some(&1),
+        "one field list for the run: {:?}",
+        stats.by_route
+    );
+    assert_eq!(stats.by_route.get("GET /v1/dealFields"), None);
+
+    // A value its Pipedrive field cannot take fails the record, naming field and type.
+    let mut bad = call(4, "Alan Kay", "kitchen", 0);
+    bad["ai_analysis"]["lead_score"] = json!("high");
+    let out = run_route("pipedrive", cfg.clone(), &[bad], &[("PD_TOKEN", &token)]).await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let said = format!("{}{}", out.stderr, out.report);
+    assert!(
+        said.contains(
+            "`ai_lead_score` (a double field in the CRM) cannot be number: \"high\" is not a number"
+        ),
+        "{said}"
+    );
+
+    // A custom field the company does not have: the record fails, naming it; nothing of it
+    // reaches Pipedrive.
+    cfg["custom_fields"]["favourite_colour"] = json!("colour");
+    let out = run_route(
+        "pipedrive",
+        cfg,
+        &[json!({"call_id": "CAL9", "customer_name": "Alan Turing", "colour": "green"})],
+        &[("PD_TOKEN", &token)],
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let said = format!("{}{}", out.stderr, out.report);
+    assert!(
+        said.contains("`favourite_colour` is the name or key of none of the"),
+        "{said}"
+    );
+    assert!(said.contains("list_person_fields"), "{said}");
+    let persons = get(format!("{base}/api/v2/persons")).await;
+    assert_eq!(persons["data"].as_array().unwrap().len(), 3);
+    emu.shutdown().await;
+}
+
+/// The field definitions are a session's: listed on first need, shared by its clones, not
+/// listed again for a name they lack while fresh, and listed once more for such a name when
+/// older than `fieldkeys::REFRESH_AFTER` (a field the tenant just created in the CRM).
+#[tokio::test]
+async fn field_definitions_are_listed_once_per_session_and_again_for_a_new_name_later() {
+    use crate::connector::{session, spec};
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("api_token").unwrap().to_string();
+    let add = |name: &'static str| {
+        let (base, token) = (emu.base_url().to_string(), token.clone());
+        async move {
+            let r: Value = reqwest::Client::new()
+                .post(format!("{base}/v1/personFields"))
+                .header("x-api-token", token)
+                .json(&json!({"name": name, "field_type": "double"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["data"]["key"].as_str().unwrap().to_string()
+        }
+    };
+    let listed = || {
+        emu.stats()
+            .by_route
+            .get("GET /v1/personFields")
+            .copied()
+            .unwrap_or(0)
+    };
+    let score = add("Score").await;
+    let s = session(
+        spec("pipedrive"),
+        &emu,
+        &[("api_token", "api_token")],
+        json!({}),
+        false,
+    );
+    let payload = |extra: Value| {
+        let mut m = json!({"name": "Ada", "score": "7"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m.as_object().unwrap().clone()
+    };
+    // Nothing to resolve: nothing listed.
+    let plain = json!({"name": "Ada", "email": "ada@example.com"});
+    s.resolve_fields("person", plain.as_object().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed(), 0);
+    let p = payload(json!({}));
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score.clone(): 7}));
+    assert_eq!(listed(), 1);
+    // A clone shares the list.
+    s.clone().resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 1);
+    // A name the company lacks: refused, not listed again while the list is fresh.
+    let p = payload(json!({"size": 3}));
+    let e = s.resolve_fields("person", &p).await.unwrap_err();
+    assert!(
+        e.to_string().contains("`size` is the name or key of none"),
+        "{e}"
+    );
+    assert_eq!(listed(), 1);
+    let size = add("Size").await;
+    assert!(s.resolve_fields("person", &p).await.is_err());
+    assert_eq!(listed(), 1);
+    // Later, the same name lists the fields again once, and resolves.
+    tokio::time::pause();
+    tokio::time::advance(switchyard::connector::fieldkeys::REFRESH_AFTER).await;
+    tokio::time::resume();
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score: 7, size: 3}));
+    assert_eq!(listed(), 2);
+    s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 2);
+    emu.shutdown().await;
 }

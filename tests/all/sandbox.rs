@@ -1680,6 +1680,116 @@ impl Pd {
     }
 }
 
+/// Pipedrive's field registries: custom fields added through `POST /v1/personFields` get
+/// 40-character hash keys; v2 persons and deals keep custom values under those keys only (an
+/// unknown key, a standard field's key or another object's custom field is ignored), merged on
+/// PATCH; the registries page by `start`/`limit` and refuse what Pipedrive refuses.
+#[tokio::test]
+async fn pipedrive_custom_fields_live_under_generated_hash_keys() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, score) = pd
+        .send(
+            M::POST,
+            "/v1/personFields",
+            Some(json!({"name": "Lead score", "field_type": "double"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{score}");
+    let score = score["data"]["key"].as_str().expect("key").to_string();
+    assert!(score.len() == 40 && score.chars().all(|c| c.is_ascii_hexdigit()));
+    let (_, city) = pd
+        .send(
+            M::POST,
+            "/api/v1/personFields",
+            Some(json!({"name": "City", "field_type": "varchar"})),
+        )
+        .await;
+    let city = city["data"]["key"].as_str().expect("key").to_string();
+    assert_ne!(city, score);
+    let (_, deal_field) = pd
+        .send(
+            M::POST,
+            "/v1/dealFields",
+            Some(json!({"name": "Source", "field_type": "enum", "options": [{"label": "web"}]})),
+        )
+        .await;
+    let deal_field = deal_field["data"]["key"].as_str().expect("key").to_string();
+    assert_eq!(deal_field.len(), 40);
+    for (body, why) in [
+        (json!({"field_type": "varchar"}), "name"),
+        (json!({"name": "X", "field_type": "colour"}), "field_type"),
+        (json!({"name": "X", "field_type": "enum"}), "options"),
+    ] {
+        let (s, r) = pd.send(M::POST, "/v1/personFields", Some(body)).await;
+        assert_eq!(s, 400, "{r}");
+        assert!(r["error"].as_str().is_some_and(|m| m.contains(why)), "{r}");
+    }
+    // The list: standard fields (not editable) first, then the custom ones; paged.
+    let (s, all) = pd.send(M::GET, "/v1/personFields?limit=500", None).await;
+    assert_eq!(s, 200);
+    let defs = all["data"].as_array().expect("fields");
+    assert!(
+        defs.iter()
+            .any(|d| d["key"] == "name" && d["edit_flag"] == false)
+    );
+    let custom: Vec<&str> = defs
+        .iter()
+        .filter(|d| d["edit_flag"] == true)
+        .filter_map(|d| d["key"].as_str())
+        .collect();
+    assert_eq!(custom, [score.as_str(), city.as_str()]);
+    let (_, page) = pd
+        .send(M::GET, "/v1/personFields?start=0&limit=2", None)
+        .await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["additional_data"]["pagination"]["next_start"], 2);
+
+    let unknown = "ffffffffffffffffffffffffffffffffffffffff";
+    let (s, p) = pd
+        .send(
+            M::POST,
+            "/api/v2/persons",
+            Some(json!({"name": "Ada", "custom_fields": {
+                score.clone(): 92, unknown: "x", "name": "Bob", deal_field.clone(): "web"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let id = p["data"]["id"].as_u64().expect("id");
+    assert_eq!(p["data"]["custom_fields"], json!({score.clone(): 92}));
+    let (_, p) = pd
+        .send(
+            M::PATCH,
+            &format!("/api/v2/persons/{id}"),
+            Some(json!({"custom_fields": {city.clone(): "Miami"}})),
+        )
+        .await;
+    assert_eq!(
+        p["data"]["custom_fields"],
+        json!({score.clone(): 92, city.clone(): "Miami"})
+    );
+    let (_, read) = pd
+        .send(M::GET, &format!("/api/v2/persons/{id}"), None)
+        .await;
+    assert_eq!(read["data"]["custom_fields"][&score], 92);
+    assert_eq!(read["data"]["name"], "Ada");
+    let (_, d) = pd
+        .send(
+            M::POST,
+            "/api/v2/deals",
+            Some(json!({"title": "T", "custom_fields": {deal_field.clone(): "web", score.clone(): 1}})),
+        )
+        .await;
+    assert_eq!(d["data"]["custom_fields"], json!({deal_field: "web"}));
+    let (s, _) = pd.send(M::GET, "/v1/productFields", None).await;
+    assert_eq!(s, 404);
+}
+
 #[tokio::test]
 async fn pipedrive_persons_deals_leads_with_both_paging_styles() {
     use reqwest::Method as M;

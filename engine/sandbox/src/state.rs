@@ -260,9 +260,13 @@ impl Shared {
         *self.faults.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(f);
     }
 
-    /// Takes the next request number and counts the request.
-    pub fn next_request(&self) -> u64 {
-        lock(&self.stats).requests += 1;
+    /// Takes the next request number and counts the request (also per method and path).
+    pub fn next_request(&self, method: &str, path: &str) -> u64 {
+        {
+            let mut s = lock(&self.stats);
+            s.requests += 1;
+            *s.by_route.entry(format!("{method} {path}")).or_default() += 1;
+        }
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 

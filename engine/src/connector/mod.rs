@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod deliver;
+pub mod fieldkeys;
 mod http;
 mod plugin;
 pub mod ratelimit;
@@ -270,6 +271,8 @@ pub struct Connector {
     pub(crate) created_before: Option<CreatedBeforePlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
     pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
+    /// `field_keys` by object.
+    pub(crate) field_keys: IndexMap<String, fieldkeys::FieldKeysPlan>,
     /// Retry policy.
     pub retry: crate::spec::connector::Retry,
 }
@@ -383,6 +386,15 @@ impl Connector {
                 crate::connector::workflow::CompiledAction::compile(a, &mut t)?,
             );
         }
+        let mut field_keys = IndexMap::new();
+        for (name, o) in &spec.objects {
+            if let Some(fk) = &o.field_keys {
+                field_keys.insert(
+                    name.clone(),
+                    fieldkeys::FieldKeysPlan::compile(name, fk, &spec)?,
+                );
+            }
+        }
         let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
             max_attempts: 5,
             initial_backoff_ms: 200,
@@ -403,6 +415,7 @@ impl Connector {
             created_before,
             throttles,
             actions,
+            field_keys,
             retry,
         })
     }
@@ -483,6 +496,8 @@ pub struct Session {
     pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
     /// Removes the binding's secrets from error texts.
     pub(crate) redactor: crate::secrets::Redactor,
+    /// Field definitions listed for `field_keys`, shared by the clones of this session.
+    pub(crate) field_keys: Arc<fieldkeys::FieldKeyCache>,
 }
 
 /// Per (tenant, connector) state shared by every session of a runtime.
@@ -565,6 +580,7 @@ impl Runtime {
             ctx_base: Arc::new(ctx),
             token_store: None,
             plugins: None,
+            field_keys: Arc::default(),
         }
     }
 }

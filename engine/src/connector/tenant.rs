@@ -195,6 +195,7 @@ pub fn tenant_spec(
                 open: true,
                 custom_field_pattern: None,
                 fields: Default::default(),
+                field_keys: None,
             });
         let body = matches!(
             kind,

@@ -487,6 +487,46 @@ pub struct ObjectSpec {
     /// Fields by name (dotted names describe nested fields of an inbound record).
     #[serde(default)]
     pub fields: IndexMap<String, FieldSpec>,
+    /// For a CRM that addresses custom fields by keys of its own (Pipedrive's 40-character
+    /// hashes) while tenants write their names: how to look the keys up. Before a create or
+    /// update is rendered, every payload field this catalog does not declare is renamed to the
+    /// key of the field definition whose key or name it is (names also match ignoring case,
+    /// spaces and punctuation), and moved under `into` when set. The definitions are listed once
+    /// per session, when a payload first needs them. A name that matches no definition fails
+    /// the record with an error naming it, never dropped in silence. Needs `open = true`.
+    /// Default: payload fields are sent under the names the tenant wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_keys: Option<FieldKeys>,
+}
+
+/// Where a CRM's field definitions are listed, and how to read a definition's name and key
+/// (`field_keys` of an object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldKeys {
+    /// The `list` operation that returns the object's field definitions (every page is read).
+    pub operation: String,
+    /// JSONPath, relative to one definition, to the field's name as people write it (e.g.
+    /// `$.name`).
+    pub name: String,
+    /// JSONPath, relative to one definition, to the key the API addresses the field by (e.g.
+    /// `$.key`).
+    pub key: String,
+    /// Payload key the resolved fields are moved under, as one object (Pipedrive v2's
+    /// `custom_fields`); templates read it as `{{payload.<into>}}`. Default: renamed in place,
+    /// at the top level of the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    /// JSONPath, relative to one definition, to the CRM's type of the field (Pipedrive
+    /// `$.field_type`), read with `types`. Default: none (values are sent as mapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_type: Option<String>,
+    /// The engine type each CRM field type takes (`double = "number"`, `date = "date"`): a
+    /// resolved value is converted by the mapping's rules (numeric text becomes a number) before
+    /// it is sent, and one that cannot be fails the record, naming the field. CRM types not
+    /// listed pass values as mapped. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub types: IndexMap<String, FieldType>,
 }
 
 /// A field: a bare type name, or a table with details.

@@ -104,8 +104,8 @@ pub const STRUCTURAL_KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "custom_fields",
-        effect: "fields of the default object (a field the connector's create operations do not send: W232)",
-        test: "fidelity::mapped_fields_a_create_operation_never_sends_are_warned",
+        effect: "fields of the default object (a field the connector's create operations do not send: W232); on an object with `field_keys`, resolved to the CRM's own keys at delivery (a name it does not know fails the record)",
+        test: "fidelity::pipedrive_custom_fields_reach_the_crm_under_their_hash_keys",
     },
     KeyDoc {
         key: "object_mappings",
@@ -295,8 +295,16 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
         }
     }
     for (obj, field, ptr) in mapped_fields(spec, m) {
+        // A field the catalog does not declare, on an object with `field_keys`, is sent under
+        // its CRM key: inside `into` when set (sent when the bodies send `payload.<into>`),
+        // else at the top level (sent only with the whole payload).
+        let o = spec.objects.get(&obj);
+        let sent_as = match o.and_then(|o| o.field_keys.as_ref()) {
+            Some(fk) if o.is_some_and(|o| !o.fields.contains_key(&field)) => fk.into.clone(),
+            _ => Some(field.clone()),
+        };
         if let Some(sent) = sent_fields(spec, &obj)
-            && !sent.contains(&field)
+            && !sent_as.is_some_and(|n| sent.contains(&n))
         {
             let mut names: Vec<&str> = sent.iter().map(String::as_str).collect();
             names.sort_unstable();

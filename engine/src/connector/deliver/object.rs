@@ -244,6 +244,13 @@ impl Deliverer {
         ids: &Map<String, Value>,
         last: bool,
     ) -> Result<Done, Fail> {
+        // Custom fields the CRM addresses by keys of its own: resolved before anything is
+        // claimed or sent (a name the CRM does not know fails the record, naming it).
+        let sent = self
+            .session
+            .resolve_fields(object, payload)
+            .await
+            .map_err(|e| self.fail(&e, 0, None))?;
         let claim = match &self.ledger {
             Some(l) => l.claim(object, key).await.map_err(|reason| Fail {
                 reason,
@@ -256,7 +263,7 @@ impl Deliverer {
         let dd = self.dd_for(object);
         let action = dd.map(|d| d.action).unwrap_or_default();
         let dry = self.session.is_dry_run();
-        let vars = self.vars(object, key, payload, ids);
+        let vars = self.vars(object, key, &sent, ids);
         let identity = self.identity(object, payload);
         let idempotent = self.create_op(object).is_some_and(is_idempotent);
         let mut existing: Option<(Value, Source)> = None;
