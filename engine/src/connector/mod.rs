@@ -7,6 +7,7 @@
 mod auth;
 pub mod deliver;
 mod http;
+pub mod oauth;
 mod plugin;
 pub mod ratelimit;
 pub mod route;
