@@ -479,6 +479,42 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             check_template_str(s, &format!("{base}/{k}"), c, &mut out);
         }
     }
+    if let Some(o) = &c.oauth {
+        match c.auth_flows.get(&o.flow) {
+            Some(Auth::Oauth2Refresh { .. }) => {}
+            other => out.push(
+                Diagnostic::error(
+                    "E242",
+                    "/oauth/flow",
+                    match other {
+                        None => format!("[oauth] flow `{}` is not in [auth_flows]", o.flow),
+                        Some(_) => format!(
+                            "[oauth] flow `{}` is not of type `oauth2_refresh`: onboarded tokens need a refresh flow",
+                            o.flow
+                        ),
+                    },
+                )
+                .with_hint_opt(did_you_mean(&o.flow, c.auth_flows.keys().map(String::as_str))),
+            ),
+        }
+        if !o.authorize_url.starts_with("https://") && !o.authorize_url.starts_with("http://") {
+            out.push(Diagnostic::error(
+                "E242",
+                "/oauth/authorize_url",
+                format!("`{}` is not an absolute http(s) URL", o.authorize_url),
+            ));
+        }
+        check_template_str(&o.authorize_url, "/oauth/authorize_url", c, &mut out);
+        for (k, v) in &o.authorize_params {
+            check_template_str(v, &pointer_join("/oauth/authorize_params", k), c, &mut out);
+        }
+        if let Some(r) = &o.revoke {
+            check_template_str(&r.path, "/oauth/revoke/path", c, &mut out);
+            for (k, v) in &r.form {
+                check_template_str(v, &pointer_join("/oauth/revoke/form", k), c, &mut out);
+            }
+        }
+    }
     if let Some(rl) = &c.rate_limit {
         if rl.requests == 0 || rl.per_seconds == 0 {
             out.push(Diagnostic::error(

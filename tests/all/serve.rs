@@ -1322,3 +1322,281 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_do
     );
     drop(server);
 }
+
+/// Seed 004's onboarding, end to end against the HubSpot emulator: authorize → consent page →
+/// callback → sealed token → API call with it → refresh after expiry → disconnect (revoked at
+/// the vendor); a forged or reused `state` is refused, and one tenant's key cannot start
+/// another tenant's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_oauth_onboarding_runs_end_to_end_and_refuses_forged_or_reused_states() {
+    use switchyard::store::Store;
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let creds = emu.credentials();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let mut m = contact_route();
+    m["tenant"] = json!("t1");
+    m["crm_config"]
+        .as_object_mut()
+        .expect("crm_config")
+        .remove("api_token");
+    m["crm_config"]["settings"] = json!({
+        "base_url": emu.base_url(), "auth_flow": "oauth",
+        "client_id": creds.get("client_id").expect("id"),
+        "client_secret": creds.get("client_secret").expect("secret"),
+    });
+    let mapping = write(dir.path(), "route.json", &m.to_string());
+    let mut other = contact_route();
+    other["tenant"] = json!("t2");
+    other["crm_config"]["api_token"] = json!(creds.get("access_token").expect("token"));
+    other["crm_config"]["settings"] = json!({"base_url": emu.base_url()});
+    let other = write(dir.path(), "other.json", &other.to_string());
+    let connectors = repo_root().join("connector-specs");
+    let server = start(
+        &[
+            "--mapping",
+            &mapping,
+            "--mapping",
+            &other,
+            "--connectors",
+            connectors.to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[
+            ("SY_TEST_CALLRAIL_KEY", "callrail-signing-key"),
+            ("SWITCHYARD_STORE_KEY", "store-key-for-tests"),
+        ],
+    );
+    let key = |tenant: &str| {
+        let out = switchyard()
+            .args(["apikey", "create", "--tenant", tenant, "--store"])
+            .arg(&store)
+            .output()
+            .expect("runs");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    let (k1, k2) = (key("t1"), key("t2"));
+    let manual = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let browser = reqwest::Client::new(); // follows redirects, as a browser does
+    let authorize = format!("{}/v1/oauth/hubspot/authorize?tenant=t1", server.base);
+
+    // Without a key, with another tenant's key: refused.
+    let r = manual.get(&authorize).send().await.expect("sent");
+    assert_eq!(r.status(), 401);
+    let r = manual
+        .get(&authorize)
+        .bearer_auth(&k2)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 403);
+
+    // Authorize: a redirect to the vendor's consent page carrying a state.
+    let start_flow = || async {
+        let r = manual
+            .get(&authorize)
+            .bearer_auth(&k1)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        assert!(
+            to.starts_with(&format!("{}/oauth/authorize?", emu.base_url())),
+            "{to}"
+        );
+        assert!(
+            to.contains("client_id=sandbox-hubspot-client-id")
+                && to.contains("scope=crm.objects.contacts.read"),
+            "{to}"
+        );
+        let page = browser
+            .get(&to)
+            .send()
+            .await
+            .expect("consent")
+            .text()
+            .await
+            .expect("html");
+        let href = page
+            .split("id=\"approve\" href=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("an approve link")
+            .replace("&amp;", "&");
+        format!("{}{href}", emu.base_url())
+    };
+    let approve = start_flow().await;
+    // The user approves; the browser follows the vendor's redirect to our callback.
+    let r = browser.get(&approve).send().await.expect("approve");
+    let callback_url = r.url().to_string();
+    assert!(
+        callback_url.starts_with(&format!("{}/v1/oauth/hubspot/callback?code=", server.base)),
+        "{callback_url}"
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"connected": true, "tenant": "t1", "connector": "hubspot"})
+    );
+
+    // Sealed at rest: the stored bytes do not hold the token; with the key they open.
+    let s = Store::open(&store)
+        .expect("store")
+        .with_key("store-key-for-tests");
+    let token = s
+        .get_token("t1", "hubspot")
+        .expect("read")
+        .expect("a token");
+    let access = token["access_token"].as_str().expect("access").to_string();
+    assert!(access.starts_with("sandbox-hubspot-oauth-"), "{token}");
+    let sealed = s
+        .sealed_token_bytes("t1", "hubspot")
+        .expect("read")
+        .expect("row");
+    assert!(!sealed.windows(access.len()).any(|w| w == access.as_bytes()));
+
+    // Replaying the callback (the same state) and a forged state: refused.
+    let r = browser.get(&callback_url).send().await.expect("replay");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "state_used_or_unknown"
+    );
+    let forged = format!(
+        "{}/v1/oauth/hubspot/callback?code=x&state={}",
+        server.base,
+        "0".repeat(32) + ".9999999999.abcd"
+    );
+    let r = browser.get(&forged).send().await.expect("forged");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "state_used_or_unknown"
+    );
+    let tampered = callback_url.replace("state=", "state=1");
+    let r = browser.get(&tampered).send().await.expect("tampered");
+    assert_eq!(r.status(), 400);
+
+    // The API call: a webhook's contact is delivered with the onboarded token.
+    let hook = |call: &str| {
+        let body = json!({"call_id": call, "customer_phone": "(415) 555-2671",
+                          "customer_email": format!("{call}@example.com"),
+                          "customer_name_first": "Ada", "customer_name_last": "Lovelace"})
+        .to_string();
+        manual
+            .post(format!("{}/v1/webhooks/t1/callrail", server.base))
+            .header(
+                "Signature",
+                callrail_sig("callrail-signing-key", body.as_bytes()),
+            )
+            .body(body)
+            .send()
+    };
+    let r = hook("CALL1").await.expect("sent");
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+
+    // The token expires: the engine refreshes it with the stored refresh token and goes on.
+    emu.expire_tokens();
+    let r = hook("CALL2").await.expect("sent");
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+    let renewed = s.get_token("t1", "hubspot").expect("read").expect("token");
+    assert_ne!(renewed["access_token"], token["access_token"], "refreshed");
+    assert_eq!(renewed["refresh_token"], token["refresh_token"]);
+
+    // Status, then disconnect: revoked at HubSpot, forgotten here.
+    let status = format!("{}/v1/tenants/t1/connections/hubspot", server.base);
+    let r: Value = manual
+        .get(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(r["connected"], true);
+    let r = manual
+        .delete(&status)
+        .bearer_auth(&k2)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 403, "another tenant cannot disconnect t1");
+    let r: Value = manual
+        .delete(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(
+        (r["had_tokens"].as_bool(), r["revoked"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+    assert!(s.get_token("t1", "hubspot").expect("read").is_none());
+    let r: Value = manual
+        .get(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(r["connected"], false);
+    // The revoked refresh token no longer works at the vendor.
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/v1/token", emu.base_url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", creds.get("client_id").expect("id")),
+            ("client_secret", creds.get("client_secret").expect("secret")),
+            (
+                "refresh_token",
+                token["refresh_token"].as_str().expect("refresh"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 400);
+    // A denied consent comes back as access_denied, and its state is used up.
+    let approve = start_flow().await;
+    let deny = approve.replace("decision=approve", "decision=deny");
+    let r = browser.get(&deny).send().await.expect("deny");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "access_denied"
+    );
+    // Nothing here printed a token.
+    let mut log = String::new();
+    while let Ok(l) = server.log.try_recv() {
+        log.push_str(&l);
+    }
+    assert!(
+        !log.contains(&access) && !log.contains("sandbox-hubspot-refresh-"),
+        "{log}"
+    );
+    emu.shutdown().await;
+}

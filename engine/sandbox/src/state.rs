@@ -42,6 +42,9 @@ pub(crate) struct Db {
     pub issued_tokens: HashSet<String>,
     /// Refresh tokens issued (the configured one is in credentials).
     pub refresh_tokens: HashSet<String>,
+    /// Authorization codes handed out by a consent page and not yet exchanged: code →
+    /// `{client_id, redirect_uri, expires}` (Unix seconds). Single use.
+    pub oauth_codes: HashMap<String, Value>,
     /// Idempotency key → (request fingerprint, status, body).
     pub idempotency: HashMap<String, (String, u16, Value)>,
     /// Server-side query cursors (Salesforce query locators, Zendesk/Pipedrive cursors) → state.

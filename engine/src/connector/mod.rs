@@ -8,6 +8,7 @@ mod auth;
 pub mod deliver;
 pub mod fieldkeys;
 mod http;
+pub mod oauth;
 mod plugin;
 pub mod ratelimit;
 pub mod route;

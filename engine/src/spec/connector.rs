@@ -31,6 +31,11 @@ pub struct ConnectorSpec {
     /// bearer flow), by name. Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub auth_flows: IndexMap<String, Auth>,
+    /// OAuth onboarding (authorization-code grant): where `switchyard serve` sends a tenant to
+    /// consent, and which of `[auth_flows]` then runs on the tokens it obtains. Default: none
+    /// (tenants bring their own tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OauthApp>,
     /// Client-side rate limit (token bucket per tenant and connector). Default: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -109,6 +114,48 @@ pub enum ConnectorKind {
     Source,
     /// Any other REST API.
     Custom,
+}
+
+/// OAuth onboarding of a connector (the authorization-code grant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthApp {
+    /// The vendor's authorization (consent) page, absolute (e.g.
+    /// `https://app.hubspot.com/oauth/authorize`). With a base URL override (an emulator) its
+    /// path is taken at the override's origin.
+    pub authorize_url: String,
+    /// The `[auth_flows]` entry (of type `oauth2_refresh`) that runs on the onboarded tokens:
+    /// its token URL and client credentials also serve the code exchange, and its refresh
+    /// token is the stored one.
+    pub flow: String,
+    /// Scopes asked for. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// How scopes are joined in the `scope` parameter. Default: a space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_separator: Option<String>,
+    /// Further query parameters of the authorization request (templates). Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub authorize_params: IndexMap<String, String>,
+    /// The request that revokes a refresh token on disconnect (path template, relative to the
+    /// base URL or absolute; it reads `{{refresh_token}}`). Default: tokens are only forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<OauthRevoke>,
+}
+
+/// How a connector revokes a refresh token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthRevoke {
+    /// HTTP method. Default: `POST`.
+    #[serde(default)]
+    pub method: Method,
+    /// Path (template reading `{{refresh_token}}`), e.g.
+    /// `/oauth/v1/refresh-tokens/{{refresh_token}}`.
+    pub path: String,
+    /// Form fields sent (templates; e.g. `token = "{{refresh_token}}"`). Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub form: IndexMap<String, String>,
 }
 
 /// A non-secret tenant setting.

@@ -23,6 +23,7 @@
 //! (`--reload-secs`): a changed route is swapped in when it compiles.
 
 mod listen;
+mod oauth;
 mod ops;
 mod origin;
 mod reload;
@@ -212,6 +213,12 @@ async fn serve(a: Args) -> u8 {
         .route(
             "/v1/tenants/{tenant}/dead-letters",
             get(tenant::dead_letters),
+        )
+        .route("/v1/oauth/{connector}/authorize", get(oauth::authorize))
+        .route("/v1/oauth/{connector}/callback", get(oauth::callback))
+        .route(
+            "/v1/tenants/{tenant}/connections/{connector}",
+            get(oauth::status).delete(oauth::disconnect),
         )
         .route("/v1/webhooks/{tenant}/{source}", post(webhook))
         .route("/webhooks/{tenant}/{source}", post(webhook))

@@ -10,12 +10,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 
-fn error(status: StatusCode, code: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str) -> Response {
     (status, axum::Json(json!({"error": code}))).into_response()
 }
 
 /// The tenant a request's key acts for, or the answer that refuses it.
-async fn authorise(app: &App, headers: &HeaderMap, tenant: &str) -> Result<(), Response> {
+pub(super) async fn authorise(
+    app: &App,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<(), Response> {
     let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -1,6 +1,7 @@
 //! HubSpot CRM v3 emulator: contacts, companies, deals, tickets and tasks (create, read,
 //! update, archive, list with `after`, search with filterGroups, batch create/read/update/
-//! upsert/archive), the OAuth token endpoint (`refresh_token` grant) and static bearer tokens,
+//! upsert/archive), the OAuth consent page, token endpoint (`authorization_code` and `refresh_token` grants)
+//! and refresh-token revocation and static bearer tokens,
 //! the 100 requests / 10 s rolling limit with `X-HubSpot-RateLimit-*` headers and the 429
 //! `RATE_LIMIT` body.
 //!
@@ -13,6 +14,7 @@ mod associations;
 mod auth;
 mod batch;
 mod errors;
+mod oauth;
 mod objects;
 mod properties;
 mod search;
@@ -93,6 +95,12 @@ impl Emulated for Hubspot {
         Router::new()
             .route("/oauth/v1/token", post(auth::token))
             .route("/oauth/v3/token", post(auth::token))
+            .route("/oauth/authorize", get(oauth::consent))
+            .route("/oauth/authorize/decision", get(oauth::decision))
+            .route(
+                "/oauth/v1/refresh-tokens/{token}",
+                axum::routing::delete(oauth::revoke),
+            )
             .fallback(errors::not_found_route)
     }
 
