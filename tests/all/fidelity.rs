@@ -941,3 +941,427 @@ async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
         json!({"full_name": "Ann Lee"})
     );
 }
+
+/// One call as CallRail sends it, for the HubSpot tests below.
+fn call(
+    id: &str,
+    first: &str,
+    last: &str,
+    email: Option<&str>,
+    phone: &str,
+    project: &str,
+    timeline: &str,
+    score: u32,
+) -> Value {
+    let mut r = json!({
+        "call_id": id, "customer_name": format!("{first} {last}"),
+        "customer_name_first": first, "customer_name_last": last,
+        "customer_phone": phone, "phone": phone, "customer_city": "Austin", "customer_state": "TX",
+        "source": "Google Ads", "recording_url": format!("https://rec.example.com/{id}"),
+        "transcription": "I'd like a quote.", "call_details": {"duration": 120},
+        "ai_analysis": {"project_type": project, "timeline": timeline, "lead_score": score,
+                        "urgency": "low"}
+    });
+    if let Some(e) = email {
+        r["email"] = json!(e);
+        r["customer_email"] = json!(e);
+    }
+    r
+}
+
+/// `switchyard run` of `route` over `input` with `store`, its report as JSON.
+async fn run_to(
+    route: &std::path::Path,
+    input: &std::path::Path,
+    store: &std::path::Path,
+) -> (Option<i32>, String, Value) {
+    let dir = route.parent().unwrap().to_path_buf();
+    let report = dir.join(format!("r-{}.json", rand_suffix()));
+    let (route, input, store, r2) = (
+        route.to_path_buf(),
+        input.to_path_buf(),
+        store.to_path_buf(),
+        report.clone(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        switchyard()
+            .args(["run", "--mapping"])
+            .arg(&route)
+            .arg("--input")
+            .arg(&input)
+            .arg("--store")
+            .arg(&store)
+            .arg("--report")
+            .arg(&r2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (out.status.code(), stderr, report)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Seed 003's HubSpot block (the advanced example: the seed's keys and its mapping examples)
+/// run by `switchyard run` against the HubSpot emulator, read back over HTTP: each call is a
+/// contact owned by `contact_owner`'s owner (looked up by e-mail through the owners API), a
+/// deal in `pipeline_id`/`deal_stage` named `deal_name` and worth `estimated_value` with the
+/// same owner, and — with `company_domain_mapping` — the company of the e-mail domain (one per
+/// domain, reused, none without an e-mail); contact↔deal, contact↔company and deal↔company are
+/// associated (v4), a second call of a known contact associates its new deal with it, and the
+/// workflow's tasks belong to their contact. Running the same input again creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
+    use switchyard_sandbox::{self as sandbox, RateLimitOverride, SandboxOptions, Vendor};
+    let emu = sandbox::start(
+        Vendor::Hubspot,
+        SandboxOptions {
+            rate_limit: Some(RateLimitOverride {
+                requests: 5000,
+                per: std::time::Duration::from_secs(1),
+            }),
+            // Searches lag writes (as HubSpot's do): a company created for one record is
+            // found for the next through the dedupe index, not the search.
+            search_lag: std::time::Duration::from_millis(400),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // 150 owners, the tenant's among them (not first, other case): only the e-mail filter
+    // finds it.
+    let owners: Vec<Value> = (0..150)
+        .map(|i| {
+            json!({"id": format!("{}", 71_000_000 + i), "email": format!("rep{i}@company.com"),
+                        "firstName": "Rep", "lastName": format!("{i}"), "userId": 8_000_000 + i})
+        })
+        .collect();
+    emu.seed("owners", &owners).unwrap();
+    let owner_id = "71000077";
+    let token = emu.credentials().get("access_token").unwrap().to_string();
+    let mut spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::cli::repo_root().join("mapping-specs/examples/hubspot-advanced.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for (k, v) in [
+        ("pipeline_id", json!("default")),
+        ("deal_stage", json!("appointmentscheduled")),
+        ("company_domain_mapping", json!(true)),
+    ] {
+        assert_eq!(
+            spec["crm_config"][k], v,
+            "the example carries the seed's `{k}`"
+        );
+    }
+    let cfg = &mut spec["crm_config"];
+    cfg["api_token"] = json!(token);
+    cfg["contact_owner"] = json!("REP77@Company.com");
+    cfg["settings"] = json!({"base_url": emu.base_url()});
+    let dir = tempfile::tempdir().unwrap();
+    let route = dir.path().join("route.json");
+    std::fs::write(&route, spec.to_string()).unwrap();
+    let calls = [
+        call(
+            "C1",
+            "Ada",
+            "Lovelace",
+            Some("ada@analytical.example"),
+            "(555) 201-0001",
+            "kitchen",
+            "immediate",
+            85,
+        ),
+        call(
+            "C2",
+            "Charles",
+            "Babbage",
+            Some("Charles@Analytical.example"),
+            "(555) 201-0002",
+            "bathroom",
+            "1-3_months",
+            40,
+        ),
+        call(
+            "C3",
+            "Grace",
+            "Hopper",
+            Some("grace@cobol.example"),
+            "(555) 201-0003",
+            "unknown",
+            "3-6_months",
+            50,
+        ),
+        call(
+            "C4",
+            "Alan",
+            "Turing",
+            None,
+            "(555) 201-0004",
+            "addition",
+            "6+_months",
+            30,
+        ),
+        // Ada calls again: her contact is found (updated), her new deal associated with it.
+        call(
+            "C5",
+            "Ada",
+            "Lovelace",
+            Some("ada@analytical.example"),
+            "(555) 201-0001",
+            "whole_home",
+            "immediate",
+            90,
+        ),
+    ];
+    let input = dir.path().join("calls.ndjson");
+    let lines: Vec<String> = calls.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let store = dir.path().join("s.sqlite");
+
+    let (code, stderr, r) = run_to(&route, &input, &store).await;
+    assert_eq!(code, Some(0), "{stderr}\n{r:#}");
+    assert_eq!(r["failed"], 0, "{r:#}");
+    let count = |object: &str, outcome: &str| {
+        r["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["object"] == object && o["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(
+        (count("contact", "created"), count("contact", "updated")),
+        (4, 1),
+        "{r:#}"
+    );
+    assert_eq!(
+        (count("deal", "created"), count("company", "created")),
+        (5, 2),
+        "{r:#}"
+    );
+    assert_eq!(
+        count("company", "skipped"),
+        2,
+        "reused for C2 and C5: {r:#}"
+    );
+
+    let c = reqwest::Client::new();
+    let get = |path: String| {
+        let (c, base, token) = (c.clone(), emu.base_url().to_string(), token.clone());
+        async move {
+            let resp = c
+                .get(format!("{base}{path}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let by = |records: Vec<Value>, prop: &str| -> std::collections::BTreeMap<String, Value> {
+        records
+            .into_iter()
+            .map(|r| (r["properties"][prop].as_str().unwrap_or("").to_string(), r))
+            .collect()
+    };
+    let contacts = by(
+        get("/crm/v3/objects/contacts?limit=100&properties=email,firstname,hubspot_owner_id&associations=deals,companies".into())
+            .await["results"]
+            .as_array()
+            .unwrap()
+            .clone(),
+        "firstname",
+    );
+    assert_eq!(contacts.len(), 4, "{contacts:#?}");
+    let companies = by(
+        get("/crm/v3/objects/companies?limit=100&properties=domain,name".into()).await["results"]
+            .as_array()
+            .unwrap()
+            .clone(),
+        "domain",
+    );
+    assert_eq!(
+        companies.keys().collect::<Vec<_>>(),
+        ["analytical.example", "cobol.example"],
+        "one company per e-mail domain, none without an e-mail"
+    );
+    assert_eq!(
+        companies["cobol.example"]["properties"]["name"],
+        "cobol.example"
+    );
+    let deals = get("/crm/v3/objects/deals?limit=100&properties=dealname,amount,pipeline,dealstage,hubspot_owner_id".into())
+        .await["results"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let deal_names: std::collections::BTreeSet<&str> = deals
+        .iter()
+        .map(|d| d["properties"]["dealname"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deal_names,
+        [
+            "Ada Lovelace - kitchen Project",
+            "Ada Lovelace - whole_home Project",
+            "Alan Turing - addition Project",
+            "Charles Babbage - bathroom Project",
+            "Grace Hopper - unknown Project",
+        ]
+        .into_iter()
+        .collect(),
+        "{deals:#?}"
+    );
+    for d in &deals {
+        let p = &d["properties"];
+        assert_eq!(
+            (p["pipeline"].as_str(), p["dealstage"].as_str()),
+            (Some("default"), Some("appointmentscheduled")),
+            "{d}"
+        );
+        assert_eq!(p["hubspot_owner_id"], owner_id, "{d}");
+        let expected = match p["dealname"].as_str().unwrap() {
+            n if n.contains("kitchen") => "25000",
+            n if n.contains("bathroom") => "15000",
+            n if n.contains("whole_home") => "100000",
+            n if n.contains("addition") => "50000",
+            _ => "20000",
+        };
+        assert_eq!(p["amount"], expected, "the mapped estimated_value: {d}");
+    }
+    let deal_of = |name: &str| {
+        deals
+            .iter()
+            .find(|d| d["properties"]["dealname"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ids = |v: &Value, to: &str| -> std::collections::BTreeSet<String> {
+        v["associations"][to]["results"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let set = |xs: &[&str]| {
+        xs.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let analytical = companies["analytical.example"]["id"].as_str().unwrap();
+    let cobol = companies["cobol.example"]["id"].as_str().unwrap();
+    for c in contacts.values() {
+        assert_eq!(c["properties"]["hubspot_owner_id"], owner_id, "{c}");
+    }
+    let ada = &contacts["Ada"];
+    assert_eq!(
+        ids(ada, "deals"),
+        set(&[
+            &deal_of("Ada Lovelace - kitchen Project"),
+            &deal_of("Ada Lovelace - whole_home Project")
+        ]),
+        "{ada}"
+    );
+    assert_eq!(ids(ada, "companies"), set(&[analytical]), "{ada}");
+    assert_eq!(ids(&contacts["Charles"], "companies"), set(&[analytical]));
+    assert_eq!(
+        ids(&contacts["Charles"], "deals"),
+        set(&[&deal_of("Charles Babbage - bathroom Project")])
+    );
+    assert_eq!(ids(&contacts["Grace"], "companies"), set(&[cobol]));
+    assert_eq!(
+        ids(&contacts["Alan"], "companies"),
+        set(&[]),
+        "no e-mail, no company"
+    );
+    assert_eq!(
+        ids(&contacts["Alan"], "deals"),
+        set(&[&deal_of("Alan Turing - addition Project")])
+    );
+    // deal → company through the v4 API: the default (unlabeled) type, 341.
+    let v4 = get(format!(
+        "/crm/v4/objects/deals/{}/associations/companies",
+        deal_of("Grace Hopper - unknown Project")
+    ))
+    .await;
+    assert_eq!(v4["results"][0]["toObjectId"], cobol, "{v4}");
+    assert_eq!(
+        v4["results"][0]["associationTypes"][0]["typeId"], 341,
+        "{v4}"
+    );
+    let v4 = get(format!(
+        "/crm/v4/objects/deals/{}/associations/companies",
+        deal_of("Alan Turing - addition Project")
+    ))
+    .await;
+    assert_eq!(v4["results"], json!([]), "{v4}");
+    // The workflow's tasks (timeline `immediate`: C1, C5) belong to Ada, with her owner.
+    let tasks = emu.records("tasks");
+    assert_eq!(tasks.len(), 2, "{tasks:#?}");
+    for t in &tasks {
+        let task = get(format!(
+            "/crm/v3/objects/tasks/{}?properties=hubspot_owner_id&associations=contacts",
+            t["id"].as_str().unwrap()
+        ))
+        .await;
+        assert_eq!(
+            ids(&task, "contacts"),
+            set(&[ada["id"].as_str().unwrap()]),
+            "{task}"
+        );
+        assert_eq!(
+            task["associations"]["contacts"]["results"][0]["type"], "task_to_contact",
+            "{task}"
+        );
+        assert_eq!(task["properties"]["hubspot_owner_id"], owner_id, "{task}");
+    }
+
+    // The same input again: nothing new in the CRM; contacts and deals updated, companies
+    // reused, associations and tasks not made again.
+    let before: Vec<usize> = ["contacts", "companies", "deals", "tasks"]
+        .iter()
+        .map(|o| emu.records(o).len())
+        .collect();
+    let (code, stderr, r) = run_to(&route, &input, &store).await;
+    assert_eq!(code, Some(0), "{stderr}\n{r:#}");
+    assert_eq!(
+        (r["created"].as_u64(), r["failed"].as_u64()),
+        (Some(0), Some(0)),
+        "{r:#}"
+    );
+    let after: Vec<usize> = ["contacts", "companies", "deals", "tasks"]
+        .iter()
+        .map(|o| emu.records(o).len())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(after, [4, 2, 5, 2]);
+    let assoc: Vec<&Value> = r["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["trigger"] == "associations")
+        .collect();
+    assert!(
+        !assoc.is_empty() && assoc.iter().all(|a| a["status"] == "skipped"),
+        "{assoc:#?}"
+    );
+    emu.shutdown().await;
+}

@@ -7,8 +7,10 @@
 mod auth;
 pub mod deliver;
 mod http;
+mod lookup;
 mod plugin;
 pub mod ratelimit;
+pub(crate) mod related;
 pub mod route;
 pub mod sync;
 pub mod template;
@@ -270,6 +272,9 @@ pub struct Connector {
     pub(crate) created_before: Option<CreatedBeforePlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
     pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
+    pub(crate) lookups: Vec<related::CompiledLookup>,
+    pub(crate) related: Vec<related::CompiledRelated>,
+    pub(crate) associations: Vec<related::CompiledAssociation>,
     /// Retry policy.
     pub retry: crate::spec::connector::Retry,
 }
@@ -383,6 +388,7 @@ impl Connector {
                 crate::connector::workflow::CompiledAction::compile(a, &mut t)?,
             );
         }
+        let plans = related::compile(&spec, &mut t)?;
         let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
             max_attempts: 5,
             initial_backoff_ms: 200,
@@ -403,6 +409,9 @@ impl Connector {
             created_before,
             throttles,
             actions,
+            lookups: plans.lookups,
+            related: plans.related,
+            associations: plans.associations,
             retry,
         })
     }
@@ -481,6 +490,8 @@ pub struct Session {
     pub(crate) ctx_base: Arc<Map<String, Value>>,
     pub(crate) token_store: Option<auth::TokenStore>,
     pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
+    /// The connector's `[lookups]` resolved for this tenant (shared by the session's clones).
+    pub(crate) lookups: Arc<lookup::LookupCache>,
     /// Removes the binding's secrets from error texts.
     pub(crate) redactor: crate::secrets::Redactor,
 }
@@ -565,6 +576,7 @@ impl Runtime {
             ctx_base: Arc::new(ctx),
             token_store: None,
             plugins: None,
+            lookups: Arc::default(),
         }
     }
 }
@@ -665,7 +677,8 @@ impl Session {
         self.dry_run.is_some()
     }
 
-    /// The template context: `config`, `secrets`, `tenant` plus `vars`.
+    /// The template context: `config`, `secrets`, `tenant`, `now`, `today`, `lookups` (the
+    /// values resolved so far, [`Session::resolve_lookups`]) plus `vars`.
     pub fn context(&self, vars: Map<String, Value>) -> Value {
         let mut m = (*self.ctx_base).clone();
         let now = chrono::Utc::now();
@@ -677,6 +690,9 @@ impl Session {
             "today".into(),
             Value::String(now.format("%Y-%m-%d").to_string()),
         );
+        if !self.connector.lookups.is_empty() {
+            m.insert("lookups".into(), Value::Object(self.lookups.values()));
+        }
         m.extend(vars);
         Value::Object(m)
     }
