@@ -495,10 +495,12 @@ fn connector_specs() -> Vec<switchyard::spec::ConnectorSpec> {
     out
 }
 
-/// Seed 003's HubSpot keys that still do nothing (`pipeline_id`, `deal_stage`,
-/// `contact_owner`, `company_domain_mapping`, and `portal_id`) validated with 0 warnings; now
-/// each is named. For every connector and every scalar `crm_config` key, validate warns
-/// exactly when nothing in the connector's spec reads the key.
+/// Seed 003's HubSpot keys that did nothing (`pipeline_id`, `deal_stage`, `contact_owner`,
+/// `company_domain_mapping`, `portal_id`) validated with 0 warnings. The first four now take
+/// effect (`hubspot_seed_003_brings_its_deal_company_owner_and_associations`) and are not
+/// warned about; `portal_id`, which no request needs, still is. For every connector and every
+/// scalar `crm_config` key, validate warns exactly when nothing in the connector's spec reads
+/// the key.
 #[test]
 fn validate_warns_for_every_key_without_effect() {
     let out = switchyard()
@@ -520,17 +522,7 @@ fn validate_warns_for_every_key_without_effect() {
         .map(|d| d["pointer"].as_str().unwrap().to_string())
         .collect();
     w232.sort();
-    assert_eq!(
-        w232,
-        [
-            "/crm_config/company_domain_mapping",
-            "/crm_config/contact_owner",
-            "/crm_config/deal_stage",
-            "/crm_config/pipeline_id",
-            "/crm_config/portal_id"
-        ],
-        "{v:#}"
-    );
+    assert_eq!(w232, ["/crm_config/portal_id"], "{v:#}");
     // Every connector × every scalar key, through the library.
     let scalar = [
         "api_token",
@@ -1363,5 +1355,166 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
         !assoc.is_empty() && assoc.iter().all(|a| a["status"] == "skipped"),
         "{assoc:#?}"
     );
+    emu.shutdown().await;
+}
+
+/// Seed 003's HubSpot config exactly as written, dry run over four calls: the owner is looked
+/// up once for the run (`GET /crm/v3/owners?email=owner@company.com`), every contact, deal and
+/// task carries it, each deal is in the seed's pipeline and stage (named after the contact:
+/// the seed maps no deal name), the company is the e-mail domain's, and three v4 associations
+/// follow each record.
+#[test]
+fn hubspot_seed_003_dry_run_looks_the_owner_up_once_and_associates_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let calls: Vec<String> = std::fs::read_to_string(
+        crate::cli::repo_root().join("mapping-specs/examples/data/calls.ndjson"),
+    )
+    .unwrap()
+    .lines()
+    .take(4)
+    .map(String::from)
+    .collect();
+    std::fs::write(&input, calls.join("\n") + "\n").unwrap();
+    let out = switchyard()
+        .args([
+            "run",
+            "--dry-run",
+            "--mapping",
+            "mapping-specs/examples/hubspot-contact.json",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |method: &str, path: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["method"] == method
+                    && l["url"].as_str().unwrap().split('?').next().unwrap()
+                        == format!("https://api.hubapi.com{path}")
+            })
+            .collect()
+    };
+    let owners = of("GET", "/crm/v3/owners");
+    assert_eq!(owners.len(), 1, "{stdout}");
+    assert!(
+        owners[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("email=owner%40company.com"),
+        "{}",
+        owners[0]
+    );
+    let contacts = of("POST", "/crm/v3/objects/contacts");
+    assert_eq!(contacts.len(), 4);
+    assert!(
+        contacts
+            .iter()
+            .all(|c| c["body"]["properties"]["hubspot_owner_id"] == "dry-run-owner")
+    );
+    let deals = of("POST", "/crm/v3/objects/deals");
+    assert_eq!(deals.len(), 4);
+    let first = &deals[0]["body"]["properties"];
+    assert_eq!(
+        (
+            first["pipeline"].as_str(),
+            first["dealstage"].as_str(),
+            first["hubspot_owner_id"].as_str()
+        ),
+        (
+            Some("default"),
+            Some("appointmentscheduled"),
+            Some("dry-run-owner")
+        ),
+        "{first}"
+    );
+    assert_eq!(first["dealname"], "Olivia Garcia");
+    let companies = of("POST", "/crm/v3/objects/companies");
+    assert_eq!(
+        companies[0]["body"]["properties"],
+        json!({"domain": "example.com", "name": "example.com"})
+    );
+    let puts: Vec<&Value> = lines.iter().filter(|l| l["method"] == "PUT").collect();
+    assert_eq!(puts.len(), 12, "{stdout}");
+    assert!(puts.iter().any(|p| p["url"] == "https://api.hubapi.com/crm/v4/objects/deals/dry-run-deal-id/associations/default/companies/dry-run-company-id"));
+}
+
+/// An owner e-mail HubSpot does not know: nothing of the run is sent (no contact without the
+/// owner the tenant asked for), every record is dead-lettered with a reason naming the
+/// lookup and the e-mail, so a replay after the fix delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_an_unknown_contact_owner_sends_nothing_and_says_why() {
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("access_token").unwrap().to_string();
+    let mut spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::cli::repo_root().join("mapping-specs/examples/hubspot-contact.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    spec["crm_config"]["api_token"] = json!(token);
+    spec["crm_config"]["contact_owner"] = json!("nobody@company.com");
+    spec["crm_config"]["settings"] = json!({"base_url": emu.base_url()});
+    let dir = tempfile::tempdir().unwrap();
+    let route = dir.path().join("route.json");
+    std::fs::write(&route, spec.to_string()).unwrap();
+    let input = dir.path().join("in.ndjson");
+    let calls = [
+        call(
+            "N1",
+            "Ada",
+            "Lovelace",
+            Some("ada@analytical.example"),
+            "(555) 201-0001",
+            "kitchen",
+            "1-3_months",
+            10,
+        ),
+        call(
+            "N2",
+            "Grace",
+            "Hopper",
+            Some("grace@cobol.example"),
+            "(555) 201-0003",
+            "kitchen",
+            "1-3_months",
+            10,
+        ),
+    ];
+    let lines: Vec<String> = calls.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let store = dir.path().join("s.sqlite");
+    let (code, stderr, r) = run_to(&route, &input, &store).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(
+        (r["created"].as_u64(), r["dead_lettered"].as_u64()),
+        (Some(0), Some(2)),
+        "{r:#}"
+    );
+    let reason = r["objects"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lookup `owner`") && reason.contains("nobody@company.com"),
+        "{reason}"
+    );
+    for o in ["contacts", "companies", "deals"] {
+        assert!(emu.records(o).is_empty(), "{o}");
+    }
     emu.shutdown().await;
 }
