@@ -1518,3 +1518,97 @@ async fn hubspot_an_unknown_contact_owner_sends_nothing_and_says_why() {
     }
     emu.shutdown().await;
 }
+
+/// Associations are made once per record and pair of ids; one whose outcome is unknown (the
+/// process died between the request and its record) is made again, since the request is
+/// idempotent, instead of being skipped for good like a workflow action.
+#[tokio::test]
+async fn hubspot_an_association_whose_outcome_is_unknown_is_made_again() {
+    use crate::connector::{hubspot_emu_opts, opts, session, spec};
+    use switchyard::connector::{Deliverer, DeliveryItem};
+    use switchyard::store::{ClaimKey, Store};
+    use switchyard_sandbox::{self as sandbox, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({"company_domain_mapping": true}),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+    let d = Deliverer::new(s, Some(store.clone()), opts(None, "contact"));
+    let item = || DeliveryItem {
+        key: "k1".into(),
+        mapped: switchyard::record::Mapped {
+            objects: [(
+                "contact".to_string(),
+                json!({"email": "ada@analytical.example", "firstname": "Ada"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )]
+            .into_iter()
+            .collect(),
+            triggers: vec![],
+            notes: vec![],
+        },
+    };
+    let statuses = |r: &switchyard::connector::DeliveryReport| -> Vec<(String, &'static str)> {
+        r.actions
+            .iter()
+            .map(|a| (a.action.clone(), a.status))
+            .collect()
+    };
+    let r = d.deliver(vec![item()]).await;
+    assert_eq!(
+        statuses(&r),
+        [("contact_company".to_string(), "ran")],
+        "{r:?}"
+    );
+    let id = |o: &str| {
+        r.objects
+            .iter()
+            .find(|x| x.object == o)
+            .and_then(|x| x.id.clone())
+            .unwrap()
+    };
+    let object = format!(
+        "action:associations:contact_company:{}:{}",
+        id("contact"),
+        id("company")
+    );
+    // The state a crash after the request leaves: pending, under an owner that is gone.
+    store
+        .forget_delivery("tenant_test", &d.namespace(), &object, "k1")
+        .unwrap();
+    store
+        .claim(
+            "tenant_test",
+            &d.namespace(),
+            "ghost:1:dead",
+            &[ClaimKey {
+                object: &object,
+                key: "k1",
+            }],
+        )
+        .unwrap();
+    let r = d.deliver(vec![item()]).await;
+    assert_eq!(
+        statuses(&r),
+        [("contact_company".to_string(), "ran")],
+        "{r:?}"
+    );
+    let r = d.deliver(vec![item()]).await;
+    assert_eq!(
+        statuses(&r),
+        [("contact_company".to_string(), "skipped")],
+        "{r:?}"
+    );
+    assert_eq!(emu.records("companies").len(), 1);
+    assert_eq!(emu.records("contacts").len(), 1);
+    emu.shutdown().await;
+}

@@ -186,7 +186,9 @@ impl Deliverer {
                 status,
                 reason,
             };
-            if let Some(why) = ledger.and_then(|l| l.begin(&item.key, ASSOCIATIONS, &entry)) {
+            if let Some(why) =
+                ledger.and_then(|l| l.begin_idempotent(&item.key, ASSOCIATIONS, &entry))
+            {
                 out.push(outcome("skipped", Some(why)));
                 continue;
             }
