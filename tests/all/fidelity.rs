@@ -934,19 +934,13 @@ async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
     );
 }
 
-/// One call as CallRail sends it, for the HubSpot tests below.
-fn call(
-    id: &str,
-    first: &str,
-    last: &str,
-    email: Option<&str>,
-    phone: &str,
-    project: &str,
-    timeline: &str,
-    score: u32,
-) -> Value {
+/// One call as CallRail sends it, for the HubSpot tests below: `name` is "First Last", `ai`
+/// the analysis's (project type, timeline, lead score).
+fn call(id: &str, name: &str, email: Option<&str>, phone: &str, ai: (&str, &str, u32)) -> Value {
+    let (first, last) = name.split_once(' ').unwrap();
+    let (project, timeline, score) = ai;
     let mut r = json!({
-        "call_id": id, "customer_name": format!("{first} {last}"),
+        "call_id": id, "customer_name": name,
         "customer_name_first": first, "customer_name_last": last,
         "customer_phone": phone, "phone": phone, "customer_city": "Austin", "customer_state": "TX",
         "source": "Google Ads", "recording_url": format!("https://rec.example.com/{id}"),
@@ -1068,54 +1062,39 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
     let calls = [
         call(
             "C1",
-            "Ada",
-            "Lovelace",
+            "Ada Lovelace",
             Some("ada@analytical.example"),
             "(555) 201-0001",
-            "kitchen",
-            "immediate",
-            85,
+            ("kitchen", "immediate", 85),
         ),
         call(
             "C2",
-            "Charles",
-            "Babbage",
+            "Charles Babbage",
             Some("Charles@Analytical.example"),
             "(555) 201-0002",
-            "bathroom",
-            "1-3_months",
-            40,
+            ("bathroom", "1-3_months", 40),
         ),
         call(
             "C3",
-            "Grace",
-            "Hopper",
+            "Grace Hopper",
             Some("grace@cobol.example"),
             "(555) 201-0003",
-            "unknown",
-            "3-6_months",
-            50,
+            ("unknown", "3-6_months", 50),
         ),
         call(
             "C4",
-            "Alan",
-            "Turing",
+            "Alan Turing",
             None,
             "(555) 201-0004",
-            "addition",
-            "6+_months",
-            30,
+            ("addition", "6+_months", 30),
         ),
         // Ada calls again: her contact is found (updated), her new deal associated with it.
         call(
             "C5",
-            "Ada",
-            "Lovelace",
+            "Ada Lovelace",
             Some("ada@analytical.example"),
             "(555) 201-0001",
-            "whole_home",
-            "immediate",
-            90,
+            ("whole_home", "immediate", 90),
         ),
     ];
     let input = dir.path().join("calls.ndjson");
@@ -1479,23 +1458,17 @@ async fn hubspot_an_unknown_contact_owner_sends_nothing_and_says_why() {
     let calls = [
         call(
             "N1",
-            "Ada",
-            "Lovelace",
+            "Ada Lovelace",
             Some("ada@analytical.example"),
             "(555) 201-0001",
-            "kitchen",
-            "1-3_months",
-            10,
+            ("kitchen", "1-3_months", 10),
         ),
         call(
             "N2",
-            "Grace",
-            "Hopper",
+            "Grace Hopper",
             Some("grace@cobol.example"),
             "(555) 201-0003",
-            "kitchen",
-            "1-3_months",
-            10,
+            ("kitchen", "1-3_months", 10),
         ),
     ];
     let lines: Vec<String> = calls.iter().map(Value::to_string).collect();

@@ -388,9 +388,9 @@ impl Deliverer {
         for i in chunk {
             match i {
                 Input::Rejected(r) => out.push(Unit::Rejected(r)),
-                Input::Record(it) => match self.expand(it) {
-                    Err((it, why)) => out.push(Unit::Unexpandable(it, why)),
-                    Ok(it) => match self.batchable(&it) {
+                Input::Record(mut it) => match self.expand(&mut it) {
+                    Err(why) => out.push(Unit::Unexpandable(it, why)),
+                    Ok(()) => match self.batchable(&it) {
                         Some(o) => groups.entry(o.to_string()).or_default().push(it),
                         None => out.push(Unit::Single(it)),
                     },

@@ -15,15 +15,12 @@ use serde_json::{Map, Value, json};
 const ASSOCIATIONS: &str = "associations";
 
 impl Deliverer {
-    /// The record with the connector's related objects added (fields the mapping gave an
-    /// object win); `Err` with the record and why when a related template does not render.
-    pub(super) fn expand(
-        &self,
-        mut item: DeliveryItem,
-    ) -> Result<DeliveryItem, (DeliveryItem, String)> {
+    /// Add the connector's related objects to the record (fields the mapping gave an object
+    /// win); `Err` says why when a related template does not render (the record is not sent).
+    pub(super) fn expand(&self, item: &mut DeliveryItem) -> Result<(), String> {
         let conn = &self.session.connector;
         if conn.related.is_empty() || item.mapped.objects.is_empty() {
-            return Ok(item);
+            return Ok(());
         }
         let payload = item
             .mapped
@@ -54,11 +51,10 @@ impl Deliverer {
                 Ok(Some(Value::Object(m))) => m,
                 Ok(_) => continue,
                 Err(e) => {
-                    let why = format!(
+                    return Err(format!(
                         "the related object `{}` does not render for this record: {e}",
                         r.object
-                    );
-                    return Err((item, why));
+                    ));
                 }
             };
             let fields: Map<String, Value> = fields
@@ -81,7 +77,7 @@ impl Deliverer {
                 item.mapped.objects.shift_remove(&r.object);
             }
         }
-        Ok(item)
+        Ok(())
     }
 
     /// How a related object that is found by a field is found (duplicate detection with
