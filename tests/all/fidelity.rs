@@ -1585,3 +1585,39 @@ async fn hubspot_an_association_whose_outcome_is_unknown_is_made_again() {
     assert_eq!(emu.records("contacts").len(), 1);
     emu.shutdown().await;
 }
+
+/// `contact_owner` reaches contacts created in batches too (a route without duplicate
+/// detection, deals or companies): one owner lookup, one batch, every contact owned.
+#[tokio::test]
+async fn hubspot_contact_owner_reaches_batch_creates_too() {
+    use crate::connector::{contact, hubspot_emu_opts, opts, session, spec};
+    use switchyard::connector::Deliverer;
+    use switchyard_sandbox::{self as sandbox, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
+        .await
+        .unwrap();
+    let s = session(
+        spec("hubspot"),
+        &emu,
+        &[("api_token", "access_token")],
+        json!({"contact_owner": "owner@company.com"}),
+        true,
+    );
+    let d = Deliverer::new(s, None, opts(None, "contact"));
+    let r = d.deliver((0..5).map(|i| contact(i, "Ann")).collect()).await;
+    assert_eq!((r.created, r.failed), (5, 0), "{:?}", r.objects);
+    assert_eq!(
+        emu.stats().requests,
+        2,
+        "one owner lookup, one batch create"
+    );
+    let contacts = emu.records("contacts");
+    assert_eq!(contacts.len(), 5);
+    assert!(
+        contacts
+            .iter()
+            .all(|c| c["properties"]["hubspot_owner_id"] == "70000001"),
+        "{contacts:#?}"
+    );
+    emu.shutdown().await;
+}

@@ -102,7 +102,8 @@ fn email_domain_helper(
     Ok(())
 }
 
-/// The domain of an e-mail address (see [`email_domain_helper`]).
+/// The domain of an e-mail address, trimmed and lowercased; empty when `s` is not an address
+/// (the `emailDomain` template helper).
 pub fn email_domain(s: &str) -> String {
     let s = s.trim();
     match s.rsplit_once('@') {
