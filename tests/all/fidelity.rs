@@ -1088,6 +1088,14 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
             "(555) 201-0004",
             ("addition", "6+_months", 30),
         ),
+        // A consumer mail address names no company.
+        call(
+            "C6",
+            "Edsger Dijkstra",
+            Some("edsger.d@gmail.com"),
+            "(555) 201-0006",
+            ("kitchen", "3-6_months", 20),
+        ),
         // Ada calls again: her contact is found (updated), her new deal associated with it.
         call(
             "C5",
@@ -1115,12 +1123,12 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
     };
     assert_eq!(
         (count("contact", "created"), count("contact", "updated")),
-        (4, 1),
+        (5, 1),
         "{r:#}"
     );
     assert_eq!(
         (count("deal", "created"), count("company", "created")),
-        (5, 2),
+        (6, 2),
         "{r:#}"
     );
     assert_eq!(
@@ -1157,7 +1165,7 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
             .clone(),
         "firstname",
     );
-    assert_eq!(contacts.len(), 4, "{contacts:#?}");
+    assert_eq!(contacts.len(), 5, "{contacts:#?}");
     let companies = by(
         get("/crm/v3/objects/companies?limit=100&properties=domain,name".into()).await["results"]
             .as_array()
@@ -1168,7 +1176,7 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
     assert_eq!(
         companies.keys().collect::<Vec<_>>(),
         ["analytical.example", "cobol.example"],
-        "one company per e-mail domain, none without an e-mail"
+        "one company per e-mail domain, none without an e-mail or for a consumer mail address"
     );
     assert_eq!(
         companies["cobol.example"]["properties"]["name"],
@@ -1189,6 +1197,7 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
             "Ada Lovelace - kitchen Project",
             "Ada Lovelace - whole_home Project",
             "Alan Turing - addition Project",
+            "Edsger Dijkstra - kitchen Project",
             "Charles Babbage - bathroom Project",
             "Grace Hopper - unknown Project",
         ]
@@ -1264,6 +1273,11 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
         "no e-mail, no company"
     );
     assert_eq!(
+        ids(&contacts["Edsger"], "companies"),
+        set(&[]),
+        "gmail.com names no company"
+    );
+    assert_eq!(
         ids(&contacts["Alan"], "deals"),
         set(&[&deal_of("Alan Turing - addition Project")])
     );
@@ -1323,7 +1337,7 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
         .map(|o| emu.records(o).len())
         .collect();
     assert_eq!(before, after);
-    assert_eq!(after, [4, 2, 5, 2]);
+    assert_eq!(after, [5, 2, 6, 2]);
     let assoc: Vec<&Value> = r["actions"]
         .as_array()
         .unwrap()
