@@ -291,7 +291,7 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
             let hint = did_you_mean(&name, c.lookups.keys().map(String::as_str))
                 .unwrap_or_else(|| "declare it under [lookups]".to_string());
             out.push(
-                Diagnostic::error("E235", ptr, format!("unknown lookup `{name}`")).with_hint(hint),
+                Diagnostic::error("E236", ptr, format!("unknown lookup `{name}`")).with_hint(hint),
             );
         }
     }
