@@ -294,6 +294,15 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
         ));
         return;
     }
+    for name in lookup_refs(t) {
+        if !c.lookups.contains_key(&name) {
+            let hint = did_you_mean(&name, c.lookups.keys().map(String::as_str))
+                .unwrap_or_else(|| "declare it under [lookups]".to_string());
+            out.push(
+                Diagnostic::error("E236", ptr, format!("unknown lookup `{name}`")).with_hint(hint),
+            );
+        }
+    }
     for (kind, name) in crate::template::template_refs(t) {
         let known: Vec<&str> = if kind == "secrets" {
             c.secrets.keys().map(String::as_str).collect()
@@ -314,6 +323,24 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
             );
         }
     }
+}
+
+/// Names a template string reads under `lookups.`.
+fn lookup_refs(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in crate::template::tags(t) {
+        for word in tag.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+            let word = word.trim_start_matches(['{', '#', '/', '^']);
+            if let Some(rest) = word.strip_prefix("lookups.") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 fn check_template_tree(v: &serde_json::Value, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
@@ -779,6 +806,70 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 &mut out,
             );
         }
+    }
+    for (lname, l) in &c.lookups {
+        let base = pointer_join("/lookups", lname);
+        op_ref(&l.operation, &pointer_join(&base, "operation"), &mut out);
+        check_template_str(&l.input, &pointer_join(&base, "input"), c, &mut out);
+        if let Some(p) = &l.value {
+            check_jsonpath(p, &pointer_join(&base, "value"), &mut out);
+        }
+    }
+    for (oname, r) in &c.related {
+        let base = pointer_join("/related", oname);
+        obj_ref(oname, &base, &mut out);
+        check_template_str(&r.when, &pointer_join(&base, "when"), c, &mut out);
+        check_template_tree(&r.payload, &pointer_join(&base, "payload"), c, &mut out);
+        if !r.payload.is_object() {
+            out.push(Diagnostic::error(
+                "E211",
+                pointer_join(&base, "payload"),
+                "a related object's payload must be a JSON object",
+            ));
+        }
+        let has = |kind: crate::spec::connector::OperationKind| {
+            c.operations
+                .values()
+                .any(|o| o.kind == kind && o.object.as_deref() == Some(oname.as_str()))
+        };
+        use crate::spec::connector::OperationKind as K;
+        if !has(K::Create) && !has(K::Upsert) {
+            out.push(
+                Diagnostic::error(
+                    "E207",
+                    base.clone(),
+                    format!("related object `{oname}` has no create operation"),
+                )
+                .with_hint(format!(
+                    "declare an operation with object = \"{oname}\" and kind = \"create\""
+                )),
+            );
+        }
+        if let Some(f) = &r.find_by {
+            if r.payload.get(f).is_none() {
+                out.push(Diagnostic::warning(
+                    "W234",
+                    pointer_join(&base, "find_by"),
+                    format!("`find_by` names `{f}`, which the payload does not set: the object is never brought"),
+                ));
+            }
+            if !has(K::Search) {
+                out.push(
+                    Diagnostic::warning(
+                        "W234",
+                        pointer_join(&base, "find_by"),
+                        format!("`{oname}` has no search operation: an object that exists already is found only if this store delivered it"),
+                    )
+                    .with_hint(format!("declare an operation with object = \"{oname}\" and kind = \"search\"")),
+                );
+            }
+        }
+    }
+    for (aname, a) in &c.associations {
+        let base = pointer_join("/associations", aname);
+        obj_ref(&a.from, &pointer_join(&base, "from"), &mut out);
+        obj_ref(&a.to, &pointer_join(&base, "to"), &mut out);
+        op_ref(&a.operation, &pointer_join(&base, "operation"), &mut out);
     }
     if let Some(i) = &c.inbound {
         obj_ref(&i.object, "/inbound/object", &mut out);

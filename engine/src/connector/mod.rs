@@ -9,8 +9,10 @@ pub mod deliver;
 pub mod fieldkeys;
 mod http;
 pub mod oauth;
+mod lookup;
 mod plugin;
 pub mod ratelimit;
+pub(crate) mod related;
 pub mod route;
 pub mod sync;
 pub mod template;
@@ -274,6 +276,9 @@ pub struct Connector {
     pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
     /// `field_keys` by object.
     pub(crate) field_keys: IndexMap<String, fieldkeys::FieldKeysPlan>,
+    pub(crate) lookups: Vec<related::CompiledLookup>,
+    pub(crate) related: Vec<related::CompiledRelated>,
+    pub(crate) associations: Vec<related::CompiledAssociation>,
     /// Retry policy.
     pub retry: crate::spec::connector::Retry,
 }
@@ -396,6 +401,7 @@ impl Connector {
                 );
             }
         }
+        let plans = related::compile(&spec, &mut t)?;
         let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
             max_attempts: 5,
             initial_backoff_ms: 200,
@@ -417,6 +423,9 @@ impl Connector {
             throttles,
             actions,
             field_keys,
+            lookups: plans.lookups,
+            related: plans.related,
+            associations: plans.associations,
             retry,
         })
     }
@@ -495,6 +504,8 @@ pub struct Session {
     pub(crate) ctx_base: Arc<Map<String, Value>>,
     pub(crate) token_store: Option<auth::TokenStore>,
     pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
+    /// The connector's `[lookups]` resolved for this tenant (shared by the session's clones).
+    pub(crate) lookups: Arc<lookup::LookupCache>,
     /// Removes the binding's secrets from error texts.
     pub(crate) redactor: crate::secrets::Redactor,
     /// Field definitions listed for `field_keys`, shared by the clones of this session.
@@ -582,6 +593,7 @@ impl Runtime {
             token_store: None,
             plugins: None,
             field_keys: Arc::default(),
+            lookups: Arc::default(),
         }
     }
 }
@@ -682,7 +694,8 @@ impl Session {
         self.dry_run.is_some()
     }
 
-    /// The template context: `config`, `secrets`, `tenant` plus `vars`.
+    /// The template context: `config`, `secrets`, `tenant`, `now`, `today`, `lookups` (the
+    /// values resolved so far, [`Session::resolve_lookups`]) plus `vars`.
     pub fn context(&self, vars: Map<String, Value>) -> Value {
         let mut m = (*self.ctx_base).clone();
         let now = chrono::Utc::now();
@@ -694,6 +707,9 @@ impl Session {
             "today".into(),
             Value::String(now.format("%Y-%m-%d").to_string()),
         );
+        if !self.connector.lookups.is_empty() {
+            m.insert("lookups".into(), Value::Object(self.lookups.values()));
+        }
         m.extend(vars);
         Value::Object(m)
     }

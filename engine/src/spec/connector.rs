@@ -55,6 +55,20 @@ pub struct ConnectorSpec {
     /// Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub actions: IndexMap<String, ActionSpec>,
+    /// Values looked up through an operation once per session and cached, by name; templates
+    /// read them as `{{lookups.<name>}}` (HubSpot: the owner id of the tenant's owner e-mail).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lookups: IndexMap<String, Lookup>,
+    /// Objects a delivered record brings along, by object, delivered after the mapped objects
+    /// (HubSpot: a deal in the tenant's pipeline, the company of the contact's e-mail domain).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub related: IndexMap<String, Related>,
+    /// Associations made once both of their objects of a record are delivered, by name.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub associations: IndexMap<String, Association>,
     /// For inbound sources (e.g. CallRail): the record object and webhook verification.
     /// Default: not an inbound source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -852,6 +866,63 @@ pub struct ActionSpec {
     /// Payload template for the action. Default: the mapped record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+}
+
+/// A value looked up through an operation (`{{lookups.<name>}}`), once per session and input,
+/// before a delivery sends anything; a lookup that finds nothing fails the records it would
+/// have served (dead-lettered, nothing sent), naming the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// The list or search operation that finds it (a key of `operations`); its templates read
+    /// the input as `{{input}}`.
+    pub operation: String,
+    /// The input: a template over `config` (e.g. `{{config.contact_owner}}`). When it renders
+    /// empty nothing is looked up and `lookups.<name>` is absent.
+    pub input: String,
+    /// JSONPath of the value in the first record found. Default: the operation's `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How long a found value, or a miss, is kept before it is looked up again. Default: 600.
+    #[serde(default = "default_cache_secs")]
+    pub cache_secs: u64,
+}
+
+fn default_cache_secs() -> u64 {
+    600
+}
+
+/// An object each delivered record brings along (keyed by the object's name in `objects`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Related {
+    /// Whether records bring it: a template over `config`, `payload` and `record`; empty,
+    /// `false` or `0` mean no.
+    pub when: String,
+    /// Its payload: a JSON template over `payload` (the record's default object), `record`
+    /// (every mapped object by name) and `config`. Fields the mapping gave this object win.
+    pub payload: Value,
+    /// A payload field that identifies an existing object to reuse instead of creating one
+    /// (looked up in the dedupe index, then through the object's `search` operation; reused
+    /// as it is, never updated); a record whose payload leaves it empty does not bring the
+    /// object. Default: none (one object per record, updated on a rerun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_by: Option<String>,
+}
+
+/// An association between two objects of one record, made once both are delivered (also when
+/// either already existed), at most once per record and pair of ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Association {
+    /// The object it goes from (a key of `objects`).
+    pub from: String,
+    /// The object it goes to (a key of `objects`).
+    pub to: String,
+    /// The operation that makes it, an idempotent request (a key of `operations`); its
+    /// templates read `from.object`/`to.object` (the vendor's object names) and
+    /// `from.id`/`to.id`.
+    pub operation: String,
 }
 
 /// An inbound source's record and webhook verification.

@@ -149,8 +149,25 @@ pub const STRUCTURAL_KEYS: &[KeyDoc] = &[
     },
 ];
 
-/// Tests that show a scalar key reaching the requests that read it, by key.
+/// Tests that show a scalar key reaching the requests that read it, by key, or by
+/// `<connector>.<key>` where connectors read one key differently (looked up first).
 pub const SCALAR_KEY_TESTS: &[(&str, &str)] = &[
+    (
+        "hubspot.pipeline_id",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.deal_stage",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.contact_owner",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.company_domain_mapping",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
     (
         "api_base_url",
         "fidelity::custom_rest_bearer_follows_the_tenants_endpoint_and_payload_template",
@@ -522,9 +539,11 @@ pub fn effect_of(c: &ConnectorSpec, key: &str) -> (String, &'static str) {
         "config"
     };
     let places: Vec<String> = r.iter().map(|p| format!("`{p}`")).collect();
+    let qualified = format!("{}.{key}", c.connector.name);
     let test = SCALAR_KEY_TESTS
         .iter()
-        .find(|(k, _)| *k == key)
+        .find(|(k, _)| *k == qualified)
+        .or_else(|| SCALAR_KEY_TESTS.iter().find(|(k, _)| *k == key))
         .map_or(NO_EFFECT_TEST, |(_, t)| *t);
     (
         format!("fills {kind} `{key}`, read by {}", places.join(", ")),

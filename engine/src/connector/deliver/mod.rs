@@ -13,7 +13,8 @@
 //! trigger, tracked the same way.
 //!
 //! Files: `ledger.rs` (the store side: claims, settles, dead letters, action ledger),
-//! `object.rs` (one object's state machine), `batch.rs` (batch creates and pairing results).
+//! `object.rs` (one object's state machine), `batch.rs` (batch creates and pairing results),
+//! `related.rs` (the connector's related objects, lookups and associations).
 
 mod batch;
 pub mod input;
@@ -21,6 +22,7 @@ mod ledger;
 
 pub use ledger::process_owner;
 mod object;
+mod related;
 
 use super::{ConnectorError, Session};
 use crate::record::Mapped;
@@ -270,6 +272,8 @@ enum Unit {
     Batch(String, Vec<DeliveryItem>),
     Single(DeliveryItem),
     Rejected(RejectedInput),
+    /// A record whose related objects do not render (why): not sent.
+    Unexpandable(DeliveryItem, String),
 }
 
 impl Deliverer {
@@ -384,9 +388,12 @@ impl Deliverer {
         for i in chunk {
             match i {
                 Input::Rejected(r) => out.push(Unit::Rejected(r)),
-                Input::Record(it) => match self.batchable(&it) {
-                    Some(o) => groups.entry(o.to_string()).or_default().push(it),
-                    None => out.push(Unit::Single(it)),
+                Input::Record(mut it) => match self.expand(&mut it) {
+                    Err(why) => out.push(Unit::Unexpandable(it, why)),
+                    Ok(()) => match self.batchable(&it) {
+                        Some(o) => groups.entry(o.to_string()).or_default().push(it),
+                        None => out.push(Unit::Single(it)),
+                    },
                 },
             }
         }
@@ -404,7 +411,7 @@ impl Deliverer {
         use tracing::Instrument as _;
         let (key, n) = match &u {
             Unit::Batch(_, items) => (items.first().map_or("", |i| i.key.as_str()), items.len()),
-            Unit::Single(it) => (it.key.as_str(), 1),
+            Unit::Single(it) | Unit::Unexpandable(it, _) => (it.key.as_str(), 1),
             Unit::Rejected(r) => (r.key.as_str(), 1),
         };
         let span = tracing::info_span!(
@@ -419,10 +426,20 @@ impl Deliverer {
     }
 
     async fn run_unit_inner(&self, u: Unit) -> Vec<RecordResult> {
+        if let Unit::Unexpandable(_, why) = &u {
+            let why = why.clone();
+            return self.not_sent(u, &why);
+        }
+        if !matches!(u, Unit::Rejected(_))
+            && let Err(why) = self.session.resolve_lookups().await
+        {
+            return self.not_sent(u, &why);
+        }
         match u {
             Unit::Batch(object, items) => self.deliver_batch(object, items).await,
             Unit::Single(it) => vec![self.deliver_record(it).await],
             Unit::Rejected(r) => vec![self.reject(r)],
+            Unit::Unexpandable(it, why) => vec![self.unsendable(&it, &why)],
         }
     }
 
@@ -431,6 +448,7 @@ impl Deliverer {
             .duplicate_detection
             .as_ref()
             .filter(|d| d.enabled && object == self.opts.dedupe_object)
+            .or_else(|| self.related_find(object))
     }
 
     /// The object of a record that can go through a batch create.
@@ -543,9 +561,11 @@ impl Deliverer {
         let n = item.mapped.objects.len();
         for (i, (object, payload)) in item.mapped.objects.iter().enumerate() {
             let last = i + 1 == n;
+            let guards = self.related_locks(object, payload).await;
             let r = self
                 .deliver_object(&item.key, object, payload, &ids, last)
                 .await;
+            drop(guards);
             let o = match r {
                 Ok(done) => ObjectOutcome {
                     key: item.key.clone(),
@@ -589,7 +609,8 @@ impl Deliverer {
             }
             out.objects.push(o);
         }
-        out.actions = self.run_triggers(&item, &ids).await;
+        out.actions = self.associate(&item, &ids).await;
+        out.actions.extend(self.run_triggers(&item, &ids).await);
         out
     }
 

@@ -354,15 +354,17 @@ impl Deliverer {
             }
             if action == DuplicateAction::Skip && dd.is_some() {
                 self.settle(object, key, &id, payload, last)?;
-                let why = if source == Source::Delivered {
-                    "delivered before (duplicate action: skip)"
+                let why = if let Some(f) = self.related_find(object) {
+                    format!("exists (found by {}); reused", f.match_fields.join(", "))
+                } else if source == Source::Delivered {
+                    "delivered before (duplicate action: skip)".into()
                 } else {
-                    "duplicate (action: skip)"
+                    "duplicate (action: skip)".into()
                 };
                 return Ok(Done {
                     outcome: Outcome::Skipped,
                     id: Some(id),
-                    note: Some(why.into()),
+                    note: Some(why),
                 });
             }
             let Some(up) = conn.find_op(object, OperationKind::Update) else {
