@@ -9,7 +9,7 @@ pub mod inbox;
 
 pub use apikeys::ApiKeyInfo;
 pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
-pub use inbox::InboxEntry;
+pub use inbox::{InboxEntry, InboxRef, NewInboxEntry};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
