@@ -1755,7 +1755,7 @@ async fn an_inbox_entry_that_keeps_failing_goes_to_the_dead_letters_instead_of_b
         }
     }
     let server = start_owned(
-        &routed(&[m.clone()], &store, &["--max-attempts", "5"]),
+        &routed(std::slice::from_ref(&m), &store, &["--max-attempts", "5"]),
         &[("SY_POISON_KEY", "poison-key")],
     );
     assert!(
