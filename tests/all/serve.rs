@@ -2076,3 +2076,48 @@ async fn records_no_sender_can_be_told_about_go_to_the_dead_letters_with_their_t
     );
     assert_eq!(inbox_len(&store), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_intake_queue_is_answered_503_with_retry_after() {
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let server = h.serve(
+        &["--ack", "accepted", "--queue-capacity", "1"],
+        "whsec_queue",
+    );
+    let url = format!("{}/webhooks/t1/hook", server.base);
+    let post = |id: &str| {
+        let body = event(id);
+        let t = unix_now();
+        let sig = hex::encode(hmac_sha256(
+            "whsec_queue",
+            &[format!("{t}.").as_bytes(), body.as_bytes()],
+        ));
+        reqwest::Client::new()
+            .post(&url)
+            .header("Stripe-Signature", format!("t={t},v1={sig}"))
+            .body(body)
+            .send()
+    };
+    // Another process holds the store's write lock: the committer waits for it with the
+    // first body, the second fills the queue, the third is refused at once.
+    let lock = rusqlite::Connection::open(&h.store).expect("store");
+    lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    let first = tokio::spawn(post("q1"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = tokio::spawn(post("q2"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let r = post("q3").await.expect("sent");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "queue_full"}));
+    // The lock goes: both waiting bodies are committed and answered.
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    for r in [first, second] {
+        let r = r.await.expect("joined").expect("sent");
+        assert_eq!(r.status(), 202);
+    }
+}

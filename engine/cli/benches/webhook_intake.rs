@@ -232,9 +232,11 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "-- fixed rate: {n} requests sent at {rate:.0}/s whatever the answers (latency from each one's scheduled time)"
     );
+    // Answers can never come faster than the schedule sends: the check is that the intake
+    // keeps up with it (the last answer within a few percent of the last send).
     println!(
-        "  requests/s:        {achieved:.0} achieved  target >= {TARGET_RPS:.0}  {}",
-        verdict(achieved >= TARGET_RPS)
+        "  requests/s:        {achieved:.0} answered of {rate:.0} offered  target: keeps up (>= 98%)  {}",
+        verdict(achieved >= 0.98 * rate)
     );
     println!("  latency p50:       {p50:.2} ms");
     println!(
