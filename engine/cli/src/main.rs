@@ -1,5 +1,8 @@
 //! The `switchyard` command line: one file per subcommand.
 
+// Proving that `serve`'s delivery futures are `Send` walks deep into wasmtime's types.
+#![recursion_limit = "256"]
+
 /// `println!` to stdout, except that a closed stdout (`switchyard … | head`) ends the command
 /// quietly instead of panicking.
 macro_rules! outln {

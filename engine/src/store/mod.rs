@@ -10,7 +10,7 @@ pub mod oauth;
 
 pub use apikeys::ApiKeyInfo;
 pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
-pub use inbox::InboxEntry;
+pub use inbox::{InboxEntry, InboxRef, NewInboxEntry};
 pub use oauth::{OauthState, StateRefusal};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};

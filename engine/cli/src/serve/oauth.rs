@@ -30,10 +30,10 @@ const STATE_TTL_SECS: i64 = 600;
 
 /// The tenant's route to `connector` whose spec declares `[oauth]`.
 fn route_for(app: &App, tenant: &str, connector: &str) -> Option<Arc<WebhookRoute>> {
-    app.routes
+    app.sources
         .iter()
         .filter(|((t, _), _)| t == tenant)
-        .map(|(_, served)| served.current())
+        .flat_map(|(_, served)| served.iter().map(|s| s.current()))
         .find(|r| r.route().mapping().connector == connector)
 }
 
