@@ -1572,6 +1572,7 @@ async fn hubspot_oauth_onboarding_runs_end_to_end_and_refuses_forged_or_reused_s
         "{log}"
     );
     emu.shutdown().await;
+}
 
 /// A route from CallRail (its signing key from the environment variable `key_env`) for
 /// `tenant` to the HubSpot emulator `emu`, duplicate detection by e-mail on.
