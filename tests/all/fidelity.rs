@@ -971,48 +971,6 @@ async fn custom_rest_endpoint_for_a_new_object_validates_maps_and_runs() {
     );
 }
 
-/// Pipedrive addresses custom fields by 40-character hash keys; the tenant writes names. Seed
-/// 003's Pipedrive config as written, run against the emulator whose company has the custom
-/// fields (added through `POST /v1/personFields`, as an admin would): the values are read back
-/// under the hash keys, the deal carries the tenant's pipeline, stage and owner, and the field
-/// list is fetched once for the whole run (the deal fields not at all: no deal field to
-/// resolve). A name that is no field of the company fails the record, naming it.
-#[tokio::test]
-async fn pipedrive_custom_fields_reach_the_crm_under_their_hash_keys() {
-    use switchyard_sandbox::{SandboxOptions, Vendor};
-    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
-        .await
-        .unwrap();
-    let token = emu.credentials().get("api_token").unwrap().to_string();
-    let http = reqwest::Client::new();
-    let base = emu.base_url().to_string();
-    let mut keys = std::collections::HashMap::new();
-    for (name, ty) in [
-        ("Call recording URL", "varchar"),
-        ("Call transcript", "text"),
-        ("AI project type", "varchar"),
-        ("AI lead score", "double"),
-        ("Address locality", "varchar"),
-        ("Address admin area level 1", "varchar"),
-    ] {
-        let r: Value = http
-            .post(format!("{base}/v1/personFields"))
-            .header("x-api-token", &token)
-            .json(&json!({"name": name, "field_type": ty}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let key = r["data"]["key"].as_str().unwrap().to_string();
-        assert_eq!(key.len(), 40, "{r}");
-        assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
-        keys.insert(name, key);
-    }
-    let example: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            crate::cli::repo_root().join("mapping-specs/examples/pipedrive-person-deal.json"),
 /// One call as CallRail sends it, for the HubSpot tests below: `name` is "First Last", `ai`
 /// the analysis's (project type, timeline, lead score).
 fn call(id: &str, name: &str, email: Option<&str>, phone: &str, ai: (&str, &str, u32)) -> Value {
@@ -1121,207 +1079,6 @@ async fn hubspot_seed_003_brings_its_deal_company_owner_and_associations() {
         .unwrap(),
     )
     .unwrap();
-    let mut cfg = example["crm_config"].clone();
-    cfg["api_token"] = json!("env:PD_TOKEN");
-    cfg["settings"] = json!({"base_url": base});
-    let call = |n: u32, name: &str, kind: &str, score: u32| {
-        json!({"call_id": format!("CAL{n}"), "customer_name": name,
-               "customer_phone": format!("+1555010000{n}"),
-               "customer_email": format!("{}@example.com", name.to_lowercase().replace(' ', ".")),
-               "customer_city": "Miami", "customer_state": "FL",
-               "recording_url": format!("https://rec.example.com/{n}.mp3"),
-               "transcription": format!("call {n}"),
-               "ai_analysis": {"project_type": kind, "lead_score": score}})
-    };
-    let mut records = [
-        call(1, "Ada Lovelace", "kitchen", 92),
-        call(2, "Grace Hopper", "bathroom", 70),
-        call(3, "Edsger Dijkstra", "addition", 55),
-    ];
-    // Numeric text for a field Pipedrive types `double` is sent as a number.
-    records[2]["ai_analysis"]["lead_score"] = json!("55");
-    let out = run_route("pipedrive", cfg.clone(), &records, &[("PD_TOKEN", &token)]).await;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, out.report);
-
-    let get = |path: String| {
-        let (http, token) = (http.clone(), token.clone());
-        async move {
-            let v: Value = http
-                .get(path)
-                .header("x-api-token", token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v
-        }
-    };
-    let persons = get(format!("{base}/api/v2/persons")).await;
-    let persons = persons["data"].as_array().unwrap().clone();
-    assert_eq!(persons.len(), 3, "{persons:#?}");
-    for (p, (r, score)) in persons.iter().zip(records.iter().zip([92, 70, 55])) {
-        // Read back one by one, as Pipedrive answers a person.
-        let one = get(format!("{base}/api/v2/persons/{}", p["id"])).await;
-        let cf = &one["data"]["custom_fields"];
-        assert_eq!(
-            cf.as_object().map(|m| m.len()),
-            Some(6),
-            "only hash keys, all six: {one}"
-        );
-        assert_eq!(cf[&keys["Call recording URL"]], r["recording_url"], "{one}");
-        assert_eq!(cf[&keys["Call transcript"]], r["transcription"], "{one}");
-        assert_eq!(
-            cf[&keys["AI project type"]], r["ai_analysis"]["project_type"],
-            "{one}"
-        );
-        assert_eq!(cf[&keys["AI lead score"]], json!(score), "{one}");
-        assert_eq!(cf[&keys["Address locality"]], "Miami", "{one}");
-        assert_eq!(cf[&keys["Address admin area level 1"]], "FL", "{one}");
-        assert_eq!(one["data"]["name"], r["customer_name"]);
-        assert!(
-            !one.to_string().contains("call_recording_url"),
-            "no field under the tenant's name: {one}"
-        );
-    }
-    let deals = get(format!("{base}/api/v2/deals")).await;
-    let deals = deals["data"].as_array().unwrap().clone();
-    assert_eq!(deals.len(), 3, "{deals:#?}");
-    for (d, p) in deals.iter().zip(&persons) {
-        assert_eq!(d["pipeline_id"], 1, "{d}");
-        assert_eq!(d["stage_id"], 2, "{d}");
-        assert_eq!(d["owner_id"], 123456, "{d}");
-        assert_eq!(d["person_id"], p["id"], "{d}");
-    }
-    assert_eq!(deals[0]["title"], "Ada Lovelace - kitchen Project");
-    assert_eq!(deals[0]["value"], 25000);
-    let stats = emu.stats();
-    assert_eq!(
-        stats.by_route.get("GET /v1/personFields"),
-        Some(&1),
-        "one field list for the run: {:?}",
-        stats.by_route
-    );
-    assert_eq!(stats.by_route.get("GET /v1/dealFields"), None);
-
-    // A value its Pipedrive field cannot take fails the record, naming field and type.
-    let mut bad = call(4, "Alan Kay", "kitchen", 0);
-    bad["ai_analysis"]["lead_score"] = json!("high");
-    let out = run_route("pipedrive", cfg.clone(), &[bad], &[("PD_TOKEN", &token)]).await;
-    assert_ne!(out.code, Some(0), "{}", out.stderr);
-    let said = format!("{}{}", out.stderr, out.report);
-    assert!(
-        said.contains(
-            "`ai_lead_score` (a double field in the CRM) cannot be number: \"high\" is not a number"
-        ),
-        "{said}"
-    );
-
-    // A custom field the company does not have: the record fails, naming it; nothing of it
-    // reaches Pipedrive.
-    cfg["custom_fields"]["favourite_colour"] = json!("colour");
-    let out = run_route(
-        "pipedrive",
-        cfg,
-        &[json!({"call_id": "CAL9", "customer_name": "Alan Turing", "colour": "green"})],
-        &[("PD_TOKEN", &token)],
-    )
-    .await;
-    assert_ne!(out.code, Some(0), "{}", out.stderr);
-    let said = format!("{}{}", out.stderr, out.report);
-    assert!(
-        said.contains("`favourite_colour` is the name or key of none of the"),
-        "{said}"
-    );
-    assert!(said.contains("list_person_fields"), "{said}");
-    let persons = get(format!("{base}/api/v2/persons")).await;
-    assert_eq!(persons["data"].as_array().unwrap().len(), 3);
-    emu.shutdown().await;
-}
-
-/// The field definitions are a session's: listed on first need, shared by its clones, not
-/// listed again for a name they lack while fresh, and listed once more for such a name when
-/// older than `fieldkeys::REFRESH_AFTER` (a field the tenant just created in the CRM).
-#[tokio::test]
-async fn field_definitions_are_listed_once_per_session_and_again_for_a_new_name_later() {
-    use crate::connector::{session, spec};
-    use switchyard_sandbox::{SandboxOptions, Vendor};
-    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
-        .await
-        .unwrap();
-    let token = emu.credentials().get("api_token").unwrap().to_string();
-    let add = |name: &'static str| {
-        let (base, token) = (emu.base_url().to_string(), token.clone());
-        async move {
-            let r: Value = reqwest::Client::new()
-                .post(format!("{base}/v1/personFields"))
-                .header("x-api-token", token)
-                .json(&json!({"name": name, "field_type": "double"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["data"]["key"].as_str().unwrap().to_string()
-        }
-    };
-    let listed = || {
-        emu.stats()
-            .by_route
-            .get("GET /v1/personFields")
-            .copied()
-            .unwrap_or(0)
-    };
-    let score = add("Score").await;
-    let s = session(
-        spec("pipedrive"),
-        &emu,
-        &[("api_token", "api_token")],
-        json!({}),
-        false,
-    );
-    let payload = |extra: Value| {
-        let mut m = json!({"name": "Ada", "score": "7"});
-        m.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        m.as_object().unwrap().clone()
-    };
-    // Nothing to resolve: nothing listed.
-    let plain = json!({"name": "Ada", "email": "ada@example.com"});
-    s.resolve_fields("person", plain.as_object().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(listed(), 0);
-    let p = payload(json!({}));
-    let out = s.resolve_fields("person", &p).await.unwrap();
-    assert_eq!(out["custom_fields"], json!({score.clone(): 7}));
-    assert_eq!(listed(), 1);
-    // A clone shares the list.
-    s.clone().resolve_fields("person", &p).await.unwrap();
-    assert_eq!(listed(), 1);
-    // A name the company lacks: refused, not listed again while the list is fresh.
-    let p = payload(json!({"size": 3}));
-    let e = s.resolve_fields("person", &p).await.unwrap_err();
-    assert!(
-        e.to_string().contains("`size` is the name or key of none"),
-        "{e}"
-    );
-    assert_eq!(listed(), 1);
-    let size = add("Size").await;
-    assert!(s.resolve_fields("person", &p).await.is_err());
-    assert_eq!(listed(), 1);
-    // Later, the same name lists the fields again once, and resolves.
-    tokio::time::pause();
-    tokio::time::advance(switchyard::connector::fieldkeys::REFRESH_AFTER).await;
-    tokio::time::resume();
-    let out = s.resolve_fields("person", &p).await.unwrap();
-    assert_eq!(out["custom_fields"], json!({score: 7, size: 3}));
-    assert_eq!(listed(), 2);
-    s.resolve_fields("person", &p).await.unwrap();
-    assert_eq!(listed(), 2);
     for (k, v) in [
         ("pipeline_id", json!("default")),
         ("deal_stage", json!("appointmentscheduled")),
@@ -1913,5 +1670,255 @@ async fn hubspot_contact_owner_reaches_batch_creates_too() {
             .all(|c| c["properties"]["hubspot_owner_id"] == "70000001"),
         "{contacts:#?}"
     );
+    emu.shutdown().await;
+}
+
+/// Pipedrive addresses custom fields by 40-character hash keys; the tenant writes names. Seed
+/// 003's Pipedrive config as written, run against the emulator whose company has the custom
+/// fields (added through `POST /v1/personFields`, as an admin would): the values are read back
+/// under the hash keys, the deal carries the tenant's pipeline, stage and owner, and the field
+/// list is fetched once for the whole run (the deal fields not at all: no deal field to
+/// resolve). A name that is no field of the company fails the record, naming it.
+#[tokio::test]
+async fn pipedrive_custom_fields_reach_the_crm_under_their_hash_keys() {
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("api_token").unwrap().to_string();
+    let http = reqwest::Client::new();
+    let base = emu.base_url().to_string();
+    let mut keys = std::collections::HashMap::new();
+    for (name, ty) in [
+        ("Call recording URL", "varchar"),
+        ("Call transcript", "text"),
+        ("AI project type", "varchar"),
+        ("AI lead score", "double"),
+        ("Address locality", "varchar"),
+        ("Address admin area level 1", "varchar"),
+    ] {
+        let r: Value = http
+            .post(format!("{base}/v1/personFields"))
+            .header("x-api-token", &token)
+            .json(&json!({"name": name, "field_type": ty}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = r["data"]["key"].as_str().unwrap().to_string();
+        assert_eq!(key.len(), 40, "{r}");
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+        keys.insert(name, key);
+    }
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::cli::repo_root().join("mapping-specs/examples/pipedrive-person-deal.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut cfg = example["crm_config"].clone();
+    cfg["api_token"] = json!("env:PD_TOKEN");
+    cfg["settings"] = json!({"base_url": base});
+    let call = |n: u32, name: &str, kind: &str, score: u32| {
+        json!({"call_id": format!("CAL{n}"), "customer_name": name,
+               "customer_phone": format!("+1555010000{n}"),
+               "customer_email": format!("{}@example.com", name.to_lowercase().replace(' ', ".")),
+               "customer_city": "Miami", "customer_state": "FL",
+               "recording_url": format!("https://rec.example.com/{n}.mp3"),
+               "transcription": format!("call {n}"),
+               "ai_analysis": {"project_type": kind, "lead_score": score}})
+    };
+    let mut records = [
+        call(1, "Ada Lovelace", "kitchen", 92),
+        call(2, "Grace Hopper", "bathroom", 70),
+        call(3, "Edsger Dijkstra", "addition", 55),
+    ];
+    // Numeric text for a field Pipedrive types `double` is sent as a number.
+    records[2]["ai_analysis"]["lead_score"] = json!("55");
+    let out = run_route("pipedrive", cfg.clone(), &records, &[("PD_TOKEN", &token)]).await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, out.report);
+
+    let get = |path: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let v: Value = http
+                .get(path)
+                .header("x-api-token", token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let persons = get(format!("{base}/api/v2/persons")).await;
+    let persons = persons["data"].as_array().unwrap().clone();
+    assert_eq!(persons.len(), 3, "{persons:#?}");
+    for (p, (r, score)) in persons.iter().zip(records.iter().zip([92, 70, 55])) {
+        // Read back one by one, as Pipedrive answers a person.
+        let one = get(format!("{base}/api/v2/persons/{}", p["id"])).await;
+        let cf = &one["data"]["custom_fields"];
+        assert_eq!(
+            cf.as_object().map(|m| m.len()),
+            Some(6),
+            "only hash keys, all six: {one}"
+        );
+        assert_eq!(cf[&keys["Call recording URL"]], r["recording_url"], "{one}");
+        assert_eq!(cf[&keys["Call transcript"]], r["transcription"], "{one}");
+        assert_eq!(
+            cf[&keys["AI project type"]], r["ai_analysis"]["project_type"],
+            "{one}"
+        );
+        assert_eq!(cf[&keys["AI lead score"]], json!(score), "{one}");
+        assert_eq!(cf[&keys["Address locality"]], "Miami", "{one}");
+        assert_eq!(cf[&keys["Address admin area level 1"]], "FL", "{one}");
+        assert_eq!(one["data"]["name"], r["customer_name"]);
+        assert!(
+            !one.to_string().contains("call_recording_url"),
+            "no field under the tenant's name: {one}"
+        );
+    }
+    let deals = get(format!("{base}/api/v2/deals")).await;
+    let deals = deals["data"].as_array().unwrap().clone();
+    assert_eq!(deals.len(), 3, "{deals:#?}");
+    for (d, p) in deals.iter().zip(&persons) {
+        assert_eq!(d["pipeline_id"], 1, "{d}");
+        assert_eq!(d["stage_id"], 2, "{d}");
+        assert_eq!(d["owner_id"], 123456, "{d}");
+        assert_eq!(d["person_id"], p["id"], "{d}");
+    }
+    assert_eq!(deals[0]["title"], "Ada Lovelace - kitchen Project");
+    assert_eq!(deals[0]["value"], 25000);
+    let stats = emu.stats();
+    assert_eq!(
+        stats.by_route.get("GET /v1/personFields"),
+        Some(&1),
+        "one field list for the run: {:?}",
+        stats.by_route
+    );
+    assert_eq!(stats.by_route.get("GET /v1/dealFields"), None);
+
+    // A value its Pipedrive field cannot take fails the record, naming field and type.
+    let mut bad = call(4, "Alan Kay", "kitchen", 0);
+    bad["ai_analysis"]["lead_score"] = json!("high");
+    let out = run_route("pipedrive", cfg.clone(), &[bad], &[("PD_TOKEN", &token)]).await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let said = format!("{}{}", out.stderr, out.report);
+    assert!(
+        said.contains(
+            "`ai_lead_score` (a double field in the CRM) cannot be number: \"high\" is not a number"
+        ),
+        "{said}"
+    );
+
+    // A custom field the company does not have: the record fails, naming it; nothing of it
+    // reaches Pipedrive.
+    cfg["custom_fields"]["favourite_colour"] = json!("colour");
+    let out = run_route(
+        "pipedrive",
+        cfg,
+        &[json!({"call_id": "CAL9", "customer_name": "Alan Turing", "colour": "green"})],
+        &[("PD_TOKEN", &token)],
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let said = format!("{}{}", out.stderr, out.report);
+    assert!(
+        said.contains("`favourite_colour` is the name or key of none of the"),
+        "{said}"
+    );
+    assert!(said.contains("list_person_fields"), "{said}");
+    let persons = get(format!("{base}/api/v2/persons")).await;
+    assert_eq!(persons["data"].as_array().unwrap().len(), 3);
+    emu.shutdown().await;
+}
+
+/// The field definitions are a session's: listed on first need, shared by its clones, not
+/// listed again for a name they lack while fresh, and listed once more for such a name when
+/// older than `fieldkeys::REFRESH_AFTER` (a field the tenant just created in the CRM).
+#[tokio::test]
+async fn field_definitions_are_listed_once_per_session_and_again_for_a_new_name_later() {
+    use crate::connector::{session, spec};
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Pipedrive, SandboxOptions::default())
+        .await
+        .unwrap();
+    let token = emu.credentials().get("api_token").unwrap().to_string();
+    let add = |name: &'static str| {
+        let (base, token) = (emu.base_url().to_string(), token.clone());
+        async move {
+            let r: Value = reqwest::Client::new()
+                .post(format!("{base}/v1/personFields"))
+                .header("x-api-token", token)
+                .json(&json!({"name": name, "field_type": "double"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["data"]["key"].as_str().unwrap().to_string()
+        }
+    };
+    let listed = || {
+        emu.stats()
+            .by_route
+            .get("GET /v1/personFields")
+            .copied()
+            .unwrap_or(0)
+    };
+    let score = add("Score").await;
+    let s = session(
+        spec("pipedrive"),
+        &emu,
+        &[("api_token", "api_token")],
+        json!({}),
+        false,
+    );
+    let payload = |extra: Value| {
+        let mut m = json!({"name": "Ada", "score": "7"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m.as_object().unwrap().clone()
+    };
+    // Nothing to resolve: nothing listed.
+    let plain = json!({"name": "Ada", "email": "ada@example.com"});
+    s.resolve_fields("person", plain.as_object().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed(), 0);
+    let p = payload(json!({}));
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score.clone(): 7}));
+    assert_eq!(listed(), 1);
+    // A clone shares the list.
+    s.clone().resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 1);
+    // A name the company lacks: refused, not listed again while the list is fresh.
+    let p = payload(json!({"size": 3}));
+    let e = s.resolve_fields("person", &p).await.unwrap_err();
+    assert!(
+        e.to_string().contains("`size` is the name or key of none"),
+        "{e}"
+    );
+    assert_eq!(listed(), 1);
+    let size = add("Size").await;
+    assert!(s.resolve_fields("person", &p).await.is_err());
+    assert_eq!(listed(), 1);
+    // Later, the same name lists the fields again once, and resolves.
+    tokio::time::pause();
+    tokio::time::advance(switchyard::connector::fieldkeys::REFRESH_AFTER).await;
+    tokio::time::resume();
+    let out = s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(out["custom_fields"], json!({score: 7, size: 3}));
+    assert_eq!(listed(), 2);
+    s.resolve_fields("person", &p).await.unwrap();
+    assert_eq!(listed(), 2);
     emu.shutdown().await;
 }
