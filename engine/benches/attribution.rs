@@ -99,8 +99,8 @@ fn main() {
     let m = markov(&js, 1);
     let markov_s = t.elapsed().as_secs_f64();
     println!(
-        "markov order 1: {markov_s:.3} s  (P(conversion) {:.4})",
-        m.conversion_probability
+        "markov order 1: {markov_s:.3} s  (P(conversion) {:.4}, expected value {:.2})",
+        m.conversion_probability, m.expected_value
     );
 
     let t = Instant::now();

@@ -292,6 +292,15 @@ pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str>,
 {
+    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `word` (case-insensitive Jaro–Winkler and Levenshtein), if any is
+/// close enough to be a likely misspelling; `word` itself is never returned.
+pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         if c == word {
@@ -305,7 +314,7 @@ where
             best = Some((score, c));
         }
     }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    best.map(|(_, c)| c)
 }
 
 /// Escape one JSON pointer token (RFC 6901).

@@ -69,6 +69,7 @@ pub mod plugin;
 pub mod record;
 pub mod secrets;
 pub mod spec;
+pub mod spectest;
 pub mod store;
 pub mod template;
 pub mod validate;

@@ -157,7 +157,15 @@ pub fn validate_set(specs: &[LoadedSpec]) -> Diagnostics {
                         source,
                         plugins: None,
                     };
-                    for d in crate::mapping::compile(m, &env).1.0 {
+                    let (plan, diags) = crate::mapping::compile(m, &env);
+                    for d in diags.0 {
+                        out.push(l.source.place(d));
+                    }
+                    for d in crate::spectest::check(m, plan.as_ref()).0 {
+                        out.push(l.source.place(d));
+                    }
+                } else {
+                    for d in crate::spectest::check(m, None).0 {
                         out.push(l.source.place(d));
                     }
                 }
@@ -286,6 +294,15 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
         ));
         return;
     }
+    for name in lookup_refs(t) {
+        if !c.lookups.contains_key(&name) {
+            let hint = did_you_mean(&name, c.lookups.keys().map(String::as_str))
+                .unwrap_or_else(|| "declare it under [lookups]".to_string());
+            out.push(
+                Diagnostic::error("E236", ptr, format!("unknown lookup `{name}`")).with_hint(hint),
+            );
+        }
+    }
     for (kind, name) in crate::template::template_refs(t) {
         let known: Vec<&str> = if kind == "secrets" {
             c.secrets.keys().map(String::as_str).collect()
@@ -306,6 +323,24 @@ fn check_template_str(t: &str, ptr: &str, c: &ConnectorSpec, out: &mut Diagnosti
             );
         }
     }
+}
+
+/// Names a template string reads under `lookups.`.
+fn lookup_refs(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in crate::template::tags(t) {
+        for word in tag.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+            let word = word.trim_start_matches(['{', '#', '/', '^']);
+            if let Some(rest) = word.strip_prefix("lookups.") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 fn check_template_tree(v: &serde_json::Value, ptr: &str, c: &ConnectorSpec, out: &mut Diagnostics) {
@@ -471,6 +506,42 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             check_template_str(s, &format!("{base}/{k}"), c, &mut out);
         }
     }
+    if let Some(o) = &c.oauth {
+        match c.auth_flows.get(&o.flow) {
+            Some(Auth::Oauth2Refresh { .. }) => {}
+            other => out.push(
+                Diagnostic::error(
+                    "E242",
+                    "/oauth/flow",
+                    match other {
+                        None => format!("[oauth] flow `{}` is not in [auth_flows]", o.flow),
+                        Some(_) => format!(
+                            "[oauth] flow `{}` is not of type `oauth2_refresh`: onboarded tokens need a refresh flow",
+                            o.flow
+                        ),
+                    },
+                )
+                .with_hint_opt(did_you_mean(&o.flow, c.auth_flows.keys().map(String::as_str))),
+            ),
+        }
+        if !o.authorize_url.starts_with("https://") && !o.authorize_url.starts_with("http://") {
+            out.push(Diagnostic::error(
+                "E242",
+                "/oauth/authorize_url",
+                format!("`{}` is not an absolute http(s) URL", o.authorize_url),
+            ));
+        }
+        check_template_str(&o.authorize_url, "/oauth/authorize_url", c, &mut out);
+        for (k, v) in &o.authorize_params {
+            check_template_str(v, &pointer_join("/oauth/authorize_params", k), c, &mut out);
+        }
+        if let Some(r) = &o.revoke {
+            check_template_str(&r.path, "/oauth/revoke/path", c, &mut out);
+            for (k, v) in &r.form {
+                check_template_str(v, &pointer_join("/oauth/revoke/form", k), c, &mut out);
+            }
+        }
+    }
     if let Some(rl) = &c.rate_limit {
         if rl.requests == 0 || rl.per_seconds == 0 {
             out.push(Diagnostic::error(
@@ -560,7 +631,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             if !o.fields.contains_key(f) {
                 out.push(
                     Diagnostic::error(
-                        "E236",
+                        "E238",
                         format!(
                             "{}/{i}",
                             pointer_join(&pointer_join("/objects", oname), "unique_fields")
@@ -569,6 +640,61 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                     )
                     .with_hint_opt(did_you_mean(f, o.fields.keys().map(String::as_str))),
                 );
+            }
+        }
+        if let Some(fk) = &o.field_keys {
+            let fp = pointer_join(&pointer_join("/objects", oname), "field_keys");
+            let op_ptr = pointer_join(&fp, "operation");
+            match c.operations.get(&fk.operation) {
+                None => op_ref(&fk.operation, &op_ptr, &mut out),
+                Some(op) if op.kind != crate::spec::connector::OperationKind::List => {
+                    out.push(Diagnostic::error(
+                        "E235",
+                        op_ptr,
+                        format!(
+                            "`{}` is not a `list` operation: field definitions are read from a list",
+                            fk.operation
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            check_jsonpath(&fk.name, &pointer_join(&fp, "name"), &mut out);
+            check_jsonpath(&fk.key, &pointer_join(&fp, "key"), &mut out);
+            match &fk.field_type {
+                Some(p) => check_jsonpath(p, &pointer_join(&fp, "field_type"), &mut out),
+                None if !fk.types.is_empty() => out.push(
+                    Diagnostic::error(
+                        "E235",
+                        pointer_join(&fp, "types"),
+                        "`types` maps CRM field types, but `field_type` does not say where a definition keeps its type",
+                    )
+                    .with_hint("set field_type, e.g. \"$.field_type\""),
+                ),
+                None => {}
+            }
+            if !o.open {
+                out.push(
+                    Diagnostic::error(
+                        "E235",
+                        fp.clone(),
+                        format!(
+                            "object `{oname}` resolves custom fields by name but its catalog is closed"
+                        ),
+                    )
+                    .with_hint("set open = true"),
+                );
+            }
+            if let Some(into) = &fk.into
+                && o.fields.contains_key(into)
+            {
+                out.push(Diagnostic::error(
+                    "E235",
+                    pointer_join(&fp, "into"),
+                    format!(
+                        "`{into}` is a declared field of `{oname}`: resolved custom fields need a key of their own"
+                    ),
+                ));
             }
         }
         if let Some(p) = &o.custom_field_pattern
@@ -687,7 +813,7 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
             if !classes.contains(&class.as_str()) {
                 out.push(
                     Diagnostic::error(
-                        "E235",
+                        "E237",
                         pointer_join(&base, "budget"),
                         format!("unknown rate-limit class `{class}`"),
                     )
@@ -752,6 +878,70 @@ pub fn check_connector(c: &ConnectorSpec) -> Diagnostics {
                 &mut out,
             );
         }
+    }
+    for (lname, l) in &c.lookups {
+        let base = pointer_join("/lookups", lname);
+        op_ref(&l.operation, &pointer_join(&base, "operation"), &mut out);
+        check_template_str(&l.input, &pointer_join(&base, "input"), c, &mut out);
+        if let Some(p) = &l.value {
+            check_jsonpath(p, &pointer_join(&base, "value"), &mut out);
+        }
+    }
+    for (oname, r) in &c.related {
+        let base = pointer_join("/related", oname);
+        obj_ref(oname, &base, &mut out);
+        check_template_str(&r.when, &pointer_join(&base, "when"), c, &mut out);
+        check_template_tree(&r.payload, &pointer_join(&base, "payload"), c, &mut out);
+        if !r.payload.is_object() {
+            out.push(Diagnostic::error(
+                "E211",
+                pointer_join(&base, "payload"),
+                "a related object's payload must be a JSON object",
+            ));
+        }
+        let has = |kind: crate::spec::connector::OperationKind| {
+            c.operations
+                .values()
+                .any(|o| o.kind == kind && o.object.as_deref() == Some(oname.as_str()))
+        };
+        use crate::spec::connector::OperationKind as K;
+        if !has(K::Create) && !has(K::Upsert) {
+            out.push(
+                Diagnostic::error(
+                    "E207",
+                    base.clone(),
+                    format!("related object `{oname}` has no create operation"),
+                )
+                .with_hint(format!(
+                    "declare an operation with object = \"{oname}\" and kind = \"create\""
+                )),
+            );
+        }
+        if let Some(f) = &r.find_by {
+            if r.payload.get(f).is_none() {
+                out.push(Diagnostic::warning(
+                    "W234",
+                    pointer_join(&base, "find_by"),
+                    format!("`find_by` names `{f}`, which the payload does not set: the object is never brought"),
+                ));
+            }
+            if !has(K::Search) {
+                out.push(
+                    Diagnostic::warning(
+                        "W234",
+                        pointer_join(&base, "find_by"),
+                        format!("`{oname}` has no search operation: an object that exists already is found only if this store delivered it"),
+                    )
+                    .with_hint(format!("declare an operation with object = \"{oname}\" and kind = \"search\"")),
+                );
+            }
+        }
+    }
+    for (aname, a) in &c.associations {
+        let base = pointer_join("/associations", aname);
+        obj_ref(&a.from, &pointer_join(&base, "from"), &mut out);
+        obj_ref(&a.to, &pointer_join(&base, "to"), &mut out);
+        op_ref(&a.operation, &pointer_join(&base, "operation"), &mut out);
     }
     if let Some(i) = &c.inbound {
         obj_ref(&i.object, "/inbound/object", &mut out);

@@ -323,7 +323,7 @@ fn enrichment_plugin_adds_kse_enhancement_to_every_record() {
     assert_eq!(records.len(), 10, "8 payments + 2 subscriptions");
     // The report keeps its exact shape.
     let keys: Vec<&String> = report.as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["models", "unattributed"]);
+    assert_eq!(keys, ["models", "unattributed", "markov"]);
     let mut scores = Vec::new();
     for r in &records {
         let k = &r["kse_enhancement"];

@@ -502,6 +502,12 @@ async fn workflow_actions_run_as_operations_and_webhooks() {
     let emu = sandbox::start(Vendor::Hubspot, hubspot_emu_opts())
         .await
         .unwrap();
+    // HubSpot takes only the id of one of the portal's owners.
+    emu.seed(
+        "owners",
+        &[json!({"id": "777", "email": "jo.owner@company.com"})],
+    )
+    .unwrap();
     let s = session(
         spec("hubspot"),
         &emu,
@@ -638,12 +644,21 @@ fn run_sandbox_delivers_reports_and_dead_letters() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // The seed's config brings a deal and the company of the e-mail domain with each contact.
     assert!(
-        stderr.contains("created 1, updated 0, skipped 0, failed 1"),
+        stderr.contains("created 3, updated 0, skipped 0, failed 1"),
         "{stderr}"
     );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r["created"], 1);
+    assert_eq!(r["created"], 3);
+    let created: Vec<&str> = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["outcome"] == "created")
+        .map(|o| o["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["contact", "company", "deal"]);
     assert_eq!(r["dead_lettered"], 1);
     let list = crate::cli::switchyard()
         .args(["deadletter", "list", "--json", "--store"])
@@ -1032,12 +1047,22 @@ fn run_maps_seed_records_and_delivers_them_to_the_sandbox() {
             .unwrap()
             .lines()
             .count();
-    // Every mapped record ends created, updated, or skipped (`{}` maps to nothing).
-    let delivered = r["created"].as_u64().unwrap()
-        + r["updated"].as_u64().unwrap()
-        + r["skipped"].as_u64().unwrap();
-    assert_eq!(delivered as usize, expected_mapped, "{stderr}");
+    // Every mapped record ends created, updated, or skipped (`{}` maps to nothing); records
+    // bring their deal (and company) along.
+    let objects = r["objects"].as_array().unwrap();
+    let delivered: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o["outcome"] != "failed")
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(delivered.len(), expected_mapped, "{stderr}");
     assert!(r["created"].as_u64().unwrap() > 0);
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["object"] == "deal" && o["outcome"] == "created"),
+        "{stderr}"
+    );
     // Every line the mapping rejects is dead-lettered with its text (replayable), and those
     // are the only failures.
     assert!(r["failed"].as_u64().unwrap() > 0);
@@ -1313,22 +1338,23 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
         DeliveryOptions {
             route: route.display().to_string(),
             batch: false,
-            ..opts(None, "company")
+            ..opts(None, "deal")
         },
     );
-    // Companies have no field to search by (contacts would be reconciled by e-mail).
-    let company = item(
+    // Deals have no field to search by (contacts would be reconciled by e-mail, companies by
+    // domain).
+    let deal = item(
         "co1",
-        json!({"company": {"name": "Acme", "domain": "acme.example"}}),
+        json!({"deal": {"dealname": "Acme", "pipeline": "default", "dealstage": "appointmentscheduled"}}),
     );
-    let r = d.deliver(vec![company]).await;
+    let r = d.deliver(vec![deal]).await;
     assert_eq!((r.created, r.dead_lettered), (0, 1), "{:?}", r.objects);
     let dl = store.dead_letters(true).unwrap();
     assert!(dl[0].reason.contains("outcome unknown"), "{}", dl[0].reason);
     assert_eq!(emu.stats().requests, 1, "not retried blind");
     drop(store);
 
-    // A plain replay keeps the promise: nothing to look the company up by, so it is not sent.
+    // A plain replay keeps the promise: nothing to look the deal up by, so it is not sent.
     let replay = |extra: &'static [&'static str]| {
         let store_arg = store_path.clone();
         tokio::task::spawn_blocking(move || {
@@ -1347,7 +1373,7 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(emu.records("companies").len(), 0);
+    assert_eq!(emu.records("deals").len(), 0);
     // The operator checked the CRM: it was not created.
     let out = replay(&["--assume-not-created"]).await.unwrap();
     assert!(
@@ -1355,7 +1381,7 @@ async fn unknown_outcomes_are_dead_lettered_and_replayed_by_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(emu.records("companies").len(), 1);
+    assert_eq!(emu.records("deals").len(), 1);
     let store = Store::open(&store_path).unwrap();
     assert!(store.dead_letters(true).unwrap().is_empty());
     assert_eq!(store.dead_letters(false).unwrap()[0].status, "delivered");

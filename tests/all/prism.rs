@@ -74,6 +74,24 @@ const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "hubspot",
+        "/crm/v3/objects/tasks",
+        "hubspot/v3_tasks.json",
+        "/crm/v3/objects/tasks",
+    ),
+    (
+        "hubspot",
+        "/crm/v3/objects/0-27",
+        "hubspot/v3_tasks.json",
+        "/crm/v3/objects/tasks",
+    ),
+    (
+        "hubspot",
+        "/crm/v3/owners",
+        "hubspot/v3_crmOwners.json",
+        "/crm/v3/owners",
+    ),
+    (
+        "hubspot",
         "/crm/v3/properties",
         "hubspot/v3_properties.json",
         "/crm/v3/properties",
@@ -385,16 +403,35 @@ async fn prism_validates_connector_requests_against_official_descriptions() {
             }
         }
     }
-    // The representative HubSpot shapes must be among the inputs (no vacuous pass).
+    // The representative HubSpot shapes must be among the inputs (no vacuous pass), seed 003's
+    // deal, company, owner lookup, contact task and v4 associations among them.
     for want in [
         "POST /crm/v3/objects/contacts",
         "POST /crm/v3/objects/contacts/batch/create",
         "POST /crm/v3/objects/contacts/search",
         "GET /crm/v3/objects/contacts",
+        "POST /crm/v3/objects/deals",
+        "POST /crm/v3/objects/companies",
+        "POST /crm/v3/objects/companies/search",
+        "POST /crm/v3/objects/tasks",
+        "GET /crm/v3/owners",
     ] {
         assert!(
             shapes.iter().any(|s| s == want),
             "no request of shape {want}"
+        );
+    }
+    for (from, to) in [
+        ("contacts", "companies"),
+        ("contacts", "deals"),
+        ("deals", "companies"),
+    ] {
+        assert!(
+            shapes
+                .iter()
+                .any(|s| s.starts_with(&format!("PUT /crm/v4/objects/{from}/"))
+                    && s.contains(&format!("/associations/default/{to}/"))),
+            "no v4 association {from} → {to}"
         );
     }
 

@@ -558,6 +558,255 @@ async fn hubspot_tasks_need_a_timestamp_and_valid_options() {
     hs.e.shutdown().await;
 }
 
+/// Owners as HubSpot lists them: a new portal has one, more are seeded; `email` filters
+/// (case-insensitively), `limit`/`after` page, archived owners only when asked, one owner by
+/// id or `userId`, HubSpot's 400/404 for bad parameters and unknown ids.
+#[tokio::test]
+async fn hubspot_owners_filter_by_email_and_page() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let (s, all) = hs.send(M::GET, "/crm/v3/owners", None).await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(all["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(all["results"][0]["email"], "owner@company.com");
+    assert_eq!(all["results"][0]["type"], "PERSON");
+    let owners: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"id": format!("{}", 500 + i), "email": format!("rep{i}@company.com"),
+                        "userId": 900 + i, "archived": i == 4})
+        })
+        .collect();
+    hs.e.seed("owners", &owners).expect("seed");
+    let (s, page) = hs.send(M::GET, "/crm/v3/owners?limit=2", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(2));
+    let after = page["paging"]["next"]["after"]
+        .as_str()
+        .expect("next page")
+        .to_string();
+    let (_, rest) = hs
+        .send(
+            M::GET,
+            &format!("/crm/v3/owners?limit=2&after={after}"),
+            None,
+        )
+        .await;
+    let (_, last) = hs
+        .send(
+            M::GET,
+            &format!(
+                "/crm/v3/owners?limit=2&after={}",
+                rest["paging"]["next"]["after"].as_str().expect("next")
+            ),
+            None,
+        )
+        .await;
+    let live = page["results"]
+        .as_array()
+        .into_iter()
+        .chain(rest["results"].as_array())
+        .chain(last["results"].as_array())
+        .flatten()
+        .count();
+    assert_eq!(
+        live, 5,
+        "four seeded live owners and the portal's own: {last}"
+    );
+    assert!(last.get("paging").is_none(), "{last}");
+    let (_, one) = hs
+        .send(M::GET, "/crm/v3/owners?email=REP2%40Company.com", None)
+        .await;
+    assert_eq!(one["results"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["results"][0]["id"], "502");
+    let (_, none) = hs
+        .send(M::GET, "/crm/v3/owners?email=rep4%40company.com", None)
+        .await;
+    assert_eq!(none["results"], json!([]), "archived: {none}");
+    let (_, archived) = hs
+        .send(
+            M::GET,
+            "/crm/v3/owners?email=rep4%40company.com&archived=true",
+            None,
+        )
+        .await;
+    assert_eq!(archived["results"][0]["id"], "504");
+    let (s, by_user) = hs
+        .send(M::GET, "/crm/v3/owners/901?idProperty=userId", None)
+        .await;
+    assert_eq!((s, &by_user["id"]), (200, &json!("501")));
+    let (s, missing) = hs.send(M::GET, "/crm/v3/owners/999", None).await;
+    assert_eq!(s, 404, "{missing}");
+    assert_eq!(missing["category"], "OBJECT_NOT_FOUND");
+    let (s, bad) = hs.send(M::GET, "/crm/v3/owners?limit=501", None).await;
+    assert_eq!((s, &bad["category"]), (400, &json!("VALIDATION_ERROR")));
+    hs.e.shutdown().await;
+}
+
+/// Writes take only real owners, pipelines and stages: `hubspot_owner_id` must name a live
+/// owner, a deal's `pipeline` a pipeline and its `dealstage` a stage of it; each refusal is
+/// HubSpot's 400 with the property named.
+#[tokio::test]
+async fn hubspot_checks_owner_ids_pipelines_and_deal_stages() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    let deal = |props: Value| Some(json!({"properties": props, "associations": []}));
+    let (s, ok) = hs
+        .send(
+            M::POST,
+            "/crm/v3/objects/deals",
+            deal(json!({"dealname": "D", "pipeline": "default",
+            "dealstage": "closedwon", "hubspot_owner_id": "70000001"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ok}");
+    for (props, name) in [
+        (
+            json!({"dealname": "D", "hubspot_owner_id": "123"}),
+            "hubspot_owner_id",
+        ),
+        (json!({"dealname": "D", "pipeline": "sales"}), "pipeline"),
+        (json!({"dealname": "D", "dealstage": "won"}), "dealstage"),
+    ] {
+        let (s, e) = hs.send(M::POST, "/crm/v3/objects/deals", deal(props)).await;
+        assert_eq!(
+            (s, &e["category"]),
+            (400, &json!("VALIDATION_ERROR")),
+            "{e}"
+        );
+        assert!(
+            e["message"]
+                .as_str()
+                .expect("message")
+                .contains(&format!("\"name\":\"{name}\"")),
+            "{e}"
+        );
+    }
+    let (s, e) = hs
+        .send(M::POST, "/crm/v3/objects/contacts", Some(json!({"properties": {"email": "a@b.co", "hubspot_owner_id": "9"}, "associations": []})))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(hs.e.records("contacts").len(), 0);
+    hs.e.shutdown().await;
+}
+
+/// Associations v4: `PUT …/associations/default/…` associates two objects with the default
+/// type both ways (read back by v4 and by v3 `?associations=`), again without a second entry;
+/// an unknown id or object type is HubSpot's 400 naming it.
+#[tokio::test]
+async fn hubspot_v4_default_associations_both_ways() {
+    use reqwest::Method as M;
+    let hs = Hs::new(SandboxOptions::default()).await;
+    hs.e.seed(
+        "contacts",
+        &[json!({"id": "101", "properties": {"email": "a@b.co"}})],
+    )
+    .expect("seed");
+    hs.e.seed(
+        "companies",
+        &[json!({"id": "201", "properties": {"domain": "b.co"}})],
+    )
+    .expect("seed");
+    hs.e.seed(
+        "deals",
+        &[json!({"id": "301", "properties": {"dealname": "D"}})],
+    )
+    .expect("seed");
+    for _ in 0..2 {
+        let (s, r) = hs
+            .send(
+                M::PUT,
+                "/crm/v4/objects/contacts/101/associations/default/companies/201",
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["status"], "COMPLETE");
+        assert_eq!(
+            r["results"][0]["associationSpec"]["associationTypeId"], 279,
+            "{r}"
+        );
+        assert_eq!(
+            r["results"][1]["associationSpec"]["associationTypeId"], 280,
+            "{r}"
+        );
+    }
+    let (s, r) = hs
+        .send(
+            M::PUT,
+            "/crm/v4/objects/0-3/301/associations/default/contact/101",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (_, v4) = hs
+        .send(
+            M::GET,
+            "/crm/v4/objects/contacts/101/associations/companies",
+            None,
+        )
+        .await;
+    assert_eq!(
+        v4["results"],
+        json!([{"toObjectId": "201", "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 279, "label": null}]}]),
+        "once, however often it was made: {v4}"
+    );
+    let (_, v4) = hs
+        .send(
+            M::GET,
+            "/crm/v4/objects/contacts/101/associations/deals",
+            None,
+        )
+        .await;
+    assert_eq!(v4["results"][0]["toObjectId"], "301");
+    assert_eq!(v4["results"][0]["associationTypes"][0]["typeId"], 4);
+    let (_, v3) = hs
+        .send(
+            M::GET,
+            "/crm/v3/objects/companies/201?associations=contacts",
+            None,
+        )
+        .await;
+    assert_eq!(
+        v3["associations"]["contacts"]["results"],
+        json!([{"id": "101", "type": "company_to_contact_unlabeled"}])
+    );
+    let (s, e) = hs
+        .send(
+            M::PUT,
+            "/crm/v4/objects/contacts/101/associations/default/companies/999",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["message"], "One or more associations are invalid");
+    assert_eq!(
+        e["context"]["INVALID_OBJECT_IDS"],
+        json!(["COMPANY=999 is not valid"]),
+        "{e}"
+    );
+    let (s, e) = hs
+        .send(
+            M::PUT,
+            "/crm/v4/objects/widgets/1/associations/default/companies/201",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, &e["category"]),
+        (400, &json!("VALIDATION_ERROR")),
+        "{e}"
+    );
+    let (s, e) = hs
+        .send(
+            M::GET,
+            "/crm/v4/objects/contacts/555/associations/companies",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    hs.e.shutdown().await;
+}
+
 #[tokio::test]
 async fn hubspot_rejects_bad_tokens_and_refreshes_oauth_tokens() {
     let e = emu(Vendor::Hubspot).await;
@@ -985,11 +1234,16 @@ fn sandbox_command_rejects_unknown_vendor() {
 async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts() {
     let hs = Hs::new(SandboxOptions::default()).await;
     // The lines set one custom property, which the tenant's portal has, and associate a deal
-    // with contact 100234, which it holds.
+    // and a task with contact 100234 and the contact with company 100300, which it holds.
     hs.create_property("contacts", "lead_score", "number").await;
     hs.e.seed(
         "contacts",
         &[json!({"id": "100234", "properties": {"email": "known@example.com"}})],
+    )
+    .expect("seed");
+    hs.e.seed(
+        "companies",
+        &[json!({"id": "100300", "properties": {"domain": "example.com"}})],
     )
     .expect("seed");
     let path = super::cli::repo_root().join("tests/prism/requests/hubspot-representative.jsonl");
@@ -1022,7 +1276,7 @@ async fn hubspot_emulator_accepts_the_requests_the_official_description_accepts(
         );
         sent += 1;
     }
-    assert!(sent >= 10, "{sent}");
+    assert!(sent >= 16, "{sent}");
     hs.e.shutdown().await;
 }
 
@@ -1836,6 +2090,116 @@ impl Pd {
         let s = resp.status().as_u16();
         (s, resp.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// Pipedrive's field registries: custom fields added through `POST /v1/personFields` get
+/// 40-character hash keys; v2 persons and deals keep custom values under those keys only (an
+/// unknown key, a standard field's key or another object's custom field is ignored), merged on
+/// PATCH; the registries page by `start`/`limit` and refuse what Pipedrive refuses.
+#[tokio::test]
+async fn pipedrive_custom_fields_live_under_generated_hash_keys() {
+    use reqwest::Method as M;
+    let e = emu(Vendor::Pipedrive).await;
+    let pd = Pd {
+        c: client(),
+        token: cred(&e, "api_token"),
+        e,
+    };
+    let (s, score) = pd
+        .send(
+            M::POST,
+            "/v1/personFields",
+            Some(json!({"name": "Lead score", "field_type": "double"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{score}");
+    let score = score["data"]["key"].as_str().expect("key").to_string();
+    assert!(score.len() == 40 && score.chars().all(|c| c.is_ascii_hexdigit()));
+    let (_, city) = pd
+        .send(
+            M::POST,
+            "/api/v1/personFields",
+            Some(json!({"name": "City", "field_type": "varchar"})),
+        )
+        .await;
+    let city = city["data"]["key"].as_str().expect("key").to_string();
+    assert_ne!(city, score);
+    let (_, deal_field) = pd
+        .send(
+            M::POST,
+            "/v1/dealFields",
+            Some(json!({"name": "Source", "field_type": "enum", "options": [{"label": "web"}]})),
+        )
+        .await;
+    let deal_field = deal_field["data"]["key"].as_str().expect("key").to_string();
+    assert_eq!(deal_field.len(), 40);
+    for (body, why) in [
+        (json!({"field_type": "varchar"}), "name"),
+        (json!({"name": "X", "field_type": "colour"}), "field_type"),
+        (json!({"name": "X", "field_type": "enum"}), "options"),
+    ] {
+        let (s, r) = pd.send(M::POST, "/v1/personFields", Some(body)).await;
+        assert_eq!(s, 400, "{r}");
+        assert!(r["error"].as_str().is_some_and(|m| m.contains(why)), "{r}");
+    }
+    // The list: standard fields (not editable) first, then the custom ones; paged.
+    let (s, all) = pd.send(M::GET, "/v1/personFields?limit=500", None).await;
+    assert_eq!(s, 200);
+    let defs = all["data"].as_array().expect("fields");
+    assert!(
+        defs.iter()
+            .any(|d| d["key"] == "name" && d["edit_flag"] == false)
+    );
+    let custom: Vec<&str> = defs
+        .iter()
+        .filter(|d| d["edit_flag"] == true)
+        .filter_map(|d| d["key"].as_str())
+        .collect();
+    assert_eq!(custom, [score.as_str(), city.as_str()]);
+    let (_, page) = pd
+        .send(M::GET, "/v1/personFields?start=0&limit=2", None)
+        .await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["additional_data"]["pagination"]["next_start"], 2);
+
+    let unknown = "ffffffffffffffffffffffffffffffffffffffff";
+    let (s, p) = pd
+        .send(
+            M::POST,
+            "/api/v2/persons",
+            Some(json!({"name": "Ada", "custom_fields": {
+                score.clone(): 92, unknown: "x", "name": "Bob", deal_field.clone(): "web"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let id = p["data"]["id"].as_u64().expect("id");
+    assert_eq!(p["data"]["custom_fields"], json!({score.clone(): 92}));
+    let (_, p) = pd
+        .send(
+            M::PATCH,
+            &format!("/api/v2/persons/{id}"),
+            Some(json!({"custom_fields": {city.clone(): "Miami"}})),
+        )
+        .await;
+    assert_eq!(
+        p["data"]["custom_fields"],
+        json!({score.clone(): 92, city.clone(): "Miami"})
+    );
+    let (_, read) = pd
+        .send(M::GET, &format!("/api/v2/persons/{id}"), None)
+        .await;
+    assert_eq!(read["data"]["custom_fields"][&score], 92);
+    assert_eq!(read["data"]["name"], "Ada");
+    let (_, d) = pd
+        .send(
+            M::POST,
+            "/api/v2/deals",
+            Some(json!({"title": "T", "custom_fields": {deal_field.clone(): "web", score.clone(): 1}})),
+        )
+        .await;
+    assert_eq!(d["data"]["custom_fields"], json!({deal_field: "web"}));
+    let (s, _) = pd.send(M::GET, "/v1/productFields", None).await;
+    assert_eq!(s, 404);
 }
 
 #[tokio::test]

@@ -138,7 +138,9 @@ async fn callrail_webhooks_are_verified_mapped_and_delivered() {
         .expect("sent");
     assert_eq!(r.status(), 200);
     let report: Value = r.json().await.expect("json");
-    assert_eq!(report["created"], 1, "{report}");
+    // The contact and the deal the seed's `pipeline_id` brings (the route maps `email` from a
+    // field this call does not have, so no company).
+    assert_eq!(report["created"], 2, "{report}");
     // The same call again (CallRail retries): found as a duplicate, updated, not created.
     let r = post(callrail_sig("callrail-signing-key", &body), body.clone())
         .await
@@ -146,7 +148,7 @@ async fn callrail_webhooks_are_verified_mapped_and_delivered() {
     let report: Value = r.json().await.expect("json");
     assert_eq!(
         (report["created"].as_u64(), report["updated"].as_u64()),
-        (Some(0), Some(1)),
+        (Some(0), Some(2)),
         "{report}"
     );
     // A forged signature, a tampered body, garbage, an unknown route.
@@ -981,36 +983,6 @@ async fn changed_routes_reload_and_broken_ones_keep_the_old_version_serving() {
     assert_eq!(deliver(3).await, "Last");
 }
 
-#[test]
-fn two_routes_for_one_tenant_and_source_are_refused_at_start() {
-    let dir = tempfile::tempdir().expect("dir");
-    let m = contact_route();
-    let a = write(dir.path(), "a.json", &m.to_string());
-    let b = write(dir.path(), "b.json", &m.to_string());
-    let store = dir.path().join("s.sqlite");
-    let seen = match launch(
-        &[
-            "--mapping",
-            &a,
-            "--mapping",
-            &b,
-            "--sandbox",
-            "--connectors",
-            repo_root().join("connector-specs").to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-        ],
-        &[("SY_TEST_CALLRAIL_KEY", "callrail-signing-key")],
-    ) {
-        Ok(_) => panic!("serve started with two routes for one tenant and source"),
-        Err(seen) => seen,
-    };
-    assert!(
-        seen.contains("both route /webhooks/tenant_TENANT_ID/callrail"),
-        "{seen}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_accepted_before_a_crash_is_delivered_after_restart() {
     use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
@@ -1144,7 +1116,8 @@ async fn health_readiness_and_metrics_say_what_happened() {
         "switchyard_webhook_requests_total{status=\"200\"} 1",
         "switchyard_webhook_requests_total{status=\"401\"} 1",
         "switchyard_webhook_refused_total{code=\"signature_invalid\"} 1",
-        "switchyard_records_total{outcome=\"created\"} 1",
+        // A contact and its deal.
+        "switchyard_records_total{outcome=\"created\"} 2",
         "switchyard_webhook_duration_seconds_count 2",
         "switchyard_dead_letters_pending 0",
     ] {
@@ -1321,4 +1294,1111 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_do
         String::from_utf8_lossy(&out.stderr)
     );
     drop(server);
+}
+
+/// Seed 004's onboarding, end to end against the HubSpot emulator: authorize → consent page →
+/// callback → sealed token → API call with it → refresh after expiry → disconnect (revoked at
+/// the vendor); a forged or reused `state` is refused, and one tenant's key cannot start
+/// another tenant's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_oauth_onboarding_runs_end_to_end_and_refuses_forged_or_reused_states() {
+    use switchyard::store::Store;
+    use switchyard_sandbox::{SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let creds = emu.credentials();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let mut m = contact_route();
+    m["tenant"] = json!("t1");
+    m["crm_config"]
+        .as_object_mut()
+        .expect("crm_config")
+        .remove("api_token");
+    m["crm_config"]["settings"] = json!({
+        "base_url": emu.base_url(), "auth_flow": "oauth",
+        "client_id": creds.get("client_id").expect("id"),
+        "client_secret": creds.get("client_secret").expect("secret"),
+    });
+    let mapping = write(dir.path(), "route.json", &m.to_string());
+    let mut other = contact_route();
+    other["tenant"] = json!("t2");
+    other["crm_config"]["api_token"] = json!(creds.get("access_token").expect("token"));
+    other["crm_config"]["settings"] = json!({"base_url": emu.base_url()});
+    let other = write(dir.path(), "other.json", &other.to_string());
+    let connectors = repo_root().join("connector-specs");
+    let server = start(
+        &[
+            "--mapping",
+            &mapping,
+            "--mapping",
+            &other,
+            "--connectors",
+            connectors.to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+        &[
+            ("SY_TEST_CALLRAIL_KEY", "callrail-signing-key"),
+            ("SWITCHYARD_STORE_KEY", "store-key-for-tests"),
+        ],
+    );
+    let key = |tenant: &str| {
+        let out = switchyard()
+            .args(["apikey", "create", "--tenant", tenant, "--store"])
+            .arg(&store)
+            .output()
+            .expect("runs");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    let (k1, k2) = (key("t1"), key("t2"));
+    let manual = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let browser = reqwest::Client::new(); // follows redirects, as a browser does
+    let authorize = format!("{}/v1/oauth/hubspot/authorize?tenant=t1", server.base);
+
+    // Without a key, with another tenant's key: refused.
+    let r = manual.get(&authorize).send().await.expect("sent");
+    assert_eq!(r.status(), 401);
+    let r = manual
+        .get(&authorize)
+        .bearer_auth(&k2)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 403);
+
+    // Authorize: a redirect to the vendor's consent page carrying a state.
+    let start_flow = || async {
+        let r = manual
+            .get(&authorize)
+            .bearer_auth(&k1)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        assert!(
+            to.starts_with(&format!("{}/oauth/authorize?", emu.base_url())),
+            "{to}"
+        );
+        assert!(
+            to.contains("client_id=sandbox-hubspot-client-id")
+                && to.contains("scope=crm.objects.contacts.read"),
+            "{to}"
+        );
+        let page = browser
+            .get(&to)
+            .send()
+            .await
+            .expect("consent")
+            .text()
+            .await
+            .expect("html");
+        let href = page
+            .split("id=\"approve\" href=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("an approve link")
+            .replace("&amp;", "&");
+        format!("{}{href}", emu.base_url())
+    };
+    let approve = start_flow().await;
+    // The user approves; the browser follows the vendor's redirect to our callback.
+    let r = browser.get(&approve).send().await.expect("approve");
+    let callback_url = r.url().to_string();
+    assert!(
+        callback_url.starts_with(&format!("{}/v1/oauth/hubspot/callback?code=", server.base)),
+        "{callback_url}"
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"connected": true, "tenant": "t1", "connector": "hubspot"})
+    );
+
+    // Sealed at rest: the stored bytes do not hold the token; with the key they open.
+    let s = Store::open(&store)
+        .expect("store")
+        .with_key("store-key-for-tests");
+    let token = s
+        .get_token("t1", "hubspot")
+        .expect("read")
+        .expect("a token");
+    let access = token["access_token"].as_str().expect("access").to_string();
+    assert!(access.starts_with("sandbox-hubspot-oauth-"), "{token}");
+    let sealed = s
+        .sealed_token_bytes("t1", "hubspot")
+        .expect("read")
+        .expect("row");
+    assert!(!sealed.windows(access.len()).any(|w| w == access.as_bytes()));
+
+    // Replaying the callback (the same state) and a forged state: refused.
+    let r = browser.get(&callback_url).send().await.expect("replay");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "state_used_or_unknown"
+    );
+    let forged = format!(
+        "{}/v1/oauth/hubspot/callback?code=x&state={}",
+        server.base,
+        "0".repeat(32) + ".9999999999.abcd"
+    );
+    let r = browser.get(&forged).send().await.expect("forged");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "state_used_or_unknown"
+    );
+    let tampered = callback_url.replace("state=", "state=1");
+    let r = browser.get(&tampered).send().await.expect("tampered");
+    assert_eq!(r.status(), 400);
+
+    // The API call: a webhook's contact is delivered with the onboarded token.
+    let hook = |call: &str| {
+        let body = json!({"call_id": call, "customer_phone": "(415) 555-2671",
+                          "customer_email": format!("{call}@example.com"),
+                          "customer_name_first": "Ada", "customer_name_last": "Lovelace"})
+        .to_string();
+        manual
+            .post(format!("{}/v1/webhooks/t1/callrail", server.base))
+            .header(
+                "Signature",
+                callrail_sig("callrail-signing-key", body.as_bytes()),
+            )
+            .body(body)
+            .send()
+    };
+    let r = hook("CALL1").await.expect("sent");
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+
+    // The token expires: the engine refreshes it with the stored refresh token and goes on.
+    emu.expire_tokens();
+    let r = hook("CALL2").await.expect("sent");
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+    let renewed = s.get_token("t1", "hubspot").expect("read").expect("token");
+    assert_ne!(renewed["access_token"], token["access_token"], "refreshed");
+    assert_eq!(renewed["refresh_token"], token["refresh_token"]);
+
+    // Status, then disconnect: revoked at HubSpot, forgotten here.
+    let status = format!("{}/v1/tenants/t1/connections/hubspot", server.base);
+    let r: Value = manual
+        .get(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(r["connected"], true);
+    let r = manual
+        .delete(&status)
+        .bearer_auth(&k2)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 403, "another tenant cannot disconnect t1");
+    let r: Value = manual
+        .delete(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(
+        (r["had_tokens"].as_bool(), r["revoked"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+    assert!(s.get_token("t1", "hubspot").expect("read").is_none());
+    let r: Value = manual
+        .get(&status)
+        .bearer_auth(&k1)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(r["connected"], false);
+    // The revoked refresh token no longer works at the vendor.
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/v1/token", emu.base_url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", creds.get("client_id").expect("id")),
+            ("client_secret", creds.get("client_secret").expect("secret")),
+            (
+                "refresh_token",
+                token["refresh_token"].as_str().expect("refresh"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 400);
+    // A denied consent comes back as access_denied, and its state is used up.
+    let approve = start_flow().await;
+    let deny = approve.replace("decision=approve", "decision=deny");
+    let r = browser.get(&deny).send().await.expect("deny");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "access_denied"
+    );
+    // Nothing here printed a token.
+    let mut log = String::new();
+    while let Ok(l) = server.log.try_recv() {
+        log.push_str(&l);
+    }
+    assert!(
+        !log.contains(&access) && !log.contains("sandbox-hubspot-refresh-"),
+        "{log}"
+    );
+    emu.shutdown().await;
+}
+
+/// A route from CallRail (its signing key from the environment variable `key_env`) for
+/// `tenant` to the HubSpot emulator `emu`, duplicate detection by e-mail on.
+fn emulator_route(emu: &switchyard_sandbox::Emulator, tenant: &str, key_env: &str) -> Value {
+    json!({"spec_version": 1, "tenant": tenant, "connector": "hubspot", "source": "callrail",
+        "source_secrets": {"webhook_signing_key": format!("env:{key_env}")},
+        "crm_config": {"type": "hubspot", "api_token": emu.credentials().get("access_token").expect("token"),
+                       "settings": {"base_url": emu.base_url()},
+                       "duplicate_detection": {"enabled": true, "match_fields": ["email"]},
+                       "field_mappings": {"email": "customer_email", "firstname": "customer_name_first"}}})
+}
+
+/// `serve` arguments for these route files, the repo's connectors and `store`, then `extra`.
+fn routed<'a>(mappings: &'a [String], store: &'a Path, extra: &[&'a str]) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    for m in mappings {
+        args.extend(["--mapping".to_string(), m.clone()]);
+    }
+    args.extend([
+        "--connectors".to_string(),
+        repo_root()
+            .join("connector-specs")
+            .to_str()
+            .expect("utf-8")
+            .to_string(),
+        "--store".to_string(),
+        store.to_str().expect("utf-8").to_string(),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn start_owned(args: &[String], envs: &[(&str, &str)]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start(&args, envs)
+}
+
+/// Posts a CallRail call signed with `key` to `/v1/webhooks/{tenant}/callrail`.
+async fn post_call(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    key: &str,
+    call: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    let body = call.to_string().into_bytes();
+    http.post(format!("{base}/v1/webhooks/{tenant}/callrail"))
+        .header("content-type", "application/json")
+        .header("Signature", callrail_sig(key, &body))
+        .body(body)
+        .send()
+        .await
+}
+
+/// Waits up to `secs` for `f` to hold.
+async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+fn inbox_len(store: &Path) -> u64 {
+    switchyard::store::Store::open(store)
+        .expect("store")
+        .inbox_len()
+        .expect("inbox")
+}
+
+fn sigterm(server: &Server) {
+    let pid = i32::try_from(server.child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits up to `secs` for the server to exit; its exit status.
+fn wait_exit(server: &mut Server, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Some(st) = server.child.try_wait().expect("try_wait") {
+            return Some(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_of_one_tenant_and_source_fan_out_and_each_distinct_verifier_must_agree() {
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
+    let a_emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let b_emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let a = write(
+        dir.path(),
+        "to-a.json",
+        &emulator_route(&a_emu, "t1", "SY_FAN_KEY").to_string(),
+    );
+    let b = write(
+        dir.path(),
+        "to-b.json",
+        &emulator_route(&b_emu, "t1", "SY_FAN_KEY").to_string(),
+    );
+    let envs = [("SY_FAN_KEY", "fan-key"), ("SY_FAN_OTHER", "other-key")];
+    let server = start_owned(&routed(&[a.clone(), b.clone()], &store, &[]), &envs);
+    assert!(
+        server
+            .banner
+            .contains("fan-out: /v1/webhooks/t1/callrail is delivered through 2 routes"),
+        "{}",
+        server.banner
+    );
+    let http = reqwest::Client::new();
+    let call = json!({"call_id": "FAN1", "customer_email": "fan@example.com", "customer_name_first": "Fan"});
+    let r = post_call(&http, &server.base, "t1", "fan-key", &call)
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.expect("json");
+    // One body, kept once, delivered through both routes: each route's outcome is listed.
+    assert_eq!(report["created"], 2, "{report}");
+    let mut routes: Vec<(String, u64)> = report["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "delivered", "{r}");
+            (
+                r["route"].as_str().expect("name").to_string(),
+                r["created"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        vec![("to-a".to_string(), 1), ("to-b".to_string(), 1)]
+    );
+    let objects = report["objects"].as_array().expect("objects");
+    assert!(
+        objects.iter().any(|o| o["route"] == "to-a")
+            && objects.iter().any(|o| o["route"] == "to-b"),
+        "{report}"
+    );
+    assert!(report["event_id"].as_i64().is_some(), "{report}");
+    assert_eq!(a_emu.records("contacts").len(), 1);
+    assert_eq!(b_emu.records("contacts").len(), 1);
+    assert_eq!(
+        inbox_len(&store),
+        0,
+        "settled for every route: the entry is gone"
+    );
+
+    // The tenant sees both routes.
+    let out = switchyard()
+        .args(["apikey", "create", "--tenant", "t1", "--store"])
+        .arg(&store)
+        .output()
+        .expect("runs");
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let listed: Value = http
+        .get(format!("{}/v1/tenants/t1/routes", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = listed["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| r["route"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["to-a", "to-b"], "{listed}");
+    drop(server);
+
+    // A third route whose source signs with another key: a body signed with the first key is
+    // refused by its verifier, hence by the service, and no route delivers it.
+    let c = write(
+        dir.path(),
+        "to-c.json",
+        &emulator_route(&a_emu, "t1", "SY_FAN_OTHER").to_string(),
+    );
+    let server = start_owned(&routed(&[a, b, c], &store, &[]), &envs);
+    let call = json!({"call_id": "FAN2", "customer_email": "fan2@example.com", "customer_name_first": "Fan"});
+    let r = post_call(&http, &server.base, "t1", "fan-key", &call)
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "signature_invalid"}));
+    assert_eq!(a_emu.records("contacts").len(), 1);
+    assert_eq!(b_emu.records("contacts").len(), 1);
+    // The same file twice is one route given twice: refused, naming it.
+    let a_again = dir.path().join("to-a.json");
+    let a_again = a_again.to_str().expect("utf-8").to_string();
+    let args = routed(&[a_again.clone(), a_again], &store, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let seen = launch(&args, &envs)
+        .err()
+        .expect("one file given twice must not start");
+    assert!(seen.contains("under the name `to-a`"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_cut_between_its_routes_resumes_with_only_the_route_that_had_not_settled() {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let a_emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let b_emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let a = write(
+        dir.path(),
+        "fast.json",
+        &emulator_route(&a_emu, "t1", "SY_CUT_KEY").to_string(),
+    );
+    let b = write(
+        dir.path(),
+        "slow.json",
+        &emulator_route(&b_emu, "t1", "SY_CUT_KEY").to_string(),
+    );
+    let envs = [("SY_CUT_KEY", "cut-key")];
+    let args = routed(&[a, b], &store, &[]);
+    // Route `slow`'s CRM answers slowly: the process dies after `fast` settled, before `slow`.
+    b_emu
+        .set_faults(FaultConfig {
+            slow_ms: 6_000,
+            ..FaultConfig::default()
+        })
+        .expect("faults");
+    let mut server = start_owned(&args, &envs);
+    let http = reqwest::Client::new();
+    let call = json!({"call_id": "CUT1", "customer_email": "cut@example.com", "customer_name_first": "Cut"});
+    let sent = {
+        let (http, base) = (http.clone(), server.base.clone());
+        tokio::spawn(async move { post_call(&http, &base, "t1", "cut-key", &call).await })
+    };
+    assert!(
+        eventually(10, || a_emu.records("contacts").len() == 1).await,
+        "route `fast` did not deliver"
+    );
+    // `fast`'s settlement row is written as soon as it settles.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    assert!(
+        sent.await.expect("joined").is_err(),
+        "answered before the crash"
+    );
+    assert!(b_emu.records("contacts").is_empty());
+    let fast_requests = a_emu.stats().requests;
+
+    // Restarted with both CRMs answering: only `slow` gets the body; `fast` is not asked again.
+    b_emu.set_faults(FaultConfig::default()).expect("faults");
+    let server = start_owned(&args, &envs);
+    assert!(
+        eventually(20, || b_emu.records("contacts").len() == 1).await,
+        "route `slow` was not delivered after the restart"
+    );
+    assert!(
+        wait_for_log(&server, "accepted webhook delivered after restart", 10).is_some(),
+        "the recovery is logged"
+    );
+    assert!(
+        eventually(10, || inbox_len(&store) == 0).await,
+        "inbox not settled"
+    );
+    assert_eq!(
+        a_emu.stats().requests,
+        fast_requests,
+        "route `fast` had settled the entry, yet it was sent again"
+    );
+    assert_eq!(a_emu.records("contacts").len(), 1);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_accepted_answers_202_at_once_and_the_workers_deliver_in_order() {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(FaultConfig {
+        slow_ms: 150,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let m = write(
+        dir.path(),
+        "route.json",
+        &emulator_route(&emu, "t1", "SY_ACK_KEY").to_string(),
+    );
+    let server = start_owned(
+        &routed(&[m], &store, &["--ack", "accepted", "--workers", "2"]),
+        &[("SY_ACK_KEY", "ack-key")],
+    );
+    let http = reqwest::Client::new();
+    // Ten calls from one person, each renaming them: only the order of delivery decides the
+    // name the CRM ends with.
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let call = json!({"call_id": format!("ORD{i}"), "customer_email": "order@example.com",
+                          "customer_name_first": format!("N{i}")});
+        let r = post_call(&http, &server.base, "t1", "ack-key", &call)
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 202);
+        let a: Value = r.json().await.expect("json");
+        assert_eq!(a["status"], "accepted", "{a}");
+        assert!(a["correlation_id"].as_str().is_some(), "{a}");
+        ids.push(a["event_id"].as_i64().expect("an event id"));
+    }
+    let accepted_in = started.elapsed();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    // Delivering the ten takes at least 10 × 150 ms; accepting them did not wait for that.
+    assert!(
+        accepted_in < std::time::Duration::from_millis(1_200),
+        "ten accepts took {accepted_in:?}"
+    );
+    let health = || async {
+        http.get(format!("{}/v1/health", server.base))
+            .send()
+            .await
+            .expect("health")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let h = health().await;
+    assert_eq!(h["inbox"]["ack"], "accepted", "{h}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while health().await["inbox"]["backlog"] != 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(inbox_len(&store), 0);
+    let contacts = emu.records("contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(
+        contacts[0]["properties"]["firstname"], "N9",
+        "delivered out of order: {contacts:?}"
+    );
+    let text = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "switchyard_webhook_requests_total{status=\"202\"} 10",
+        "switchyard_inbox_settled_total 10",
+        "switchyard_inbox_kept_total 10",
+        "switchyard_inbox_backlog 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_inbox_is_answered_503_with_retry_after_until_the_workers_catch_up() {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(FaultConfig {
+        slow_ms: 1_500,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let m = write(
+        dir.path(),
+        "route.json",
+        &emulator_route(&emu, "t1", "SY_BP_KEY").to_string(),
+    );
+    let server = start_owned(
+        &routed(&[m], &store, &["--ack", "accepted", "--max-backlog", "2"]),
+        &[("SY_BP_KEY", "bp-key")],
+    );
+    let http = reqwest::Client::new();
+    let call = |i: u32| json!({"call_id": format!("BP{i}"), "customer_email": format!("bp{i}@example.com"), "customer_name_first": "B"});
+    for i in 0..2 {
+        let r = post_call(&http, &server.base, "t1", "bp-key", &call(i))
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 202);
+    }
+    let r = post_call(&http, &server.base, "t1", "bp-key", &call(2))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "backlog_full"}));
+    // Once the two are delivered, the sender's retry is taken.
+    assert!(
+        eventually(20, || emu.records("contacts").len() == 2).await,
+        "the backlog was not delivered"
+    );
+    assert!(eventually(5, || inbox_len(&store) == 0).await);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = post_call(&http, &server.base, "t1", "bp-key", &call(2))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 202);
+    assert!(eventually(20, || emu.records("contacts").len() == 3).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_entry_that_keeps_failing_goes_to_the_dead_letters_instead_of_being_retried() {
+    use switchyard::store::Store;
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let m = write(
+        dir.path(),
+        "route.json",
+        &emulator_route(&emu, "t1", "SY_POISON_KEY").to_string(),
+    );
+    let body = json!({"call_id": "POISON1", "customer_email": "poison@example.com", "customer_name_first": "P"})
+        .to_string();
+    // Five processes began this entry and died before settling it (a body that crashes its
+    // server, say): the next start must not try it a sixth time.
+    {
+        let s = Store::open(&store).expect("store");
+        let id = s
+            .inbox_accept("t1", "callrail", body.as_bytes(), "req-poison")
+            .expect("kept");
+        for _ in 0..4 {
+            s.inbox_begin(id).expect("begun").expect("there");
+        }
+    }
+    let server = start_owned(
+        &routed(std::slice::from_ref(&m), &store, &["--max-attempts", "5"]),
+        &[("SY_POISON_KEY", "poison-key")],
+    );
+    assert!(
+        wait_for_log(&server, "poison webhook moved to the dead letters", 15).is_some(),
+        "no poison message logged"
+    );
+    assert!(
+        eventually(5, || inbox_len(&store) == 0).await,
+        "still in the inbox"
+    );
+    assert!(
+        emu.records("contacts").is_empty(),
+        "a poison message was delivered"
+    );
+    let letters = Store::open(&store)
+        .expect("store")
+        .dead_letters(true)
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].object, "(inbox)");
+    assert_eq!(letters[0].record_key, "POISON1");
+    assert_eq!(letters[0].correlation_id.as_deref(), Some("req-poison"));
+    assert!(
+        letters[0].reason.contains("processing began 5 times"),
+        "{}",
+        letters[0].reason
+    );
+    drop(server);
+    // Kept for the operator: a replay maps it again with the route and delivers it.
+    let out = switchyard()
+        .args(["deadletter", "replay", "--store"])
+        .arg(&store)
+        .arg("--connectors")
+        .arg(repo_root().join("connector-specs"))
+        .env("SY_POISON_KEY", "poison-key")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let contacts = emu.records("contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["properties"]["email"], "poison@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish_and_be_delivered_then_exits_0() {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(FaultConfig {
+        slow_ms: 2_000,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let m = write(
+        dir.path(),
+        "route.json",
+        &emulator_route(&emu, "t1", "SY_TERM_KEY").to_string(),
+    );
+    let mut server = start_owned(&routed(&[m], &store, &[]), &[("SY_TERM_KEY", "term-key")]);
+    let http = reqwest::Client::new();
+    let call = json!({"call_id": "TERM1", "customer_email": "term@example.com", "customer_name_first": "T"});
+    let sent = {
+        let (http, base) = (http.clone(), server.base.clone());
+        tokio::spawn(async move { post_call(&http, &base, "t1", "term-key", &call).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    sigterm(&server);
+    assert!(
+        wait_for_log(&server, "shutting down", 5).is_some(),
+        "no shutdown logged"
+    );
+    // No new connection is taken while the one in flight finishes.
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/health", server.base))
+        .send()
+        .await;
+    assert!(
+        fresh.as_ref().is_err_and(|e| e.is_connect()),
+        "a new connection was served during shutdown: {fresh:?}"
+    );
+    let r = sent.await.expect("joined").expect("answered");
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["created"], 1, "{report}");
+    let status = tokio::task::block_in_place(|| wait_exit(&mut server, 15)).expect("exited");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert_eq!(emu.records("contacts").len(), 1);
+    assert_eq!(inbox_len(&store), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_accepted_sigterm_finishes_the_delivery_in_hand_and_keeps_the_rest_for_the_next_start()
+ {
+    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(FaultConfig {
+        slow_ms: 1_500,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    let m = write(
+        dir.path(),
+        "route.json",
+        &emulator_route(&emu, "t1", "SY_TERM2_KEY").to_string(),
+    );
+    let envs = [("SY_TERM2_KEY", "term2-key")];
+    let args = |extra: &[&str]| {
+        let mut e = vec!["--ack", "accepted", "--workers", "1"];
+        e.extend_from_slice(extra);
+        routed(std::slice::from_ref(&m), &store, &e)
+    };
+    let mut server = start_owned(&args(&[]), &envs);
+    let http = reqwest::Client::new();
+    for i in 0..3 {
+        let call = json!({"call_id": format!("Q{i}"), "customer_email": format!("q{i}@example.com"), "customer_name_first": "Q"});
+        let r = post_call(&http, &server.base, "t1", "term2-key", &call)
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 202);
+    }
+    // The worker is delivering the first (its CRM answers in 1.5 s) when the signal comes.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sigterm(&server);
+    let status = tokio::task::block_in_place(|| wait_exit(&mut server, 15)).expect("exited");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let contacts = emu.records("contacts");
+    assert_eq!(
+        contacts.len(),
+        1,
+        "the delivery in hand did not finish: {contacts:?}"
+    );
+    assert_eq!(contacts[0]["properties"]["email"], "q0@example.com");
+    assert_eq!(
+        inbox_len(&store),
+        2,
+        "the two not begun stay for the next start"
+    );
+
+    // A delivery that outlasts --drain-secs is cut: the process still exits 0 at once, and the
+    // entry stays in the inbox.
+    emu.set_faults(FaultConfig {
+        slow_ms: 8_000,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    let mut server = start_owned(&args(&["--drain-secs", "1"]), &envs);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let stopping = std::time::Instant::now();
+    sigterm(&server);
+    let status = tokio::task::block_in_place(|| wait_exit(&mut server, 15)).expect("exited");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let took = stopping.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "shutdown took {took:?} with --drain-secs 1"
+    );
+    assert_eq!(inbox_len(&store), 2);
+
+    // The next start (the CRM answering again) delivers both: every accepted event arrives.
+    emu.set_faults(FaultConfig::default()).expect("faults");
+    let server = start_owned(&args(&[]), &envs);
+    assert!(
+        eventually(30, || inbox_len(&store) == 0).await,
+        "the inbox was not drained after the restart"
+    );
+    let mut emails: Vec<String> = emu
+        .records("contacts")
+        .iter()
+        .map(|c| {
+            c["properties"]["email"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        ["q0@example.com", "q1@example.com", "q2@example.com"]
+    );
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_no_sender_can_be_told_about_go_to_the_dead_letters_with_their_text() {
+    use switchyard::store::Store;
+    use switchyard_sandbox::{self as sandbox, SandboxOptions, Vendor};
+    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.sqlite");
+    // This route types `duration` as HubSpot's numeric lead score: a call whose duration is
+    // not a number does not map.
+    let mut strict = emulator_route(&emu, "t1", "SY_KEPT_KEY");
+    strict["crm_config"]["field_mappings"]["hs_lead_score"] = json!("duration");
+    let strict = write(dir.path(), "scored.json", &strict.to_string());
+    let envs = [("SY_KEPT_KEY", "kept-key")];
+    let http = reqwest::Client::new();
+    let calls = json!([
+        {"call_id": "K1", "customer_email": "k1@example.com", "customer_name_first": "K", "duration": 12},
+        {"call_id": "K2", "customer_email": "k2@example.com", "customer_name_first": "K", "duration": "long"}
+    ]);
+
+    // Accepted (202) before anyone knew: the record that maps is delivered, the other is
+    // dead-lettered with its text, and the inbox is settled.
+    let server = start_owned(
+        &routed(
+            std::slice::from_ref(&strict),
+            &store,
+            &["--ack", "accepted"],
+        ),
+        &envs,
+    );
+    let r = post_call(&http, &server.base, "t1", "kept-key", &calls)
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 202);
+    assert!(
+        eventually(20, || inbox_len(&store) == 0).await,
+        "not settled"
+    );
+    let contacts = emu.records("contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["properties"]["email"], "k1@example.com");
+    let letters = Store::open(&store)
+        .expect("store")
+        .dead_letters(true)
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].object, "(mapping)");
+    assert_eq!(letters[0].record_key, "K2");
+    assert!(
+        letters[0].reason.contains("\"long\" is not a number"),
+        "{}",
+        letters[0].reason
+    );
+    let kept: Value =
+        serde_json::from_str(letters[0].payload["input"].as_str().expect("input text"))
+            .expect("json");
+    assert_eq!(kept["call_id"], "K2");
+    drop(server);
+
+    // Told mode with two routes, one of which refuses a record: the other route took the
+    // body, so the sender gets 200 (and will not send it again); the refusing route delivers
+    // what it can map and dead-letters the rest, and says why under `routes`.
+    let plain = write(
+        dir.path(),
+        "plain.json",
+        &emulator_route(&emu, "t1", "SY_KEPT_KEY").to_string(),
+    );
+    let server = start_owned(&routed(&[strict, plain], &store, &[]), &envs);
+    let calls = json!([
+        {"call_id": "K3", "customer_email": "k3@example.com", "customer_name_first": "K", "duration": "short"}
+    ]);
+    let r = post_call(&http, &server.base, "t1", "kept-key", &calls)
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.expect("json");
+    let scored = report["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["route"] == "scored")
+        .expect("route `scored` listed")
+        .clone();
+    assert!(
+        scored["rejected"]
+            .as_str()
+            .is_some_and(|w| w.contains("\"short\" is not a number")),
+        "{report}"
+    );
+    assert_eq!(scored["dead_lettered"], 1, "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    let letters = Store::open(&store)
+        .expect("store")
+        .dead_letters(true)
+        .expect("dead letters");
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.record_key == "K3" && l.object == "(mapping)"),
+        "{letters:?}"
+    );
+    // Every route refuses: the sender is told (422) and nothing is kept.
+    let strict_only = dir.path().join("scored.json");
+    drop(server);
+    let server = start_owned(
+        &routed(
+            &[strict_only.to_str().expect("utf-8").to_string()],
+            &store,
+            &[],
+        ),
+        &envs,
+    );
+    let r = post_call(&http, &server.base, "t1", "kept-key", &calls)
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.expect("json");
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|w| w.contains("is not a number")),
+        "{e}"
+    );
+    assert_eq!(inbox_len(&store), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_intake_queue_is_answered_503_with_retry_after() {
+    let h = hook(r#"webhook = { scheme = "stripe", secret = "signing_key" }"#);
+    let server = h.serve(
+        &["--ack", "accepted", "--queue-capacity", "1"],
+        "whsec_queue",
+    );
+    let url = format!("{}/webhooks/t1/hook", server.base);
+    let post = |id: &str| {
+        let body = event(id);
+        let t = unix_now();
+        let sig = hex::encode(hmac_sha256(
+            "whsec_queue",
+            &[format!("{t}.").as_bytes(), body.as_bytes()],
+        ));
+        reqwest::Client::new()
+            .post(&url)
+            .header("Stripe-Signature", format!("t={t},v1={sig}"))
+            .body(body)
+            .send()
+    };
+    // Another process holds the store's write lock: the committer waits for it with the
+    // first body, the second fills the queue, the third is refused at once.
+    let lock = rusqlite::Connection::open(&h.store).expect("store");
+    lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    let first = tokio::spawn(post("q1"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = tokio::spawn(post("q2"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let r = post("q3").await.expect("sent");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e, json!({"error": "queue_full"}));
+    // The lock goes: both waiting bodies are committed and answered.
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    for r in [first, second] {
+        let r = r.await.expect("joined").expect("sent");
+        assert_eq!(r.status(), 202);
+    }
 }

@@ -4,7 +4,10 @@
 //! Input: one JSON object per line, naming its system and object in the fields the spec's
 //! `source_field`/`object_field` declare (default `source` and `object`), e.g.
 //! `{"source": "hubspot", "object": "deal", "id": "1", "properties": {...}}`. Blank lines are
-//! skipped; a line that is not a JSON object is an error naming the file and line.
+//! skipped; a line that is not a JSON object is an error naming the file and line. A record
+//! without a text `source_field` refuses the run (exit 2) with one `E602` diagnostic at its
+//! line, counting the others and suggesting the record's key that names its system (by value:
+//! a source the rules select; else by spelling) as `source_field`.
 //!
 //! Pulled records (the spec's `[[attribution.pull]]`): with `--pull`, each rule's object is
 //! listed through its connector from the vendor (settings and secrets from `--tenant-config`
@@ -23,14 +26,16 @@
 //!
 //! Output: `--output` gets one CausalMarketingData record per conversion (NDJSON; `-` for
 //! stdout); `--report` gets the report JSON
-//! `{"models": {"<model>": {"<channel>": {"conversions", "value"}}}, "unattributed": {...}}`.
-//! On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
+//! `{"models": {"<model>": {"<channel>": {"conversions", "value"}}}, "unattributed": {...}}`,
+//! with the Markov model also `"markov": {"order", "conversion_probability", "expected_value",
+//! "removal_effects": {"<channel>": {"conversions", "value"}}}` (the chain's baseline and each
+//! channel's removal effects on conversions and on value). On a terminal, stdout shows the channel tables as text; otherwise, when neither `--report`
 //! nor `--output -` claims stdout, the report JSON goes there.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use switchyard::attribution::{ErrorKind, Outcome, Report};
+use switchyard::attribution::{AttributionError, ErrorKind, Outcome, Report};
 use switchyard::diag::{self, Format};
 use switchyard::engine::EngineError;
 use switchyard::spec;
@@ -129,7 +134,7 @@ async fn run_async(a: Args) -> u8 {
         eprintln!("error: --input is required (unless --pull brings the records)");
         return super::EXIT_USAGE;
     }
-    let mut records = match &a.input {
+    let (mut records, mut lines) = match &a.input {
         Some(input) => match read_ndjson(input) {
             Ok(r) => r,
             Err(e) => {
@@ -137,11 +142,13 @@ async fn run_async(a: Args) -> u8 {
                 return super::EXIT_USAGE;
             }
         },
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
+    let mut pulled_count = 0;
     if a.pull || a.sandbox {
-        match pull_records(&engine, &attribution, &a, &mut records).await {
+        match pull_records(&engine, &attribution, &a, &mut records, &mut lines).await {
             Ok(mut pulled) => {
+                pulled_count = pulled.len();
                 pulled.append(&mut records);
                 records = pulled;
             }
@@ -153,10 +160,41 @@ async fn run_async(a: Args) -> u8 {
     }
     let (outcome, failures) = match attribution.run(&records).await {
         Ok(o) => o,
+        Err(AttributionError::MissingSource {
+            record,
+            field,
+            message,
+            hint,
+        }) if a.input.is_some() && record > pulled_count => {
+            // Placed at the input line of the record (pulled records always carry a source).
+            let input = a.input.as_deref().unwrap_or(Path::new("-"));
+            let line = lines.get(record - 1 - pulled_count).copied().unwrap_or(1);
+            let mut d = diag::Diagnostic::error(
+                "E602",
+                diag::pointer_join("", &field),
+                format!("record {message}"),
+            )
+            .with_hint(hint);
+            d.file = if input == Path::new("-") {
+                PathBuf::from("<stdin>")
+            } else {
+                input.to_path_buf()
+            };
+            d.line = line;
+            eprint!(
+                "{}",
+                diag::render(&diag::Diagnostics(vec![d]), Format::Human, cwd.as_deref())
+            );
+            return super::EXIT_USAGE;
+        }
         Err(e) => {
             eprintln!("error: {}: {e}", a.spec.display());
+            if let AttributionError::MissingSource { hint, .. } = &e {
+                eprintln!("   = help: {hint}");
+            }
             return match e.kind() {
                 ErrorKind::InvalidSpec | ErrorKind::Model => super::EXIT_INVALID,
+                _ => super::EXIT_USAGE,
             };
         }
     };
@@ -192,6 +230,7 @@ async fn pull_records(
     attribution: &switchyard::engine::Attribution,
     a: &Args,
     input: &mut Vec<Value>,
+    lines: &mut Vec<usize>,
 ) -> Result<Vec<Value>, String> {
     let cfg = &attribution.spec().attribution;
     let mut connectors: Vec<&str> = Vec::new();
@@ -220,7 +259,7 @@ async fn pull_records(
             if let Some(emu) = &emulator {
                 eprintln!("sandbox: {} emulator at {}", emu.vendor(), emu.base_url());
                 for r in &rules {
-                    let seed = take_covered(input, r, &cfg.source_field, &cfg.object_field);
+                    let seed = take_covered(input, lines, r, &cfg.source_field, &cfg.object_field);
                     emu.seed(r.record_object(), &seed)
                         .map_err(|e| format!("{}: {e}", a.spec.display()))?;
                 }
@@ -268,10 +307,11 @@ fn tenant_route(
     ))
 }
 
-/// Take the input records a pull rule covers out of `input`, without the source and object
-/// fields (the vendor's own shape).
+/// Take the input records a pull rule covers out of `input` (and their line numbers out of
+/// `lines`), without the source and object fields (the vendor's own shape).
 fn take_covered(
     input: &mut Vec<Value>,
+    lines: &mut Vec<usize>,
     rule: &PullRule,
     source_field: &str,
     object_field: &str,
@@ -280,9 +320,19 @@ fn take_covered(
         v.get(source_field).and_then(Value::as_str) == Some(rule.source())
             && v.get(object_field).and_then(Value::as_str) == Some(rule.record_object())
     };
-    let (mut taken, kept): (Vec<Value>, Vec<Value>) =
-        std::mem::take(input).into_iter().partition(covers);
+    let mut taken = Vec::new();
+    let mut kept = Vec::new();
+    let mut kept_lines = Vec::new();
+    for (v, line) in std::mem::take(input).into_iter().zip(std::mem::take(lines)) {
+        if covers(&v) {
+            taken.push(v);
+        } else {
+            kept.push(v);
+            kept_lines.push(line);
+        }
+    }
     *input = kept;
+    *lines = kept_lines;
     for v in &mut taken {
         if let Value::Object(m) = v {
             m.remove(source_field);
@@ -335,8 +385,9 @@ fn write_to(path: &Path, text: &str) -> Result<(), String> {
     }
 }
 
-/// Read NDJSON objects from a file or `-` (stdin); errors name the file and line.
-fn read_ndjson(path: &Path) -> Result<Vec<serde_json::Value>, String> {
+/// Read NDJSON objects from a file or `-` (stdin), with the 1-based line of each; errors name
+/// the file and line.
+fn read_ndjson(path: &Path) -> Result<(Vec<Value>, Vec<usize>), String> {
     let name = path.display().to_string();
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin())
@@ -344,6 +395,7 @@ fn read_ndjson(path: &Path) -> Result<Vec<serde_json::Value>, String> {
         Box::new(std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?)
     };
     let mut out = Vec::new();
+    let mut lines = Vec::new();
     for (i, line) in BufReader::new(reader).lines().enumerate() {
         let line = line.map_err(|e| format!("{name}:{}: {e}", i + 1))?;
         if line.trim().is_empty() {
@@ -355,8 +407,9 @@ fn read_ndjson(path: &Path) -> Result<Vec<serde_json::Value>, String> {
             return Err(format!("{name}:{}: a record must be a JSON object", i + 1));
         }
         out.push(v);
+        lines.push(i + 1);
     }
-    Ok(out)
+    Ok((out, lines))
 }
 
 /// The channel tables as aligned text.
@@ -385,5 +438,65 @@ fn table(report: &Report, conversions: usize) -> String {
         s.push('\n');
     }
     s.push_str("\n(cells: credited conversions / value)\n");
+    if let Some(m) = &report.markov {
+        s.push_str(&format!(
+            "\nmarkov chain (order {}): baseline P(conversion) {:.4}, expected value per journey {:.2}\n",
+            m.order, m.conversion_probability, m.expected_value
+        ));
+        s.push_str(&format!("{:width$}  {:>22}\n", "channel", "removal effect"));
+        for (c, re) in &m.removal_effects {
+            s.push_str(&format!(
+                "{c:width$}  {:>22}\n",
+                format!("{:.4} / {:.4}", re.conversions, re.value)
+            ));
+        }
+        s.push_str("(removal effects: on conversions / on value; value credit follows the value effects)\n");
+    }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard::attribution::{ChannelCredit, MarkovReport, RemovalEffect};
+
+    #[test]
+    fn table_shows_the_markov_baseline_and_removal_effects() {
+        let mut report = Report::default();
+        report.models.insert(
+            "markov".into(),
+            [(
+                "search".to_string(),
+                ChannelCredit {
+                    conversions: 1.5,
+                    value: 105.0,
+                },
+            )]
+            .into(),
+        );
+        report.markov = Some(MarkovReport {
+            order: 2,
+            conversion_probability: 0.75,
+            expected_value: 37.5,
+            removal_effects: [(
+                "search".to_string(),
+                RemovalEffect {
+                    conversions: 5.0 / 9.0,
+                    value: 7.0 / 9.0,
+                },
+            )]
+            .into(),
+        });
+        let t = table(&report, 3);
+        assert!(t.contains("1.50 / 105.00"), "{t}");
+        assert!(
+            t.contains(
+                "markov chain (order 2): baseline P(conversion) 0.7500, expected value per journey 37.50"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("search          0.5556 / 0.7778"), "{t}");
+        report.markov = None;
+        assert!(!table(&report, 3).contains("removal effect"));
+    }
 }

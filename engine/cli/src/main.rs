@@ -1,5 +1,8 @@
 //! The `switchyard` command line: one file per subcommand.
 
+// Proving that `serve`'s delivery futures are `Send` walks deep into wasmtime's types.
+#![recursion_limit = "256"]
+
 /// `println!` to stdout, except that a closed stdout (`switchyard … | head`) ends the command
 /// quietly instead of panicking.
 macro_rules! outln {
@@ -20,12 +23,14 @@ mod attribute;
 mod common;
 mod connectors;
 mod deadletter;
+mod init;
 mod map;
 mod plugin;
 mod run;
 mod sandbox;
 mod schema;
 mod serve;
+mod spectest;
 mod sync;
 mod validate;
 
@@ -71,8 +76,10 @@ fn block_on(f: impl std::future::Future<Output = u8>) -> u8 {
 
 const EXAMPLES: &str = "\
 Examples:
+  switchyard init hubspot                                scaffold a route (spec, samples, test)
   switchyard validate connector-specs mapping-specs      check every spec (CI)
   switchyard validate --format github specs/             GitHub Actions annotations
+  switchyard test mapping-specs                          run the tests inside mapping specs
   switchyard schema mapping > mapping.schema.json        JSON Schema for editors
 
 Docs: README.md, ARCHITECTURE.md, docs/diagnostics.md";
@@ -141,6 +148,10 @@ pub enum Command {
     Schema(schema::Args),
     /// Map NDJSON records through a mapping spec (one output line per record, rejects apart).
     Map(map::Args),
+    /// Scaffold a route for a connector: mapping spec, sample records, a test inside the spec.
+    Init(init::Args),
+    /// Run the tests written inside mapping specs (`tests`: input record → expected output).
+    Test(spectest::Args),
     /// Run an attribution spec over NDJSON records: CausalMarketingData and channel tables.
     Attribute(attribute::Args),
     /// Serve local emulators of vendor APIs (HubSpot, Salesforce, Pipedrive, Zendesk, Stripe).
@@ -185,6 +196,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Map(a) => map::run(a),
+        Command::Test(a) => spectest::run(a),
+        Command::Init(a) => init::run(a),
         Command::Attribute(a) => attribute::run(a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Run(a) => run::run(a),

@@ -289,6 +289,8 @@ pub struct Stats {
     pub search_throttled: u64,
     /// Records created, per object name (as used by [`Emulator::records`]).
     pub created: BTreeMap<String, u64>,
+    /// Requests received per method and path, without the query (`GET /v1/personFields`).
+    pub by_route: BTreeMap<String, u64>,
 }
 
 impl Stats {

@@ -91,7 +91,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let api = api(shared.vendor);
-    let n = shared.next_request();
+    let n = shared.next_request(req.method().as_str(), req.uri().path());
     let faults = shared.faults();
     let fault = faults.decide(shared.seed, n);
     if let Some(f) = fault {

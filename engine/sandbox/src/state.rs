@@ -42,6 +42,9 @@ pub(crate) struct Db {
     pub issued_tokens: HashSet<String>,
     /// Refresh tokens issued (the configured one is in credentials).
     pub refresh_tokens: HashSet<String>,
+    /// Authorization codes handed out by a consent page and not yet exchanged: code →
+    /// `{client_id, redirect_uri, expires}` (Unix seconds). Single use.
+    pub oauth_codes: HashMap<String, Value>,
     /// Idempotency key → (request fingerprint, status, body).
     pub idempotency: HashMap<String, (String, u16, Value)>,
     /// Server-side query cursors (Salesforce query locators, Zendesk/Pipedrive cursors) → state.
@@ -260,9 +263,13 @@ impl Shared {
         *self.faults.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(f);
     }
 
-    /// Takes the next request number and counts the request.
-    pub fn next_request(&self) -> u64 {
-        lock(&self.stats).requests += 1;
+    /// Takes the next request number and counts the request (also per method and path).
+    pub fn next_request(&self, method: &str, path: &str) -> u64 {
+        {
+            let mut s = lock(&self.stats);
+            s.requests += 1;
+            *s.by_route.entry(format!("{method} {path}")).or_default() += 1;
+        }
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 

@@ -7,6 +7,9 @@
 //! system and object) and returns an [`Outcome`].
 //!
 //! How a run works:
+//! 0. **Sources.** Every record must name its system as text in `source_field`; otherwise the
+//!    run is refused with [`AttributionError::MissingSource`] (rules select records by source,
+//!    so such a run would silently attribute nothing).
 //! 1. **Identity.** Each record is a node; identity rules link it to its normalised email
 //!    (trimmed, lowercased), phone (E.164) and customer id. Records sharing an identifier,
 //!    directly or through other records, are one person ([`identity`]).
@@ -22,7 +25,10 @@
 //!    `unattributed`, never dropped. A person's touches after their last conversion (all of them
 //!    for a person who never converted) form one non-converting path, used by the Markov model.
 //! 4. **Models** ([`models`], [`markov`], [`shapley`]) credit channels; the report holds one
-//!    channel table per model.
+//!    channel table per model, and with the Markov model its chain's baseline conversion
+//!    probability and expected value and each channel's removal effects on both. Markov value
+//!    credit follows the value removal effects (value-weighted, as `ChannelAttribution` does),
+//!    not the conversion shares.
 //! 5. **Per conversion**, evaluated on the *conversion context* — the record with an extra
 //!    `journey` object (`touches`, `channels`, `first_channel`, `last_channel`,
 //!    `first_campaign`, `last_campaign`, `prior_conversions` of the same person,
@@ -70,6 +76,20 @@ pub enum AttributionError {
     /// A model could not be computed.
     #[error(transparent)]
     Shapley(#[from] shapley::TooManyChannels),
+    /// An input record does not name its system in the spec's `source_field`: the run is
+    /// refused (every rule selects records by source, so nothing could be attributed).
+    #[error("record {record}: {message}")]
+    MissingSource {
+        /// 1-based position of the first such record among the records of the run.
+        record: usize,
+        /// The key the spec reads the system from (`source_field`).
+        field: String,
+        /// The cause, naming the missing key and how many records lack it.
+        message: String,
+        /// How to fix it: the key of the record that looks like the system, and the setting
+        /// to point at it.
+        hint: String,
+    },
 }
 
 /// Kinds of [`AttributionError`], for callers that branch.
@@ -79,6 +99,8 @@ pub enum ErrorKind {
     InvalidSpec,
     /// A model could not be computed on this data.
     Model,
+    /// The input records are not what the spec reads.
+    Input,
 }
 
 impl AttributionError {
@@ -87,6 +109,7 @@ impl AttributionError {
         match self {
             AttributionError::InvalidSpec { .. } => ErrorKind::InvalidSpec,
             AttributionError::Shapley(_) => ErrorKind::Model,
+            AttributionError::MissingSource { .. } => ErrorKind::Input,
         }
     }
 }
@@ -181,6 +204,8 @@ pub struct Plan {
     tenant: String,
     source_field: String,
     object_field: String,
+    /// Every source a rule selects, for the hint of [`AttributionError::MissingSource`].
+    rule_sources: Vec<String>,
     default_currency: String,
     lookback_ms: i64,
     models: Vec<ModelKind>,
@@ -274,13 +299,41 @@ pub struct ChannelCredit {
 }
 
 /// The report: `{"models": {"<model>": {"<channel>": {"conversions", "value"}}},
-/// "unattributed": {"conversions", "value"}}`.
+/// "unattributed": {"conversions", "value"}}`, plus `"markov": {…}` ([`MarkovReport`]) when the
+/// Markov model ran.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Report {
     /// Channel table per model, channels sorted by name.
     pub models: IndexMap<String, BTreeMap<String, ChannelCredit>>,
     /// Conversions without an eligible touch.
     pub unattributed: ChannelCredit,
+    /// What the Markov credits were computed from, when the Markov model ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markov: Option<MarkovReport>,
+}
+
+/// The Markov model's chain figures ([`markov`] explains them): `{"order", "conversion_probability",
+/// "expected_value", "removal_effects": {"<channel>": {"conversions", "value"}}}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MarkovReport {
+    /// Order of the fitted chain.
+    pub order: usize,
+    /// Baseline P(conversion) of a journey under the full chain.
+    pub conversion_probability: f64,
+    /// Baseline expected conversion value of a journey under the full chain.
+    pub expected_value: f64,
+    /// Removal effect of each channel (sorted by name) on conversions and on value.
+    pub removal_effects: BTreeMap<String, RemovalEffect>,
+}
+
+/// A channel's removal effects: the share of P(conversion), and of expected value, lost when
+/// the channel is removed from the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RemovalEffect {
+    /// `1 − P_without / P`.
+    pub conversions: f64,
+    /// `1 − V_without / V`.
+    pub value: f64,
 }
 
 /// Everything a run produces.
@@ -495,11 +548,23 @@ impl Plan {
                 "must be in [0, 1]",
             ));
         }
+        let mut rule_sources: Vec<String> = Vec::new();
+        for s in identity
+            .iter()
+            .map(|r| &r.select)
+            .chain(conversions.iter().map(|c| &c.select))
+            .chain(touchpoints.iter().map(|t| &t.select))
+        {
+            if !rule_sources.contains(&s.source) {
+                rule_sources.push(s.source.clone());
+            }
+        }
         Ok(Plan {
             name: a.name.clone(),
             tenant: a.tenant.clone(),
             source_field: a.source_field.clone(),
             object_field: a.object_field.clone(),
+            rule_sources,
             default_currency: a.default_currency.clone(),
             lookback_ms: (a.lookback_days * DAY_MS).round() as i64,
             models: a.models.clone(),
@@ -552,6 +617,7 @@ impl Plan {
         records: &[Value],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Outcome, AttributionError> {
+        self.check_sources(records)?;
         let ectx = EvalCtx { now };
         let mut warnings = Vec::new();
         let mut graph = identity::IdentityGraph::default();
@@ -568,12 +634,8 @@ impl Plan {
             let object = rec.get(&self.object_field).and_then(Value::as_str);
             sources.push(source);
             objects.push(object);
+            // `check_sources` refused the run when a record has none.
             let Some(source) = source else {
-                warnings.push(format!(
-                    "record {}: no `{}` field naming its system; ignored",
-                    i + 1,
-                    self.source_field
-                ));
                 continue;
             };
             let scope = Scope {
@@ -774,10 +836,27 @@ impl Plan {
         let mut report = Report {
             models: IndexMap::new(),
             unattributed,
+            markov: None,
         };
         for &m in &self.models {
             let table: Vec<Credit> = match m {
-                ModelKind::Markov => markov::markov(&journeys, self.markov_order).credits,
+                ModelKind::Markov => {
+                    let r = markov::markov(&journeys, self.markov_order);
+                    report.markov = Some(MarkovReport {
+                        order: r.order,
+                        conversion_probability: r.conversion_probability,
+                        expected_value: r.expected_value,
+                        removal_effects: journeys
+                            .channels
+                            .iter()
+                            .zip(r.removal_effects.iter().zip(&r.value_removal_effects))
+                            .map(|(name, (&conversions, &value))| {
+                                (name.clone(), RemovalEffect { conversions, value })
+                            })
+                            .collect(),
+                    });
+                    r.credits
+                }
                 ModelKind::Shapley => shapley::shapley(&journeys, self.shapley_max)?,
                 k => models::heuristic_table(k, &journeys, &self.heuristic),
             };
@@ -926,6 +1005,121 @@ impl Plan {
             report,
             warnings,
         })
+    }
+}
+
+impl Plan {
+    /// Refuse a run in which a record does not name its system in `source_field` (absent, or
+    /// not text): every rule selects records by source, so such a run would attribute nothing
+    /// and say so only per record. The error names the first such record, how many there are,
+    /// and the key of that record that most likely holds its system.
+    fn check_sources(&self, records: &[Value]) -> Result<(), AttributionError> {
+        let named = |r: &Value| r.get(&self.source_field).is_some_and(Value::is_string);
+        let Some(first) = records.iter().position(|r| !named(r)) else {
+            return Ok(());
+        };
+        let lacking = records.iter().filter(|r| !named(r)).count();
+        let total = records.len();
+        let rec = &records[first];
+        let field = &self.source_field;
+        let what = match rec.get(field) {
+            None => format!("has no `{field}` field naming its system"),
+            Some(v) => {
+                let found = match v {
+                    Value::Array(_) => "an array".to_string(),
+                    Value::Object(_) => "an object".to_string(),
+                    scalar => scalar.to_string(),
+                };
+                format!("has `{field}` = {found}, not text naming its system")
+            }
+        };
+        let count = if lacking == total && total > 1 {
+            format!(" (none of the {total} records has it)")
+        } else if lacking > 1 {
+            format!(" ({lacking} of {total} records lack it)")
+        } else {
+            String::new()
+        };
+        let keys: Vec<&str> = rec
+            .as_object()
+            .map(|m| {
+                m.keys()
+                    .map(String::as_str)
+                    .filter(|k| k != field)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let carriers = total - lacking;
+        let hint = if carriers > 0 {
+            // Other records name their system where the spec looks: this record is the one to
+            // fix, not the setting.
+            let spelled = match rec.get(field) {
+                None => crate::diag::closest(field, keys.iter().copied())
+                    .map(|k| format!("the record has `{k}`: did you mean `{field}`? ")),
+                Some(_) => None,
+            };
+            let does = if carriers == 1 {
+                "record names its"
+            } else {
+                "records name their"
+            };
+            format!(
+                "{}{carriers} other {does} system in `{field}`: give this record its system there, as text",
+                spelled.unwrap_or_default()
+            )
+        } else {
+            self.source_field_hint(rec, &keys)
+        };
+        Err(AttributionError::MissingSource {
+            record: first + 1,
+            field: field.clone(),
+            message: format!("{what}{count}"),
+            hint,
+        })
+    }
+
+    /// The hint when no record names its system in `source_field`: the record's key that
+    /// does (by value: a source the rules select; else by spelling), or its keys.
+    fn source_field_hint(&self, rec: &Value, keys: &[&str]) -> String {
+        let field = &self.source_field;
+        let set = |k: &str| format!("set `source_field = \"{k}\"` in [attribution]");
+        let by_value = keys.iter().find(|k| {
+            rec.get(**k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| self.rule_sources.iter().any(|s| s == v))
+        });
+        if let Some(k) = by_value {
+            let v = rec.get(*k).and_then(Value::as_str).unwrap_or_default();
+            format!(
+                "`{k}` holds `{v}`, a source the spec's rules select: did you mean `{k}`? {}",
+                set(k)
+            )
+        } else if let Some(k) = crate::diag::closest(field, keys.iter().copied()) {
+            format!("did you mean `{k}`? {}", set(k))
+        } else if keys.is_empty() {
+            format!(
+                "give every record a `{field}` field naming its system (one of {})",
+                self.rule_sources
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            const SHOWN: usize = 8;
+            let mut list = keys
+                .iter()
+                .take(SHOWN)
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if keys.len() > SHOWN {
+                list.push_str(&format!(" and {} more", keys.len() - SHOWN));
+            }
+            format!(
+                "the record's keys are {list}: set `source_field` in [attribution] to the one naming its system, or add `{field}` to every record"
+            )
+        }
     }
 }
 

@@ -104,6 +104,19 @@ impl TokenCache {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Forget the cached token: onboarding stored a new one, or the tenant disconnected.
+    pub(crate) async fn forget(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Redact `s` from errors from now on (a token obtained outside the auth flow).
+    pub(crate) fn remember_secret(&self, s: &Secret) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.contains(s) {
+            seen.push(s.clone());
+        }
+    }
+
     fn remember(&self, t: &CachedToken) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         for s in std::iter::once(&t.access).chain(t.refresh.as_ref()) {

@@ -50,7 +50,7 @@ enum Step {
 }
 
 impl Session {
-    fn rewrite(&self, url: String) -> String {
+    pub(crate) fn rewrite(&self, url: String) -> String {
         let Some(over) = &self.binding.base_url else {
             return url;
         };
@@ -63,7 +63,7 @@ impl Session {
     }
 
     /// The base URL for a request (tenant override, token fields, spec template).
-    fn base_url(&self, ctx: &Value) -> Result<String, ConnectorError> {
+    pub(crate) fn base_url(&self, ctx: &Value) -> Result<String, ConnectorError> {
         if let Some(over) = &self.binding.base_url {
             let (_, p) = split_origin(over);
             if !p.is_empty() && p != "/" {

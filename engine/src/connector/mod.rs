@@ -6,9 +6,13 @@
 
 mod auth;
 pub mod deliver;
+pub mod fieldkeys;
 mod http;
+mod lookup;
+pub mod oauth;
 mod plugin;
 pub mod ratelimit;
+pub(crate) mod related;
 pub mod route;
 pub mod sync;
 pub mod template;
@@ -271,6 +275,11 @@ pub struct Connector {
     pub(crate) created_before: Option<CreatedBeforePlan>,
     pub(crate) throttles: Vec<(Option<u16>, Option<Path>, Vec<String>)>,
     pub(crate) actions: IndexMap<String, crate::connector::workflow::CompiledAction>,
+    /// `field_keys` by object.
+    pub(crate) field_keys: IndexMap<String, fieldkeys::FieldKeysPlan>,
+    pub(crate) lookups: Vec<related::CompiledLookup>,
+    pub(crate) related: Vec<related::CompiledRelated>,
+    pub(crate) associations: Vec<related::CompiledAssociation>,
     /// Retry policy.
     pub retry: crate::spec::connector::Retry,
 }
@@ -404,6 +413,16 @@ impl Connector {
                 crate::connector::workflow::CompiledAction::compile(a, &mut t)?,
             );
         }
+        let mut field_keys = IndexMap::new();
+        for (name, o) in &spec.objects {
+            if let Some(fk) = &o.field_keys {
+                field_keys.insert(
+                    name.clone(),
+                    fieldkeys::FieldKeysPlan::compile(name, fk, &spec)?,
+                );
+            }
+        }
+        let plans = related::compile(&spec, &mut t)?;
         let retry = spec.retry.clone().unwrap_or(crate::spec::connector::Retry {
             max_attempts: 5,
             initial_backoff_ms: 200,
@@ -424,6 +443,10 @@ impl Connector {
             created_before,
             throttles,
             actions,
+            field_keys,
+            lookups: plans.lookups,
+            related: plans.related,
+            associations: plans.associations,
             retry,
         })
     }
@@ -504,8 +527,12 @@ pub struct Session {
     pub(crate) ctx_base: Arc<Map<String, Value>>,
     pub(crate) token_store: Option<auth::TokenStore>,
     pub(crate) plugins: Option<Arc<crate::plugin::PluginSet>>,
+    /// The connector's `[lookups]` resolved for this tenant (shared by the session's clones).
+    pub(crate) lookups: Arc<lookup::LookupCache>,
     /// Removes the binding's secrets from error texts.
     pub(crate) redactor: crate::secrets::Redactor,
+    /// Field definitions listed for `field_keys`, shared by the clones of this session.
+    pub(crate) field_keys: Arc<fieldkeys::FieldKeyCache>,
 }
 
 /// Per (tenant, connector) state shared by every session of a runtime.
@@ -605,6 +632,8 @@ impl Runtime {
             ctx_base: Arc::new(ctx),
             token_store: None,
             plugins: None,
+            field_keys: Arc::default(),
+            lookups: Arc::default(),
         }
     }
 }
@@ -705,7 +734,8 @@ impl Session {
         self.dry_run.is_some()
     }
 
-    /// The template context: `config`, `secrets`, `tenant` plus `vars`.
+    /// The template context: `config`, `secrets`, `tenant`, `now`, `today`, `lookups` (the
+    /// values resolved so far, [`Session::resolve_lookups`]) plus `vars`.
     pub fn context(&self, vars: Map<String, Value>) -> Value {
         let mut m = (*self.ctx_base).clone();
         let now = chrono::Utc::now();
@@ -717,6 +747,9 @@ impl Session {
             "today".into(),
             Value::String(now.format("%Y-%m-%d").to_string()),
         );
+        if !self.connector.lookups.is_empty() {
+            m.insert("lookups".into(), Value::Object(self.lookups.values()));
+        }
         m.extend(vars);
         Value::Object(m)
     }

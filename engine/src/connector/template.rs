@@ -88,14 +88,101 @@ fn soql_helper(
     Ok(())
 }
 
+/// `{{emailDomain x}}`: the domain of an e-mail address, trimmed and lowercased (`Ada@Example.COM`
+/// → `example.com`); empty when `x` is not an address.
+fn email_domain_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    out.write(&email_domain(v.as_str().unwrap_or_default()))?;
+    Ok(())
+}
+
+/// `{{businessDomain x}}`: [`email_domain`], but empty for the domains of consumer mail
+/// providers (`gmail.com`, `outlook.com`, …), which name no company.
+fn business_domain_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    let d = email_domain(v.as_str().unwrap_or_default());
+    if !FREE_MAIL.contains(&d.as_str()) {
+        out.write(&d)?;
+    }
+    Ok(())
+}
+
+/// Consumer mail providers' domains: an address there says nothing of the person's company.
+const FREE_MAIL: &[&str] = &[
+    "163.com",
+    "aol.com",
+    "comcast.net",
+    "gmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hotmail.co.uk",
+    "hotmail.com",
+    "hotmail.fr",
+    "icloud.com",
+    "live.com",
+    "mac.com",
+    "mail.com",
+    "mail.ru",
+    "me.com",
+    "msn.com",
+    "outlook.com",
+    "proton.me",
+    "protonmail.com",
+    "qq.com",
+    "web.de",
+    "yahoo.co.uk",
+    "yahoo.com",
+    "yahoo.fr",
+    "yandex.ru",
+    "zoho.com",
+];
+
+/// The domain of an e-mail address, trimmed and lowercased; empty when `s` is not an address
+/// (the `emailDomain` template helper).
+pub fn email_domain(s: &str) -> String {
+    let s = s.trim();
+    match s.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && domain
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-') =>
+        {
+            domain.to_lowercase()
+        }
+        _ => String::new(),
+    }
+}
+
 impl Templates {
     /// An empty registry: the mapping templates' helpers (`json`, `default`, `upper`, `lower`,
-    /// `formatDate`, no HTML escaping) and `soql` (a string escaped for a SOQL literal).
+    /// `formatDate`, no HTML escaping), `soql` (a string escaped for a SOQL literal),
+    /// `emailDomain` (the domain of an e-mail address) and `businessDomain` (the same, empty for
+    /// consumer mail providers).
     pub fn new() -> Self {
         // The mapping templates' registry (no escaping; json, default, upper, lower,
         // formatDate), plus the request-only `soql` helper.
         let mut hb = crate::template::new_registry();
         hb.register_helper("soql", Box::new(soql_helper));
+        hb.register_helper("emailDomain", Box::new(email_domain_helper));
+        hb.register_helper("businessDomain", Box::new(business_domain_helper));
         Self {
             hb,
             next: AtomicUsize::new(0),
@@ -273,6 +360,31 @@ mod tests {
             json!({"payload": {"n": 85, "b": true, "s": "x", "z": null}}),
             Some(json!({"properties": {"n": "85", "b": "true", "s": "x"}})),
         );
+    }
+
+    #[test]
+    fn email_domain_is_the_lowercased_domain_of_an_address() {
+        check(
+            json!({"a": "{{emailDomain p.e}}", "b": "{{emailDomain p.x}}", "c": "{{emailDomain p.n}}"}),
+            json!({"p": {"e": " Ada@Example.COM ", "x": "not an address", "n": 5}}),
+            Some(json!({"a": "example.com", "b": "", "c": ""})),
+        );
+        check(
+            json!({"a": "{{businessDomain p.e}}", "b": "{{businessDomain p.g}}"}),
+            json!({"p": {"e": "ada@Analytical.example", "g": "Ada.L@GMail.com"}}),
+            Some(json!({"a": "analytical.example", "b": ""})),
+        );
+        for bad in [
+            "@x.com",
+            "a@",
+            "a@localhost",
+            "a@.com",
+            "a@x.com.",
+            "a@x y.com",
+        ] {
+            assert_eq!(email_domain(bad), "", "{bad}");
+        }
+        assert_eq!(email_domain("a@b@sub.x-y.org"), "sub.x-y.org");
     }
 
     #[test]

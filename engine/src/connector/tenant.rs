@@ -196,6 +196,7 @@ pub fn tenant_spec(
                 custom_field_pattern: None,
                 unique_fields: Vec::new(),
                 fields: Default::default(),
+                field_keys: None,
             });
         let body = matches!(
             kind,

@@ -44,6 +44,11 @@ pub trait ActionLedger: Send + Sync {
     /// Claim the action for the record; `Some(reason)` when it must not run (it ran already,
     /// its earlier outcome is unknown, or another process runs it).
     fn begin(&self, key: &str, trigger: &str, action: &str) -> Option<String>;
+    /// [`ActionLedger::begin`] for an idempotent request (an association): one whose earlier
+    /// outcome is unknown (a crash between the request and its record) runs again.
+    fn begin_idempotent(&self, key: &str, trigger: &str, action: &str) -> Option<String> {
+        self.begin(key, trigger, action)
+    }
     /// Record how it ended.
     fn finish(&self, key: &str, trigger: &str, action: &str, end: ActionEnd);
 }

@@ -27,7 +27,7 @@ mod route;
 mod webhook;
 
 pub use attribution::Attribution;
-pub use mapper::Mapper;
+pub use mapper::{Mapper, SpecTestRun};
 pub use registry::Registry;
 pub use route::{NdjsonOptions, Route, RouteOptions, SandboxBinding, correlation_id};
 pub use webhook::{WebhookError, WebhookRoute};

@@ -1,10 +1,16 @@
 //! [`WebhookRoute`]: a route that receives its records from a webhook — the source's verifier
 //! (compiled once), its idempotency key path, and a redactor of every secret the route holds;
-//! `receive` maps and delivers a verified body.
+//! `receive` maps and delivers a verified body (refusing it whole when a record does not map:
+//! the sender is told), `receive_kept` delivers a body nobody is waiting for (records that do
+//! not map are dead-lettered with their text, for a replay), and `abandon` dead-letters a body
+//! whose processing kept failing.
 
 use super::{EngineError, Route};
+use crate::connector::deliver::input::content_key;
 use crate::connector::webhook::{Refusal, Verifier, WebhookRequest};
-use crate::connector::{DeliveryItem, DeliveryReport, Path as JsonPath, scalar};
+use crate::connector::{
+    DeliveryItem, DeliveryReport, Input, Path as JsonPath, RejectedInput, scalar,
+};
 use crate::secrets::{Redactor, Secret};
 use crate::spec::connector::Verification;
 use serde_json::Value;
@@ -32,6 +38,7 @@ pub struct WebhookRoute {
     verifier: Option<Arc<Verifier>>,
     idempotency: Option<JsonPath>,
     redactor: Redactor,
+    verifier_id: [u8; 32],
 }
 
 impl std::fmt::Debug for WebhookRoute {
@@ -118,12 +125,15 @@ impl super::Engine {
                     spec_path.display()
                 ))
             })?;
+        let verifier_id =
+            verifier_identity(&m.tenant, &spec_path, inbound.webhook.as_ref(), &secrets);
         Ok(WebhookRoute {
             route,
             source,
             verifier: verifier.map(Arc::new),
             idempotency,
             redactor,
+            verifier_id,
         })
     }
 }
@@ -149,6 +159,13 @@ impl WebhookRoute {
         &self.redactor
     }
 
+    /// Two routes with the same identity verify a request the same way (the same tenant,
+    /// source spec file, scheme and signing secrets): one check serves both. A digest; the
+    /// secrets cannot be read back from it.
+    pub fn verifier_identity(&self) -> [u8; 32] {
+        self.verifier_id
+    }
+
     /// Verify a request (blocking: an HMAC over the body, or a plugin call; run it off the
     /// async workers). `Ok` without a verifier.
     pub fn verify(&self, req: &WebhookRequest<'_>, now: i64) -> Result<(), Refusal> {
@@ -159,22 +176,14 @@ impl WebhookRoute {
     }
 
     /// Map and deliver a verified body (one JSON object, or an array of them), under the
-    /// request's correlation id.
+    /// request's correlation id. A record the mapping refuses refuses the whole body, and
+    /// nothing is delivered: the sender is told why.
     pub async fn receive(
         &self,
         body: &[u8],
         correlation_id: &str,
     ) -> Result<DeliveryReport, WebhookError> {
-        let records: Vec<Value> = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(a)) => a,
-            Ok(v @ Value::Object(_)) => vec![v],
-            Ok(_) => {
-                return Err(WebhookError::BadBody(
-                    "the body must be a JSON object or an array of objects".into(),
-                ));
-            }
-            Err(e) => return Err(WebhookError::BadBody(format!("the body is not JSON: {e}"))),
-        };
+        let records = records(body)?;
         let mut items = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             let mapped = self.route.map(r).map_err(|e| {
@@ -184,25 +193,143 @@ impl WebhookRoute {
                         .into_owned(),
                 )
             })?;
-            let key = self
-                .idempotency
-                .as_ref()
-                .and_then(|p| p.first(r))
-                .map(scalar)
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| {
-                    crate::connector::deliver::input::content_key(r.to_string().as_bytes())
-                });
-            items.push(DeliveryItem { key, mapped });
+            items.push(DeliveryItem {
+                key: self.key_of(r),
+                mapped,
+            });
         }
-        let mut report = self.route.deliver_correlated(items, correlation_id).await;
+        let report = self.route.deliver_correlated(items, correlation_id).await;
+        Ok(self.redacted(report))
+    }
+
+    /// Map and deliver a body no sender waits for (accepted earlier, delivered from the
+    /// inbox): every record that maps is delivered, and what cannot be — a body that is not
+    /// JSON (`(input)`), a record the mapping refuses (`(mapping)`) — is dead-lettered with
+    /// its text, so that `switchyard deadletter replay` maps it again once the route is fixed.
+    pub async fn receive_kept(&self, body: &[u8], correlation_id: &str) -> DeliveryReport {
+        let inputs = match records(body) {
+            Ok(records) => records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match self.route.map(r) {
+                    Ok(mapped) => Input::Record(DeliveryItem {
+                        key: self.key_of(r),
+                        mapped,
+                    }),
+                    Err(e) => Input::Rejected(RejectedInput {
+                        key: self.key_of(r),
+                        line: None,
+                        stage: "(mapping)",
+                        input: r.to_string().into_bytes(),
+                        reason: format!("record {i}: {e}"),
+                    }),
+                })
+                .collect(),
+            Err(e) => vec![Input::Rejected(RejectedInput {
+                key: content_key(body),
+                line: None,
+                stage: "(input)",
+                input: body.to_vec(),
+                reason: e.to_string(),
+            })],
+        };
+        self.deliver_inputs(inputs, correlation_id).await
+    }
+
+    /// Give up on a body whose processing kept failing (`reason` says how): each of its
+    /// records is dead-lettered as `(inbox)` with its text (the whole body when it is not a
+    /// JSON object or array), nothing is mapped or sent. A replay maps them again.
+    pub async fn abandon(&self, body: &[u8], correlation_id: &str, reason: &str) -> DeliveryReport {
+        let rejected = |key: String, input: Vec<u8>| {
+            Input::Rejected(RejectedInput {
+                key,
+                line: None,
+                stage: "(inbox)",
+                input,
+                reason: reason.to_string(),
+            })
+        };
+        let inputs = match records(body) {
+            Ok(records) => records
+                .iter()
+                .map(|r| rejected(self.key_of(r), r.to_string().into_bytes()))
+                .collect(),
+            Err(_) => vec![rejected(content_key(body), body.to_vec())],
+        };
+        self.deliver_inputs(inputs, correlation_id).await
+    }
+
+    async fn deliver_inputs(&self, inputs: Vec<Input>, correlation_id: &str) -> DeliveryReport {
+        let mut report = DeliveryReport::default();
+        self.route
+            .deliverer()
+            .with_correlation(correlation_id)
+            .deliver_stream(futures::stream::iter(inputs), |r| report.add(r))
+            .await;
+        self.redacted(report)
+    }
+
+    /// A record's idempotency key: the source's id, else a digest of the record.
+    fn key_of(&self, r: &Value) -> String {
+        self.idempotency
+            .as_ref()
+            .and_then(|p| p.first(r))
+            .map(scalar)
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| content_key(r.to_string().as_bytes()))
+    }
+
+    fn redacted(&self, mut report: DeliveryReport) -> DeliveryReport {
         let reasons = (report.objects.iter_mut().map(|o| &mut o.reason))
             .chain(report.actions.iter_mut().map(|a| &mut a.reason));
         for r in reasons.flatten() {
             self.redactor.redact_in_place(r);
         }
-        Ok(report)
+        report
     }
+}
+
+/// A body's records: one JSON object, or an array of them.
+fn records(body: &[u8]) -> Result<Vec<Value>, WebhookError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(a)) => Ok(a),
+        Ok(v @ Value::Object(_)) => Ok(vec![v]),
+        Ok(_) => Err(WebhookError::BadBody(
+            "the body must be a JSON object or an array of objects".into(),
+        )),
+        Err(e) => Err(WebhookError::BadBody(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// What makes two routes' verifiers the same: tenant, source spec file, scheme and signing
+/// secrets, hashed (the digest never leaves the process, and the secrets cannot be read back
+/// from it).
+fn verifier_identity(
+    tenant: &str,
+    source_spec: &Path,
+    scheme: Option<&crate::spec::connector::WebhookVerify>,
+    secrets: &HashMap<String, Secret>,
+) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut part = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    part(tenant.as_bytes());
+    part(source_spec.as_os_str().as_encoded_bytes());
+    part(
+        serde_json::to_string(&scheme)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let mut names: Vec<&String> = secrets.keys().collect();
+    names.sort();
+    for n in names {
+        part(n.as_bytes());
+        part(secrets[n].expose().as_bytes());
+    }
+    h.finalize().into()
 }
 
 /// A verifier that cannot be built, named by route and (for secrets) by the reference the

@@ -547,6 +547,9 @@ impl<'a> Compiler<'a> {
                     )
                     .with_hint_opt(hint),
                 );
+            } else if c.field_keys.is_some() {
+                // Resolved by name at delivery; a name the CRM does not know fails the record
+                // with an error naming it (`connector::fieldkeys`).
             } else if let Some(pat) = &c.custom_field_pattern {
                 let matches = regex::Regex::new(pat)
                     .map(|r| r.is_match(name))

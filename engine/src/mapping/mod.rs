@@ -24,6 +24,15 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub use apply::{LineOutcome, Scratch};
+
+/// A JSON value given a field type by the mapping's own rules (numeric text becomes a number,
+/// an RFC 3339 timestamp a date, …); `Err` says why it cannot take the type. The connector
+/// runtime uses it for custom fields whose types only the CRM knows (`field_keys.types`).
+pub(crate) fn coerce_json(v: &Value, ty: FieldType) -> Result<Value, String> {
+    let val = Val::from_json(v);
+    let out = apply::coerce(val, ty, &[])?;
+    Ok(out.to_json().unwrap_or(Value::Null))
+}
 pub use compile::compile;
 pub use line::parse_record;
 pub use stream::{MAX_RECORD_BYTES, load_mapping, map_stream, read_record};

@@ -31,6 +31,11 @@ pub struct ConnectorSpec {
     /// bearer flow), by name. Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub auth_flows: IndexMap<String, Auth>,
+    /// OAuth onboarding (authorization-code grant): where `switchyard serve` sends a tenant to
+    /// consent, and which of `[auth_flows]` then runs on the tokens it obtains. Default: none
+    /// (tenants bring their own tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OauthApp>,
     /// Client-side rate limit (token bucket per tenant and connector). Default: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -50,6 +55,20 @@ pub struct ConnectorSpec {
     /// Default: none.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub actions: IndexMap<String, ActionSpec>,
+    /// Values looked up through an operation once per session and cached, by name; templates
+    /// read them as `{{lookups.<name>}}` (HubSpot: the owner id of the tenant's owner e-mail).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lookups: IndexMap<String, Lookup>,
+    /// Objects a delivered record brings along, by object, delivered after the mapped objects
+    /// (HubSpot: a deal in the tenant's pipeline, the company of the contact's e-mail domain).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub related: IndexMap<String, Related>,
+    /// Associations made once both of their objects of a record are delivered, by name.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub associations: IndexMap<String, Association>,
     /// For inbound sources (e.g. CallRail): the record object and webhook verification.
     /// Default: not an inbound source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +128,48 @@ pub enum ConnectorKind {
     Source,
     /// Any other REST API.
     Custom,
+}
+
+/// OAuth onboarding of a connector (the authorization-code grant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthApp {
+    /// The vendor's authorization (consent) page, absolute (e.g.
+    /// `https://app.hubspot.com/oauth/authorize`). With a base URL override (an emulator) its
+    /// path is taken at the override's origin.
+    pub authorize_url: String,
+    /// The `[auth_flows]` entry (of type `oauth2_refresh`) that runs on the onboarded tokens:
+    /// its token URL and client credentials also serve the code exchange, and its refresh
+    /// token is the stored one.
+    pub flow: String,
+    /// Scopes asked for. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// How scopes are joined in the `scope` parameter. Default: a space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_separator: Option<String>,
+    /// Further query parameters of the authorization request (templates). Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub authorize_params: IndexMap<String, String>,
+    /// The request that revokes a refresh token on disconnect (path template, relative to the
+    /// base URL or absolute; it reads `{{refresh_token}}`). Default: tokens are only forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<OauthRevoke>,
+}
+
+/// How a connector revokes a refresh token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthRevoke {
+    /// HTTP method. Default: `POST`.
+    #[serde(default)]
+    pub method: Method,
+    /// Path (template reading `{{refresh_token}}`), e.g.
+    /// `/oauth/v1/refresh-tokens/{{refresh_token}}`.
+    pub path: String,
+    /// Form fields sent (templates; e.g. `token = "{{refresh_token}}"`). Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub form: IndexMap<String, String>,
 }
 
 /// A non-secret tenant setting.
@@ -512,6 +573,46 @@ pub struct ObjectSpec {
     /// Fields by name (dotted names describe nested fields of an inbound record).
     #[serde(default)]
     pub fields: IndexMap<String, FieldSpec>,
+    /// For a CRM that addresses custom fields by keys of its own (Pipedrive's 40-character
+    /// hashes) while tenants write their names: how to look the keys up. Before a create or
+    /// update is rendered, every payload field this catalog does not declare is renamed to the
+    /// key of the field definition whose key or name it is (names also match ignoring case,
+    /// spaces and punctuation), and moved under `into` when set. The definitions are listed once
+    /// per session, when a payload first needs them. A name that matches no definition fails
+    /// the record with an error naming it, never dropped in silence. Needs `open = true`.
+    /// Default: payload fields are sent under the names the tenant wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_keys: Option<FieldKeys>,
+}
+
+/// Where a CRM's field definitions are listed, and how to read a definition's name and key
+/// (`field_keys` of an object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldKeys {
+    /// The `list` operation that returns the object's field definitions (every page is read).
+    pub operation: String,
+    /// JSONPath, relative to one definition, to the field's name as people write it (e.g.
+    /// `$.name`).
+    pub name: String,
+    /// JSONPath, relative to one definition, to the key the API addresses the field by (e.g.
+    /// `$.key`).
+    pub key: String,
+    /// Payload key the resolved fields are moved under, as one object (Pipedrive v2's
+    /// `custom_fields`); templates read it as `{{payload.<into>}}`. Default: renamed in place,
+    /// at the top level of the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    /// JSONPath, relative to one definition, to the CRM's type of the field (Pipedrive
+    /// `$.field_type`), read with `types`. Default: none (values are sent as mapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_type: Option<String>,
+    /// The engine type each CRM field type takes (`double = "number"`, `date = "date"`): a
+    /// resolved value is converted by the mapping's rules (numeric text becomes a number) before
+    /// it is sent, and one that cannot be fails the record, naming the field. CRM types not
+    /// listed pass values as mapped. Default: none.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub types: IndexMap<String, FieldType>,
 }
 
 /// A field: a bare type name, or a table with details.
@@ -812,6 +913,63 @@ pub struct ActionSpec {
     /// Payload template for the action. Default: the mapped record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+}
+
+/// A value looked up through an operation (`{{lookups.<name>}}`), once per session and input,
+/// before a delivery sends anything; a lookup that finds nothing fails the records it would
+/// have served (dead-lettered, nothing sent), naming the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// The list or search operation that finds it (a key of `operations`); its templates read
+    /// the input as `{{input}}`.
+    pub operation: String,
+    /// The input: a template over `config` (e.g. `{{config.contact_owner}}`). When it renders
+    /// empty nothing is looked up and `lookups.<name>` is absent.
+    pub input: String,
+    /// JSONPath of the value in the first record found. Default: the operation's `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How long a found value, or a miss, is kept before it is looked up again. Default: 600.
+    #[serde(default = "default_cache_secs")]
+    pub cache_secs: u64,
+}
+
+fn default_cache_secs() -> u64 {
+    600
+}
+
+/// An object each delivered record brings along (keyed by the object's name in `objects`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Related {
+    /// Whether records bring it: a template over `config`, `payload` and `record`; empty,
+    /// `false` or `0` mean no.
+    pub when: String,
+    /// Its payload: a JSON template over `payload` (the record's default object), `record`
+    /// (every mapped object by name) and `config`. Fields the mapping gave this object win.
+    pub payload: Value,
+    /// A payload field that identifies an existing object to reuse instead of creating one
+    /// (looked up in the dedupe index, then through the object's `search` operation; reused
+    /// as it is, never updated); a record whose payload leaves it empty does not bring the
+    /// object. Default: none (one object per record, updated on a rerun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_by: Option<String>,
+}
+
+/// An association between two objects of one record, made once both are delivered (also when
+/// either already existed), at most once per record and pair of ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Association {
+    /// The object it goes from (a key of `objects`).
+    pub from: String,
+    /// The object it goes to (a key of `objects`).
+    pub to: String,
+    /// The operation that makes it, an idempotent request (a key of `operations`); its
+    /// templates read `from.object`/`to.object` (the vendor's object names) and
+    /// `from.id`/`to.id`.
+    pub operation: String,
 }
 
 /// An inbound source's record and webhook verification.

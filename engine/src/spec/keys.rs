@@ -68,6 +68,11 @@ pub const ENVELOPE_KEYS: &[KeyDoc] = &[
         effect: "the tenant's CRM configuration (the keys below)",
         test: "mapping::seed_examples_map_sample_records_exactly",
     },
+    KeyDoc {
+        key: "tests",
+        effect: "examples run by `switchyard test` (input → expected objects, triggers, notes or rejection); checked by `validate` (E250–E252); never used when routing",
+        test: "cli::spec_tests_run_and_a_failure_shows_the_difference_at_its_line",
+    },
 ];
 
 /// `crm_config` keys the engine itself gives an effect (structures, not settings).
@@ -99,8 +104,8 @@ pub const STRUCTURAL_KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "custom_fields",
-        effect: "fields of the default object (a field the connector's create operations do not send: W232)",
-        test: "fidelity::mapped_fields_a_create_operation_never_sends_are_warned",
+        effect: "fields of the default object (a field the connector's create operations do not send: W232); on an object with `field_keys`, resolved to the CRM's own keys at delivery (a name it does not know fails the record)",
+        test: "fidelity::pipedrive_custom_fields_reach_the_crm_under_their_hash_keys",
     },
     KeyDoc {
         key: "object_mappings",
@@ -144,8 +149,25 @@ pub const STRUCTURAL_KEYS: &[KeyDoc] = &[
     },
 ];
 
-/// Tests that show a scalar key reaching the requests that read it, by key.
+/// Tests that show a scalar key reaching the requests that read it, by key, or by
+/// `<connector>.<key>` where connectors read one key differently (looked up first).
 pub const SCALAR_KEY_TESTS: &[(&str, &str)] = &[
+    (
+        "hubspot.pipeline_id",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.deal_stage",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.contact_owner",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
+    (
+        "hubspot.company_domain_mapping",
+        "fidelity::hubspot_seed_003_brings_its_deal_company_owner_and_associations",
+    ),
     (
         "api_base_url",
         "fidelity::custom_rest_bearer_follows_the_tenants_endpoint_and_payload_template",
@@ -290,8 +312,16 @@ pub fn without_effect(spec: &ConnectorSpec, m: &MappingSpec) -> Diagnostics {
         }
     }
     for (obj, field, ptr) in mapped_fields(spec, m) {
+        // A field the catalog does not declare, on an object with `field_keys`, is sent under
+        // its CRM key: inside `into` when set (sent when the bodies send `payload.<into>`),
+        // else at the top level (sent only with the whole payload).
+        let o = spec.objects.get(&obj);
+        let sent_as = match o.and_then(|o| o.field_keys.as_ref()) {
+            Some(fk) if o.is_some_and(|o| !o.fields.contains_key(&field)) => fk.into.clone(),
+            _ => Some(field.clone()),
+        };
         if let Some(sent) = sent_fields(spec, &obj)
-            && !sent.contains(&field)
+            && !sent_as.is_some_and(|n| sent.contains(&n))
         {
             let mut names: Vec<&str> = sent.iter().map(String::as_str).collect();
             names.sort_unstable();
@@ -509,9 +539,11 @@ pub fn effect_of(c: &ConnectorSpec, key: &str) -> (String, &'static str) {
         "config"
     };
     let places: Vec<String> = r.iter().map(|p| format!("`{p}`")).collect();
+    let qualified = format!("{}.{key}", c.connector.name);
     let test = SCALAR_KEY_TESTS
         .iter()
-        .find(|(k, _)| *k == key)
+        .find(|(k, _)| *k == qualified)
+        .or_else(|| SCALAR_KEY_TESTS.iter().find(|(k, _)| *k == key))
         .map_or(NO_EFFECT_TEST, |(_, t)| *t);
     (
         format!("fills {kind} `{key}`, read by {}", places.join(", ")),

@@ -40,6 +40,65 @@ pub struct MappingSpec {
     pub plugins: IndexMap<String, String>,
     /// The tenant's CRM configuration (seed 003 `crm_config`), as written.
     pub crm_config: CrmConfig,
+    /// Examples that are tests: an input record and what the mapping must make of it.
+    /// `switchyard test` runs them; `validate` checks that they can run. Never used when
+    /// routing records. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<SpecTest>,
+}
+
+/// One test of a mapping spec: a record, the clock, and the expected outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecTest {
+    /// What the test shows (unique within the spec).
+    pub name: String,
+    /// The input record, as the source sends it.
+    pub input: serde_json::Map<String, Value>,
+    /// The clock of `today()` / `now()` (RFC 3339), so that date logic is repeatable.
+    /// Default: 2024-01-01T00:00:00Z.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
+    /// What the mapping must make of `input`.
+    pub expect: TestExpectation,
+}
+
+/// The expected outcome of a [`SpecTest`]: the mapped objects (and, optionally, fired
+/// triggers and field notes), or a rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestExpectation {
+    /// Object name → fields. Every object the mapping makes must be listed, with exactly these
+    /// fields and values (unless `partial`). Default: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<IndexMap<String, serde_json::Map<String, Value>>>,
+    /// Compare only the objects and fields listed in `objects`; others may be present.
+    /// Default: false (exact).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Names of the workflow triggers that must fire, in order (exactly these). Default: not
+    /// checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<Vec<String>>,
+    /// `object.field` names the record's output must note as resolving to nothing (exactly
+    /// these). Default: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<String>>,
+    /// The record must be rejected. Default: it must map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<ExpectedRejection>,
+}
+
+/// An expected rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedRejection {
+    /// The `object.field` at fault. Default: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Text the reason must contain. Default: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_contains: Option<String>,
 }
 
 /// A tenant's CRM configuration, accepting every key of seed 003's `crm_config` blocks.

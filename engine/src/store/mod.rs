@@ -6,10 +6,12 @@
 pub mod apikeys;
 pub mod delivery;
 pub mod inbox;
+pub mod oauth;
 
 pub use apikeys::ApiKeyInfo;
 pub use delivery::{Claim, ClaimKey, Delivered, LeaseHolder};
-pub use inbox::InboxEntry;
+pub use inbox::{InboxEntry, InboxRef, NewInboxEntry};
+pub use oauth::{OauthState, StateRefusal};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -197,7 +199,8 @@ impl Store {
                 .and_then(|_| conn.execute_batch(SCHEMA))
                 .and_then(|_| conn.execute_batch(delivery::SCHEMA))
                 .and_then(|_| conn.execute_batch(inbox::SCHEMA))
-                .and_then(|_| conn.execute_batch(apikeys::SCHEMA));
+                .and_then(|_| conn.execute_batch(apikeys::SCHEMA))
+                .and_then(|_| conn.execute_batch(oauth::SCHEMA));
             // The column check and the ALTER run in one write transaction: two processes
             // migrating a fresh store at once would otherwise both see the column missing.
             let r = r.and_then(|_| {

@@ -3,6 +3,10 @@
 //! (which also closes idle keep-alive connections), header size is bounded, and at most
 //! `max_connections` are served at once (further ones wait in the listen backlog). Each
 //! request carries its peer address (`ConnectInfo`) for the trusted-proxy check.
+//!
+//! Shutdown: when `shutdown` completes the listener is closed at once (new connections are
+//! refused), idle kept-alive connections are closed, and requests in flight are answered —
+//! for at most the drain time, after which the rest are cut.
 
 use axum::Router;
 use axum::body::Body;
@@ -19,8 +23,6 @@ use tower::ServiceExt as _;
 /// Bound on a connection's read buffer, hence on one request's headers (hyper answers 431
 /// beyond it). Webhook headers are a few KiB.
 const MAX_BUF_BYTES: usize = 64 * 1024;
-/// How long shutdown waits for requests in flight.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -33,13 +35,14 @@ pub(super) struct Limits {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish (for a while).
+/// finish for at most `drain`. Returns the drain deadline (shutdown's other work shares it).
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-) {
+    drain: Duration,
+) -> tokio::time::Instant {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopped) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
@@ -91,10 +94,16 @@ pub(super) async fn serve(
             }
         });
     }
+    // No new connections from here on (the backlog's are reset).
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + drain;
     let _ = stop.send(true);
-    let drained =
-        tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout_at(deadline, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         conns.abort_all();
     }
+    deadline
 }

@@ -1,10 +1,12 @@
 //! `switchyard serve`: the inbound webhook endpoint. `POST /v1/webhooks/{tenant}/{source}` (also
-//! at `/webhooks/{tenant}/{source}`) is
-//! verified as the source's connector spec declares (`[inbound] webhook`, a plugin included),
-//! mapped with the route's mapping spec and delivered through its connector; the answer is the
-//! delivery report as JSON. Undeliverable records are dead-lettered in the store and can be
-//! replayed (`switchyard deadletter replay`). `GET /health` answers `ok`; `GET /v1/health`,
-//! `GET /v1/ready` and `GET /metrics` (Prometheus) are in `ops.rs`.
+//! at `/webhooks/{tenant}/{source}`) is verified as the source's connector spec declares
+//! (`[inbound] webhook`, a plugin included), kept in the store's inbox, mapped with each
+//! route's mapping spec and delivered through its connector (`intake.rs`). Several routes
+//! (mapping specs) of one tenant and source fan out: the body is verified by each distinct
+//! verifier, kept once and delivered through every route (`fanout.rs`). Undeliverable
+//! records are dead-lettered in the store and can be replayed (`switchyard deadletter
+//! replay`). `GET /health` answers `ok`; `GET /v1/health`, `GET /v1/ready` and `GET
+//! /metrics` (Prometheus) are in `ops.rs`, the tenant endpoints in `tenant.rs`.
 //!
 //! A route whose source declares no verification is refused at start, unless the source says
 //! `verification = "none"`; so is one whose signing secret is missing or empty. Verification
@@ -12,37 +14,58 @@
 //! the async workers. A refused sender is told only a stable code; why goes to the log,
 //! redacted with every secret the route holds.
 //!
-//! Status codes: 200 delivered (the body lists each object's outcome; records the CRM refused
-//! are dead-lettered and reported as `failed`), 400 not JSON, 401 `signature_invalid`, 404 no
-//! route, 408 `body_timeout`, 413 `body_too_large`, 422 the mapping rejected the record,
-//! 503 `verifier_unavailable` (a verifier plugin failed) or `store_unavailable` (the body could
-//! not be kept; the sender should retry).
+//! Two acknowledgement modes (`--ack`): `delivered` (the default) answers 200 with every
+//! route's delivery report once the body is delivered; `accepted` answers 202 with the event
+//! id as soon as the body is committed, and a bounded pool of delivery workers drains the
+//! inbox in order per tenant and source (`workers.rs`). Either way bodies are committed in
+//! groups (`commit.rs`: one transaction for everything waiting), and a full queue or inbox is
+//! answered 503 with `Retry-After`.
+//!
+//! Status codes: 200 delivered (the body lists each object's and each route's outcome;
+//! records the CRM refused are dead-lettered and reported as `failed`), 202 accepted, 400 not
+//! JSON, 401 `signature_invalid`, 404 no route, 408 `body_timeout`, 413 `body_too_large`, 422
+//! every route's mapping rejected the record, 503 `verifier_unavailable` (a verifier plugin
+//! failed), `store_unavailable` (the body could not be kept), `queue_full`, `backlog_full` or
+//! `shutting_down` (retry later).
 //!
 //! A verified body is committed to the store's webhook inbox before it is delivered; what a
-//! crash leaves there is delivered when `serve` starts again. Routes' spec files are watched
-//! (`--reload-secs`): a changed route is swapped in when it compiles.
+//! crash leaves there is delivered when `serve` starts again, to each route that had not
+//! settled it. Routes' spec files are watched (`--reload-secs`): a changed route is swapped
+//! in when it compiles. On SIGTERM or SIGINT the listener closes, requests and deliveries in
+//! flight finish (within `--drain-secs`), and what could not finish stays in the inbox.
 
+mod commit;
+mod fanout;
+mod intake;
 mod listen;
+mod oauth;
 mod ops;
 mod origin;
 mod reload;
 mod tenant;
+mod workers;
 
 use super::common::{engine, route_file};
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use switchyard::connector::webhook::{Refusal, WebhookRequest};
-use switchyard::engine::{RouteOptions, WebhookError};
+use switchyard::engine::RouteOptions;
+
+/// When a webhook is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ack {
+    /// After it is delivered through every route: 200 with the routes' delivery reports.
+    Delivered,
+    /// As soon as it is durably kept: 202 with its event id; delivery workers deliver it.
+    Accepted,
+}
 
 /// Arguments of `switchyard serve`.
 #[derive(Debug, clap::Args)]
@@ -100,15 +123,101 @@ pub struct Args {
     /// 0 turns hot reload off.
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     pub reload_secs: u64,
+    /// When a webhook is answered: `delivered` (200 with each route's delivery report) or
+    /// `accepted` (202 with the event id as soon as the body is committed to the inbox;
+    /// delivery workers deliver it, in order per tenant and source).
+    #[arg(long, value_enum, default_value_t = Ack::Delivered)]
+    pub ack: Ack,
+    /// Delivery workers draining the inbox (with `--ack accepted`; otherwise they only
+    /// deliver what an earlier process left). One tenant and source is served by one worker
+    /// at a time, in order.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
+    /// Verified bodies waiting for their group commit at most; beyond, senders get 503
+    /// `queue_full` with `Retry-After` (memory stays bounded by this many bodies).
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub queue_capacity: u64,
+    /// Accepted webhooks not yet settled (the inbox) at most; beyond, senders get 503
+    /// `backlog_full` with `Retry-After` until the workers catch up.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_backlog: u64,
+    /// Times the processing of an inbox entry may begin without finishing (a crash, a
+    /// panic, a settlement the store refused) before its records are moved to the dead
+    /// letters instead of being tried again.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_attempts: u64,
+    /// Seconds shutdown (SIGTERM, SIGINT) waits for requests and deliveries in flight; what
+    /// has not finished then stays in the inbox for the next start.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub drain_secs: u64,
 }
 
 struct App {
     engine: switchyard::engine::Engine,
     metrics: ops::Metrics,
-    routes: HashMap<(String, String), Arc<reload::Served>>,
+    /// The routes of each (tenant, source), in the order given.
+    sources: HashMap<(String, String), Vec<Arc<reload::Served>>>,
     origin: origin::Origin,
-    body_timeout: Duration,
+    body_timeout: std::time::Duration,
     max_body_bytes: usize,
+    ack: Ack,
+    intake: commit::Intake,
+    max_backlog: u64,
+    /// Set when shutdown begins: new webhooks are answered 503 `shutting_down`.
+    draining: AtomicBool,
+    /// Inline deliveries (`--ack delivered`) still running.
+    inflight: Inflight,
+}
+
+/// Work in flight that shutdown waits for.
+#[derive(Default)]
+struct Inflight {
+    n: Arc<AtomicUsize>,
+    idle: Arc<tokio::sync::Notify>,
+}
+
+/// One piece of work in flight (dropped when it ends).
+struct InflightGuard {
+    n: Arc<AtomicUsize>,
+    idle: Arc<tokio::sync::Notify>,
+}
+
+impl Inflight {
+    fn enter(&self) -> InflightGuard {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        InflightGuard {
+            n: self.n.clone(),
+            idle: self.idle.clone(),
+        }
+    }
+
+    /// Waits until nothing is in flight or `deadline` passes; whether it is idle.
+    async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let idle = self.idle.notified();
+            if self.n.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.n.load(Ordering::SeqCst) == 0;
+            }
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// A route's name: its mapping spec's file name without the extension.
+fn route_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 pub(super) fn run(a: Args) -> u8 {
@@ -132,7 +241,11 @@ async fn serve(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    let mut routes = HashMap::new();
+    let Some(store) = engine.store().cloned() else {
+        eprintln!("error: serve needs a store");
+        return super::EXIT_USAGE;
+    };
+    let mut sources: HashMap<(String, String), Vec<Arc<reload::Served>>> = HashMap::new();
     let mut emulators = Vec::new();
     for path in &a.mapping {
         let opts = RouteOptions {
@@ -149,58 +262,105 @@ async fn serve(a: Args) -> u8 {
             }
             Err(e) => Err(e),
         };
-        match loaded {
-            Ok(route) => {
-                let key = route.key();
-                if route.verification() == "none" {
-                    eprintln!(
-                        "warning: route {}/{} accepts unsigned webhooks (its source says verification = \"none\")",
-                        key.0, key.1
-                    );
-                }
-                eprintln!(
-                    "route: POST /v1/webhooks/{}/{} → {} ({}, verification: {})",
-                    key.0,
-                    key.1,
-                    route.route().mapping().connector,
-                    path.display(),
-                    route.verification()
-                );
-                if let Some(other) = routes.get(&key) {
-                    let other: &Arc<reload::Served> = other;
-                    eprintln!(
-                        "error: {} and {} both route /webhooks/{}/{}; one tenant and source has one route",
-                        other.current().route().path().display(),
-                        path.display(),
-                        key.0,
-                        key.1
-                    );
-                    return super::EXIT_INVALID;
-                }
-                routes.insert(key, Arc::new(reload::Served::new(route)));
-            }
+        let route = match loaded {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
                 return super::EXIT_INVALID;
             }
+        };
+        let key = route.key();
+        let name = route_name(path);
+        if route.verification() == "none" {
+            eprintln!(
+                "warning: route {}/{} accepts unsigned webhooks (its source says verification = \"none\")",
+                key.0, key.1
+            );
+        }
+        let same = sources.entry(key.clone()).or_default();
+        // The inbox remembers which routes settled an entry by name: one name, one route.
+        if let Some(other) = same.iter().find(|s| s.name == name) {
+            eprintln!(
+                "error: {} and {} both route /webhooks/{}/{} under the name `{name}` (a route is named by its file name); rename one",
+                other.current().route().path().display(),
+                path.display(),
+                key.0,
+                key.1
+            );
+            return super::EXIT_INVALID;
+        }
+        eprintln!(
+            "route: POST /v1/webhooks/{}/{} → {} (route `{name}`, {}, verification: {})",
+            key.0,
+            key.1,
+            route.route().mapping().connector,
+            path.display(),
+            route.verification()
+        );
+        same.push(Arc::new(reload::Served::new(name, route)));
+    }
+    for ((t, s), routes) in &sources {
+        if routes.len() > 1 {
+            eprintln!(
+                "fan-out: /v1/webhooks/{t}/{s} is delivered through {} routes",
+                routes.len()
+            );
         }
     }
     if a.reload_secs > 0 {
-        let watched = routes.values().cloned().collect();
+        let watched = sources.values().flatten().cloned().collect();
         tokio::spawn(reload::watch(
             engine.clone(),
             watched,
             Duration::from_secs(a.reload_secs),
         ));
     }
+    // What an earlier process left: recovered by the workers (and, with `--ack delivered`,
+    // only that: later entries are delivered by their own requests).
+    let counted = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, switchyard::store::StoreError>((s.inbox_max_id()?, s.inbox_len()?))
+        })
+        .await
+    };
+    let (left_upto, backlog) = match counted {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            eprintln!("error: cannot read the webhook inbox: {e}");
+            return super::EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: cannot read the webhook inbox: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    let committed = Arc::new(tokio::sync::Notify::new());
+    let (intake, committer) = match commit::Intake::start(
+        store.clone(),
+        usize::try_from(a.queue_capacity).unwrap_or(usize::MAX),
+        backlog,
+        committed.clone(),
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot start the inbox committer: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
     let max_body_bytes = usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX);
     let app = Arc::new(App {
         engine: engine.clone(),
         metrics: ops::Metrics::default(),
-        routes,
+        sources,
         origin,
         body_timeout: Duration::from_secs(a.body_timeout_secs),
         max_body_bytes,
+        ack: a.ack,
+        intake,
+        max_backlog: a.max_backlog,
+        draining: AtomicBool::new(false),
+        inflight: Inflight::default(),
     });
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -213,11 +373,15 @@ async fn serve(a: Args) -> u8 {
             "/v1/tenants/{tenant}/dead-letters",
             get(tenant::dead_letters),
         )
-        .route("/v1/webhooks/{tenant}/{source}", post(webhook))
-        .route("/webhooks/{tenant}/{source}", post(webhook))
+        .route("/v1/oauth/{connector}/authorize", get(oauth::authorize))
+        .route("/v1/oauth/{connector}/callback", get(oauth::callback))
+        .route(
+            "/v1/tenants/{tenant}/connections/{connector}",
+            get(oauth::status).delete(oauth::disconnect),
+        )
+        .route("/v1/webhooks/{tenant}/{source}", post(intake::webhook))
+        .route("/webhooks/{tenant}/{source}", post(intake::webhook))
         .with_state(app.clone());
-    // Inbox entries accepted before this instant are an earlier process's to recover.
-    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let listener = match tokio::net::TcpListener::bind(&a.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -225,332 +389,64 @@ async fn serve(a: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
+    let pool = workers::Pool::start(
+        app.clone(),
+        store.clone(),
+        workers::Options {
+            workers: usize::try_from(a.workers).unwrap_or(1),
+            upto: (a.ack == Ack::Delivered).then_some(left_upto),
+            recovered_upto: left_upto,
+            max_attempts: i64::try_from(a.max_attempts).unwrap_or(i64::MAX),
+        },
+        committed,
+    );
     match listener.local_addr() {
         Ok(addr) => eprintln!("listening on http://{addr}"),
         Err(e) => eprintln!("listening ({e})"),
     }
-    tokio::spawn(recover(engine.clone(), app.clone(), started));
     let limits = listen::Limits {
         header_timeout: Duration::from_secs(a.header_timeout_secs),
         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
     };
-    listen::serve(listener, router, limits, super::sandbox::stop_signal()).await;
+    let drain = Duration::from_secs(a.drain_secs);
+    let stopping = {
+        let (app, stopper) = (app.clone(), pool.stopper());
+        async move {
+            super::sandbox::stop_signal().await;
+            app.draining.store(true, Ordering::SeqCst);
+            // Workers take no new entry; the one in hand finishes.
+            let _ = stopper.send(true);
+            eprintln!(
+                "shutting down: no new connections; finishing what is in flight (at most {}s)",
+                drain.as_secs()
+            );
+        }
+    };
+    let deadline = listen::serve(listener, router, limits, stopping, drain).await;
+    // Requests are answered (or cut at the deadline); inline deliveries whose sender hung up
+    // may still run.
+    let idle = app.inflight.wait_idle(deadline).await;
+    // Nothing more will be queued: the committer writes what it holds and stops.
+    app.intake.close();
+    let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+    let abandoned = pool.finish(deadline).await;
     for emu in emulators {
         emu.shutdown().await;
     }
     if let Err(e) = engine.retire() {
         eprintln!("warning: {e}");
     }
+    let left = store.inbox_len().unwrap_or(0);
+    if !idle || abandoned > 0 {
+        eprintln!(
+            "stopped: the drain time ran out; {left} accepted webhooks stay in the inbox for the next start"
+        );
+    } else {
+        eprintln!("stopped: {left} accepted webhooks stay in the inbox for the next start");
+    }
     super::EXIT_OK
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
-}
-
-/// Why a body was not read.
-enum BodyError {
-    TooLarge,
-    Unreadable,
-}
-
-/// The whole body, refused as soon as it exceeds `limit` bytes (before reading, when its
-/// Content-Length says so).
-async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = body.size_hint().exact();
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let cap = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
-    let mut out = Vec::with_capacity(cap.min(limit));
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
-        let frame = frame.map_err(|_| BodyError::Unreadable)?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > limit {
-                return Err(BodyError::TooLarge);
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(Bytes::from(out))
-}
-
-/// The request's correlation id: the sender's `X-Request-Id` when it is a plain token, else
-/// a fresh one. It is in every log line and dead letter of the request, and in the answer.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| switchyard::engine::correlation_id("req"))
-}
-
-async fn webhook(
-    State(app): State<Arc<App>>,
-    Path((tenant, source)): Path<(String, String)>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    use tracing::Instrument as _;
-    let cid = request_id(&headers);
-    let span =
-        tracing::info_span!("webhook", correlation_id = %cid, tenant = %tenant, source = %source);
-    let started = std::time::Instant::now();
-    let mut resp = webhook_inner(
-        app.clone(),
-        tenant,
-        source,
-        peer,
-        method,
-        uri,
-        headers,
-        body,
-        &cid,
-    )
-    .instrument(span)
-    .await;
-    app.metrics
-        .request(resp.status().as_u16(), started.elapsed());
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cid) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn webhook_inner(
-    app: Arc<App>,
-    tenant: String,
-    source: String,
-    peer: SocketAddr,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-    cid: &str,
-) -> Response {
-    let Some(route) = app
-        .routes
-        .get(&(tenant.clone(), source.clone()))
-        .map(|s| s.current())
-    else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            json!({"error": format!("no route for tenant `{tenant}` and source `{source}`")}),
-        );
-    };
-    let body =
-        match tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(BodyError::TooLarge)) => {
-                return answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    json!({"error": "body_too_large", "max_bytes": app.max_body_bytes}),
-                );
-            }
-            Ok(Err(BodyError::Unreadable)) => {
-                return answer(StatusCode::BAD_REQUEST, json!({"error": "body_unreadable"}));
-            }
-            Err(_) => {
-                return answer(
-                    StatusCode::REQUEST_TIMEOUT,
-                    json!({"error": "body_timeout"}),
-                );
-            }
-        };
-    {
-        let url = app.origin.url(peer.ip(), &headers, &uri);
-        let hdrs: Vec<(String, String)> = headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let (checker, signed) = (route.clone(), body.clone());
-        let now = chrono::Utc::now().timestamp();
-        let verdict = tokio::task::spawn_blocking(move || {
-            let req = WebhookRequest {
-                method: method.as_str(),
-                url: &url,
-                headers: &hdrs,
-                body: &signed,
-            };
-            checker.verify(&req, now)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(Refusal::PluginFailed {
-                plugin: "(verifier)".into(),
-                cause: format!("the verification task failed: {e}"),
-            })
-        });
-        if let Err(refusal) = verdict {
-            let code = refusal.code();
-            app.metrics.refused(code);
-            let detail = route.redactor().redact(&refusal.to_string()).into_owned();
-            tracing::warn!(
-                tenant,
-                source,
-                correlation_id = cid,
-                scheme = route.verification(),
-                code,
-                detail = %detail,
-                "webhook refused"
-            );
-            let status = if code == switchyard::connector::webhook::UNAVAILABLE_CODE {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return answer(status, json!({ "error": code }));
-        }
-    }
-    // Durable before anything is answered or delivered: a crash from here on loses nothing
-    // (`recover` delivers what is still in the inbox when serve starts again).
-    let inbox = match route.route().engine().store().cloned() {
-        Some(store) => {
-            let (t, s, b, c) = (
-                tenant.clone(),
-                source.clone(),
-                body.clone(),
-                cid.to_string(),
-            );
-            let kept = tokio::task::spawn_blocking(move || {
-                store.inbox_accept(&t, &s, &b, &c).map(|id| (store, id))
-            })
-            .await;
-            match kept {
-                Ok(Ok(kept)) => Some(kept),
-                Ok(Err(e)) => {
-                    tracing::error!(tenant, source, correlation_id = cid, error = %e, "webhook not kept: the store refused it");
-                    return answer(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": "store_unavailable"}),
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(tenant, source, correlation_id = cid, error = %e, "webhook not kept");
-                    return answer(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": "store_unavailable"}),
-                    );
-                }
-            }
-        }
-        None => None,
-    };
-    let outcome = route.receive(&body, cid).await;
-    // Settled either way: delivered (or dead-lettered), or refused and told to the sender.
-    if let Some((store, id)) = inbox
-        && let Err(e) = store.inbox_settle(id)
-    {
-        tracing::warn!(tenant, source, correlation_id = cid, error = %e, "webhook delivered but not marked settled; it will be processed again (safely) at the next start");
-    }
-    match outcome {
-        Ok(report) => {
-            app.metrics.report(&report);
-            let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
-            route.redactor().redact_json(&mut report);
-            answer(StatusCode::OK, report)
-        }
-        Err(WebhookError::BadBody(e)) => answer(StatusCode::BAD_REQUEST, json!({"error": e})),
-        Err(e) => {
-            // The sender sees why (secrets redacted); the server's file layout stays in the log.
-            tracing::warn!(
-                tenant,
-                source,
-                correlation_id = cid,
-                route = %route.route().path().display(),
-                error = %e,
-                "webhook record rejected by the mapping"
-            );
-            answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": e.to_string()}),
-            )
-        }
-    }
-}
-
-/// Deliver what the webhook inbox still holds (accepted by an earlier process that stopped
-/// before settling it): each entry through its route, as if it had just arrived.
-/// Only entries accepted before `started` (this process's start, RFC 3339 as the store writes
-/// it) are taken: later ones belong to requests this process is answering.
-async fn recover(engine: switchyard::engine::Engine, app: Arc<App>, started: String) {
-    let Some(store) = engine.store().cloned() else {
-        return;
-    };
-    // In pages (a body can be as large as --max-body-bytes), oldest first.
-    let mut after = 0i64;
-    let mut announced = false;
-    loop {
-        let page = store.clone();
-        let entries = match tokio::task::spawn_blocking(move || page.inbox_unsettled(after, 64))
-            .await
-        {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the webhook inbox; accepted webhooks of an earlier run are not delivered");
-                return;
-            }
-            Err(_) => return,
-        };
-        let entries: Vec<_> = entries
-            .into_iter()
-            .take_while(|e| e.received_at < started)
-            .collect();
-        let Some(last) = entries.last() else {
-            return;
-        };
-        after = last.id;
-        if !announced {
-            announced = true;
-            tracing::info!("delivering webhooks accepted before the last stop");
-        }
-        recover_page(&app, &store, entries).await;
-    }
-}
-
-/// Deliver one page of inbox entries through their routes and settle them.
-async fn recover_page(
-    app: &App,
-    store: &switchyard::store::Store,
-    entries: Vec<switchyard::store::InboxEntry>,
-) {
-    for e in entries {
-        let Some(route) = app
-            .routes
-            .get(&(e.tenant.clone(), e.source.clone()))
-            .map(|s| s.current())
-        else {
-            tracing::warn!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
-                "an accepted webhook has no route now; it stays in the inbox until one serves it");
-            continue;
-        };
-        let outcome = route.receive(&e.body, &e.correlation_id).await;
-        match &outcome {
-            Ok(r) => {
-                app.metrics.report(r);
-                app.metrics.recovered();
-                tracing::info!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
-                created = r.created, updated = r.updated, failed = r.failed, "accepted webhook delivered after restart")
-            }
-            Err(err) => {
-                tracing::warn!(tenant = %e.tenant, source = %e.source, correlation_id = %e.correlation_id,
-                error = %err, "accepted webhook refused by its route after restart")
-            }
-        }
-        if let Err(err) = store.inbox_settle(e.id) {
-            tracing::warn!(error = %err, "cannot settle a recovered webhook");
-        }
-    }
 }

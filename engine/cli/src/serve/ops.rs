@@ -1,7 +1,8 @@
 //! Operations endpoints of `serve`: `GET /v1/health` (JSON: store, routes, inbox),
 //! `GET /v1/ready` (200 when the store answers, else 503) and `GET /metrics` (Prometheus text
 //! format 0.0.4: webhook requests by status, latency histogram, records by outcome, refusals by
-//! code, pending dead letters). The counters are plain atomics: no metrics crate is needed.
+//! code, inbox backlog, group commits, entries delivered from the inbox and poison messages,
+//! pending dead letters). The counters are plain atomics: no metrics crate is needed.
 
 use super::App;
 use axum::extract::State;
@@ -35,6 +36,11 @@ pub(super) struct Metrics {
     refused: Mutex<BTreeMap<String, u64>>,
     /// Webhooks delivered from the inbox after a restart.
     recovered: AtomicU64,
+    /// Webhooks delivered from the inbox by the workers (`--ack accepted`), recovered ones
+    /// included.
+    from_inbox: AtomicU64,
+    /// Inbox entries moved to the dead letters after too many attempts.
+    poisoned: AtomicU64,
 }
 
 const OUTCOMES: [&str; 5] = ["created", "updated", "skipped", "failed", "dead_lettered"];
@@ -77,11 +83,18 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn recovered(&self) {
-        self.recovered.fetch_add(1, Ordering::Relaxed);
+    /// A worker settled an inbox entry.
+    pub fn settled_from_inbox(&self, recovered: bool, poisoned: bool) {
+        self.from_inbox.fetch_add(1, Ordering::Relaxed);
+        if recovered {
+            self.recovered.fetch_add(1, Ordering::Relaxed);
+        }
+        if poisoned {
+            self.poisoned.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn render(&self, pending_dead_letters: Option<u64>) -> String {
+    fn render(&self, pending_dead_letters: Option<u64>, inbox: &InboxFigures) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
@@ -143,6 +156,31 @@ impl Metrics {
             "# HELP switchyard_webhook_recovered_total Accepted webhooks delivered after a restart.\n# TYPE switchyard_webhook_recovered_total counter\nswitchyard_webhook_recovered_total {}",
             self.recovered.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_inbox_settled_total Inbox entries settled by the delivery workers (delivered, dead-lettered or poison).\n# TYPE switchyard_inbox_settled_total counter\nswitchyard_inbox_settled_total {}",
+            self.from_inbox.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_inbox_poisoned_total Inbox entries moved to the dead letters after too many attempts.\n# TYPE switchyard_inbox_poisoned_total counter\nswitchyard_inbox_poisoned_total {}",
+            self.poisoned.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_inbox_backlog Accepted webhooks not settled yet.\n# TYPE switchyard_inbox_backlog gauge\nswitchyard_inbox_backlog {}",
+            inbox.backlog
+        );
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_inbox_commits_total Group commits of webhook bodies (one transaction each).\n# TYPE switchyard_inbox_commits_total counter\nswitchyard_inbox_commits_total {}",
+            inbox.commits
+        );
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_inbox_kept_total Webhook bodies committed to the inbox.\n# TYPE switchyard_inbox_kept_total counter\nswitchyard_inbox_kept_total {}",
+            inbox.kept
+        );
         if let Some(n) = pending_dead_letters {
             let _ = writeln!(
                 o,
@@ -150,6 +188,23 @@ impl Metrics {
             );
         }
         o
+    }
+}
+
+/// The inbox as `/metrics` and `/v1/health` show it.
+pub(super) struct InboxFigures {
+    backlog: u64,
+    commits: u64,
+    kept: u64,
+}
+
+impl InboxFigures {
+    fn of(app: &App) -> Self {
+        InboxFigures {
+            backlog: app.intake.backlog.load(Ordering::Relaxed),
+            commits: app.intake.stats.commits.load(Ordering::Relaxed),
+            kept: app.intake.stats.kept.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -163,7 +218,7 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
             .flatten();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(pending),
+        app.metrics.render(pending, &InboxFigures::of(&app)),
     )
         .into_response()
 }
@@ -183,24 +238,44 @@ pub(super) async fn health(State(app): State<Arc<App>>) -> Response {
         Some((Err(e), _, path)) => json!({"ok": false, "path": path, "error": e.to_string()}),
         None => json!({"ok": false, "error": "no store"}),
     };
-    let routes: Vec<_> = app
-        .routes
+    let mut routes: Vec<_> = app
+        .sources
         .values()
+        .flatten()
         .map(|s| {
             let r = s.current();
             let (tenant, source) = r.key();
-            json!({"tenant": tenant, "source": source,
+            json!({"route": s.name, "tenant": tenant, "source": source,
                    "connector": r.route().mapping().connector,
                    "verification": r.verification(),
                    "path": format!("/v1/webhooks/{tenant}/{source}")})
         })
         .collect();
+    routes.sort_by(|a, b| {
+        (
+            a["tenant"].as_str(),
+            a["source"].as_str(),
+            a["route"].as_str(),
+        )
+            .cmp(&(
+                b["tenant"].as_str(),
+                b["source"].as_str(),
+                b["route"].as_str(),
+            ))
+    });
     let status = if store["ok"] == true {
         "ok"
     } else {
         "degraded"
     };
-    axum::Json(json!({"status": status, "store": store, "routes": routes})).into_response()
+    let inbox = InboxFigures::of(&app);
+    let ack = match app.ack {
+        super::Ack::Delivered => "delivered",
+        super::Ack::Accepted => "accepted",
+    };
+    axum::Json(json!({"status": status, "store": store, "routes": routes,
+                      "inbox": {"backlog": inbox.backlog, "max_backlog": app.max_backlog, "ack": ack}}))
+    .into_response()
 }
 
 /// `GET /v1/ready`: 200 when the store answers (the service can accept webhooks), else 503.

@@ -2,6 +2,7 @@
 //! source specs) are checked for changes on an interval; a changed route is compiled again
 //! through `Route::reload` and swapped in only when that succeeds. A broken new version keeps
 //! the old one serving, and the failure is logged (with every diagnostic) and counted.
+//! Each route of a tenant and source that fans out reloads on its own.
 //! (Plugins reload on their own through the plugin host's watcher.)
 
 use std::path::PathBuf;
@@ -9,14 +10,19 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use switchyard::engine::{Engine, WebhookRoute};
 
-/// One served route: the version answering requests now.
+/// One served route: its name and the version answering requests now.
 pub(super) struct Served {
+    /// The route's name: its mapping spec's file name without extension, unique among the
+    /// routes of one tenant and source. The inbox remembers which routes settled an entry by
+    /// it, so it must not change while the process lives (a reload keeps it).
+    pub name: String,
     current: RwLock<Arc<WebhookRoute>>,
 }
 
 impl Served {
-    pub fn new(route: WebhookRoute) -> Self {
+    pub fn new(name: String, route: WebhookRoute) -> Self {
         Self {
+            name,
             current: RwLock::new(Arc::new(route)),
         }
     }

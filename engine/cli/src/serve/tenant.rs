@@ -10,12 +10,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 
-fn error(status: StatusCode, code: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str) -> Response {
     (status, axum::Json(json!({"error": code}))).into_response()
 }
 
 /// The tenant a request's key acts for, or the answer that refuses it.
-async fn authorise(app: &App, headers: &HeaderMap, tenant: &str) -> Result<(), Response> {
+pub(super) async fn authorise(
+    app: &App,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<(), Response> {
     let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -37,7 +41,8 @@ async fn authorise(app: &App, headers: &HeaderMap, tenant: &str) -> Result<(), R
     }
 }
 
-/// `GET /v1/tenants/{tenant}/routes`: the tenant's webhook routes.
+/// `GET /v1/tenants/{tenant}/routes`: the tenant's webhook routes (several per source when
+/// they fan out), sorted by source and route name.
 pub(super) async fn routes(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
@@ -46,13 +51,19 @@ pub(super) async fn routes(
     if let Err(r) = authorise(&app, &headers, &tenant).await {
         return r;
     }
-    let routes: Vec<_> = app
-        .routes
+    let mut mine: Vec<_> = app
+        .sources
         .iter()
         .filter(|((t, _), _)| *t == tenant)
-        .map(|((t, s), served)| {
+        .flat_map(|((t, s), routes)| routes.iter().map(move |served| (t, s, served)))
+        .collect();
+    mine.sort_by(|a, b| (a.1, &a.2.name).cmp(&(b.1, &b.2.name)));
+    let routes: Vec<_> = mine
+        .into_iter()
+        .map(|(t, s, served)| {
             let r = served.current();
-            json!({"source": s, "connector": r.route().mapping().connector,
+            json!({"route": served.name, "source": s,
+                   "connector": r.route().mapping().connector,
                    "verification": r.verification(),
                    "path": format!("/v1/webhooks/{t}/{s}")})
         })

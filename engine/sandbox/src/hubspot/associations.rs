@@ -285,3 +285,145 @@ pub(super) fn for_read(record: &Value, wanted: &[String]) -> Option<Value> {
     }
     (!out.is_empty()).then_some(Value::Object(out))
 }
+
+// ---- associations v4: default associations and reading them --------------------------------
+
+/// The default (most generic) HUBSPOT_DEFINED type from `from` to `to`: the unlabeled one
+/// where there is one, else the only one.
+fn default_type(from: &str, to: &str) -> Option<(u64, &'static str)> {
+    let of_pair = || TYPES.iter().filter(|(f, t, _, _)| *f == from && *t == to);
+    of_pair()
+        .find(|(_, _, _, l)| l.ends_with("_unlabeled"))
+        .or_else(|| of_pair().next())
+        .map(|(_, _, n, l)| (*n, *l))
+}
+
+/// The type id of a stored association label (`contact_to_company` → 1).
+fn type_id(from: &str, to: &str, label: &str) -> Option<u64> {
+    TYPES
+        .iter()
+        .find(|(f, t, _, l)| *f == from && *t == to && *l == label)
+        .map(|(_, _, n, _)| *n)
+}
+
+/// v4 names object types in upper case in its errors (`CONTACT=123 is not valid`).
+fn v4_name(object: &str) -> String {
+    object
+        .strip_suffix("ies")
+        .map_or_else(
+            || object.trim_end_matches('s').to_string(),
+            |s| format!("{s}y"),
+        )
+        .to_uppercase()
+}
+
+/// HubSpot's answer to an association whose ends do not exist.
+fn invalid_ids(missing: &[(&str, &str)]) -> WriteError {
+    let ids: Vec<&str> = missing.iter().map(|(_, id)| *id).collect();
+    let types: Vec<String> = missing.iter().map(|(o, _)| v4_name(o)).collect();
+    let named: Vec<String> = missing
+        .iter()
+        .map(|(o, id)| format!("{}={id} is not valid", v4_name(o)))
+        .collect();
+    WriteError::new(
+        400,
+        "VALIDATION_ERROR",
+        "One or more associations are invalid".to_string(),
+        json!({"INVALID_OBJECT_IDS": named, "objectId": ids, "objectType": types}),
+    )
+}
+
+/// `PUT /crm/v4/objects/{from}/{fromId}/associations/default/{to}/{toId}`: associates two
+/// existing objects with the default type, both directions; the answer lists both.
+pub(super) fn associate_default(
+    db: &mut Db,
+    from: &str,
+    from_id: &str,
+    to: &str,
+    to_id: &str,
+) -> Result<Value, WriteError> {
+    let (Some((type_id, label)), Some((back_id, _))) =
+        (default_type(from, to), default_type(to, from))
+    else {
+        return Err(invalid(
+            format!("There is no default association type between {from} and {to}"),
+            json!({"fromObjectType": [from], "toObjectType": [to]}),
+        ));
+    };
+    let missing: Vec<(&str, &str)> = [(from, from_id), (to, to_id)]
+        .into_iter()
+        .filter(|(o, id)| db.get(o, id).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid_ids(&missing));
+    }
+    let link = Link {
+        to: match object_name(to) {
+            Some(t) => t,
+            None => return Err(invalid(format!("Unknown object type {to}"), Value::Null)),
+        },
+        id: to_id.to_string(),
+        label,
+    };
+    store(db, from, from_id, std::slice::from_ref(&link));
+    db.indexed(from, from_id);
+    db.indexed(to, to_id);
+    let now = super::super::util::now_iso();
+    let spec = |n: u64| json!({"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": n});
+    Ok(json!({
+        "status": "COMPLETE",
+        "results": [
+            {"from": {"id": from_id}, "to": {"id": to_id}, "associationSpec": spec(type_id)},
+            {"from": {"id": to_id}, "to": {"id": from_id}, "associationSpec": spec(back_id)},
+        ],
+        "startedAt": now, "completedAt": now,
+    }))
+}
+
+/// `GET /crm/v4/objects/{object}/{id}/associations/{to}?after=&limit=` (limit at most 500):
+/// `{results: [{toObjectId, associationTypes: [{category, typeId, label}]}], paging?}`.
+pub(super) fn list_v4(
+    db: &Db,
+    object: &str,
+    id: &str,
+    to: &str,
+    after: usize,
+    limit: usize,
+    base_url: &str,
+) -> Result<Value, WriteError> {
+    let Some(record) = db.get(object, id) else {
+        return Err(invalid_ids(&[(object, id)]));
+    };
+    // One entry per associated object, with every type it is associated by.
+    let mut by_id: indexmap::IndexMap<String, Vec<Value>> = indexmap::IndexMap::new();
+    for e in record["associations"][to]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let other = e.get("id").map(scalar_text).unwrap_or_default();
+        let label = e.get("type").and_then(Value::as_str).unwrap_or_default();
+        let n = type_id(object, to, label);
+        // Labels are null but for the primary company of a contact or deal.
+        let shown = match n {
+            Some(1 | 2 | 5 | 6) => json!("Primary"),
+            _ => Value::Null,
+        };
+        let t = json!({"category": "HUBSPOT_DEFINED", "typeId": n, "label": shown});
+        by_id.entry(other).or_default().push(t);
+    }
+    let all: Vec<Value> = by_id
+        .into_iter()
+        .map(|(other, types)| json!({"toObjectId": other, "associationTypes": types}))
+        .collect();
+    let page: Vec<Value> = all.iter().skip(after).take(limit).cloned().collect();
+    let mut body = json!({"results": page});
+    let next = after + page.len();
+    if next < all.len() {
+        let link = format!(
+            "{base_url}/crm/v4/objects/{object}/{id}/associations/{to}?limit={limit}&after={next}"
+        );
+        body["paging"] = json!({"next": {"after": next.to_string(), "link": link}});
+    }
+    Ok(body)
+}

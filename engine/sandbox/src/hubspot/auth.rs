@@ -45,10 +45,13 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         )
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") == "authorization_code" {
+        return super::oauth::exchange(&shared, &form);
+    }
     if field("grant_type") != "refresh_token" {
         return fail(
             "BAD_GRANT_TYPE",
-            "grant_type must be refresh_token for this sandbox",
+            "grant_type must be authorization_code or refresh_token",
         );
     }
     if field("client_id") != shared.cred("client_id") {

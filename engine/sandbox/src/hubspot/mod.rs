@@ -1,24 +1,37 @@
 //! HubSpot CRM v3 emulator: contacts, companies, deals, tickets and tasks (create, read,
 //! update, archive, list with `after`, search with filterGroups, batch create/read/update/
-//! upsert/archive), the OAuth token endpoint (`refresh_token` grant) and static bearer tokens,
-//! the 100 requests / 10 s rolling limit with `X-HubSpot-RateLimit-*` headers and the 429
-//! `RATE_LIMIT` body.
+//! upsert/archive), owners, associations (v3 on create and read, v4 default associate and
+//! list), the default deal pipeline, the OAuth consent page, token endpoint
+//! (`authorization_code` and `refresh_token` grants) and refresh-token revocation, static
+//! bearer tokens, the 100 requests / 10 s rolling limit with `X-HubSpot-RateLimit-*`
+//! headers and the 429 `RATE_LIMIT` body.
 //!
 //! Files by concern: `auth.rs` (credentials, OAuth), `errors.rs` (HubSpot's error body and
 //! the extractors that answer with it), `store.rs` (objects, properties, the writes every
 //! endpoint shares), `objects.rs` (single-object endpoints and list), `search.rs`,
-//! `batch.rs`.
+//! `batch.rs`, `associations.rs` + `v4.rs` (associations), `owners.rs`, `pipelines.rs`.
 
 mod associations;
 mod auth;
 mod batch;
 mod errors;
+mod oauth;
 mod objects;
+mod owners;
+mod pipelines;
 mod properties;
 mod search;
 mod store;
+mod v4;
 
-pub(crate) use store::seed;
+/// Loads fixture records (see [`crate::Emulator::seed`]): CRM objects, or `owners`.
+pub(crate) fn seed(db: &mut Db, object: &str, input: &serde_json::Value) -> Result<(), String> {
+    if object == owners::TABLE {
+        owners::seed(db, input)
+    } else {
+        store::seed(db, object, input)
+    }
+}
 
 use super::Credentials;
 use super::ratelimit::Decision;
@@ -29,7 +42,7 @@ use axum::Router;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,17 +100,34 @@ impl Emulated for Hubspot {
                     .patch(objects::update)
                     .delete(objects::archive),
             )
+            .route("/crm/v3/owners", get(owners::list))
+            .route("/crm/v3/owners/{id}", get(owners::read))
+            .route(
+                "/crm/v4/objects/{from}/{from_id}/associations/default/{to}/{to_id}",
+                put(v4::put_default),
+            )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/{to}",
+                get(v4::list),
+            )
     }
 
     fn public_routes(&self) -> Router<Arc<Shared>> {
         Router::new()
             .route("/oauth/v1/token", post(auth::token))
             .route("/oauth/v3/token", post(auth::token))
+            .route("/oauth/authorize", get(oauth::consent))
+            .route("/oauth/authorize/decision", get(oauth::decision))
+            .route(
+                "/oauth/v1/refresh-tokens/{token}",
+                axum::routing::delete(oauth::revoke),
+            )
             .fallback(errors::not_found_route)
     }
 
     fn init(&self, db: &mut Db) {
         properties::init(db);
+        owners::init(db);
     }
 
     /// CRM search (`POST /crm/v3/objects/{object}/search`) has its own limit at HubSpot.

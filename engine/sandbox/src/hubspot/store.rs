@@ -106,6 +106,8 @@ pub(super) fn checked_properties(
         .map_err(|m| WriteError::new(400, "VALIDATION_ERROR", m, Value::Null))?;
     properties::check_known(db, object, &props)?;
     properties::check_options(db, object, &props)?;
+    super::owners::check(db, &props)?;
+    super::pipelines::check(object, &props)?;
     Ok(props)
 }
 

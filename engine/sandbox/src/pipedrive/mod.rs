@@ -3,12 +3,19 @@
 //! `x-api-token` or `api_token` auth, and the per-2-seconds burst limit with `x-ratelimit-*`
 //! headers.
 //!
+//! Custom fields are addressed by 40-character hash keys, as in Pipedrive: the v1 field
+//! registries (`/personFields`, `/dealFields`, `/organizationFields`: list and add) hold the
+//! standard fields and the custom fields added through them, and v2 persons and deals keep
+//! custom values under those keys in `custom_fields`, ignoring keys the registry does not know.
+//!
 //! Files by concern: `auth.rs`, `envelope.rs` (envelope, errors, paging helpers, body
-//! extractor), `v2.rs` (persons and deals), `leads.rs`, `activities.rs`.
+//! extractor), `v2.rs` (persons and deals), `fields.rs` (field registries), `leads.rs`,
+//! `activities.rs`.
 
 mod activities;
 mod auth;
 mod envelope;
+mod fields;
 mod leads;
 mod v2;
 
@@ -64,6 +71,7 @@ impl Emulated for Pipedrive {
                 get(activities::list).post(activities::create),
             )
             .route("/activities/{id}", get(activities::read))
+            .route("/{fields}", get(fields::list).post(fields::create))
             .route(
                 "/leads/{id}",
                 get(leads::read).patch(leads::update).delete(leads::delete),

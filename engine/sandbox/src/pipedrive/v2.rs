@@ -128,7 +128,7 @@ pub(super) fn contact_list(v: &Value, field: &str) -> Result<Value, String> {
 }
 
 pub(super) fn apply_fields(
-    db: &Db,
+    db: &mut Db,
     obj: Obj,
     rec: &mut Map<String, Value>,
     input: &Map<String, Value>,
@@ -164,7 +164,9 @@ pub(super) fn apply_fields(
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                merged.extend(new.clone());
+                // Values go under the custom fields' hash keys; keys the object's field
+                // registry does not know are ignored.
+                merged.extend(super::fields::known_custom_fields(db, obj.table(), new));
                 Value::Object(merged)
             }
             _ => v.clone(),
@@ -261,7 +263,7 @@ pub(super) async fn update(
         drop(db);
         return failure(404, &format!("{} not found", obj.label()));
     };
-    if let Err(m) = apply_fields(&db, obj, &mut rec, &input) {
+    if let Err(m) = apply_fields(&mut db, obj, &mut rec, &input) {
         drop(db);
         return failure(400, &m);
     }

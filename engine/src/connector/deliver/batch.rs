@@ -214,7 +214,15 @@ impl Deliverer {
         let mut rendered = Vec::with_capacity(n);
         let mut unrendered: Vec<Option<String>> = vec![None; n];
         for (i, (it, p)) in items.iter().zip(payloads).enumerate() {
-            let vars = self.vars(object, &it.key, p, &Map::new());
+            let p = match self.session.resolve_fields(object, p).await {
+                Ok(p) => p,
+                Err(e) => {
+                    unrendered[i] = Some(self.reason(&e));
+                    rendered.push(Value::Null);
+                    continue;
+                }
+            };
+            let vars = self.vars(object, &it.key, &p, &Map::new());
             let ctx = self.session.context(vars);
             let v = match &op.item {
                 Some(tree) => match t.tree(tree, &ctx) {
@@ -227,7 +235,7 @@ impl Deliverer {
                         Value::Null
                     }
                 },
-                None => Value::Object(p.clone()),
+                None => Value::Object(p.into_owned()),
             };
             rendered.push(v);
         }

@@ -299,6 +299,18 @@ impl crate::connector::workflow::ActionLedger for Ledger {
         }
     }
 
+    fn begin_idempotent(&self, key: &str, trigger: &str, action: &str) -> Option<String> {
+        let object = Self::action_object(trigger, action);
+        match self.claim_many(&object, &[key]).map(|mut c| c.pop()) {
+            Ok(Some(Claim::Fresh | Claim::Unknown)) | Ok(None) => None,
+            Ok(Some(Claim::Done(_))) => Some("already ran for this record".into()),
+            Ok(Some(Claim::Busy { owner })) => {
+                Some(format!("another process ({owner}) is running it"))
+            }
+            Err(e) => Some(e),
+        }
+    }
+
     fn finish(
         &self,
         key: &str,

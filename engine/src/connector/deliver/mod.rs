@@ -16,6 +16,7 @@
 //! `object.rs` (one object's state machine), `batch.rs` (batch creates and pairing results),
 //! `dedupe.rs` (batch duplicate detection: the same states for a batch of records),
 //! `lookup.rs` (reads by id or unique field, searches for many values at once).
+//! `related.rs` (the connector's related objects, lookups and associations).
 
 mod batch;
 mod dedupe;
@@ -25,6 +26,7 @@ mod lookup;
 
 pub use ledger::process_owner;
 mod object;
+mod related;
 
 use super::{ConnectorError, Session};
 use crate::record::Mapped;
@@ -278,6 +280,8 @@ enum Unit {
     Dedupe(String, Vec<DeliveryItem>),
     Single(DeliveryItem),
     Rejected(RejectedInput),
+    /// A record whose related objects do not render (why): not sent.
+    Unexpandable(DeliveryItem, String),
 }
 
 impl Deliverer {
@@ -394,16 +398,19 @@ impl Deliverer {
         for i in chunk {
             match i {
                 Input::Rejected(r) => out.push(Unit::Rejected(r)),
-                Input::Record(it) => {
-                    let group = match self.batchable(&it) {
-                        Some(o) => Some((o.to_string(), false)),
-                        None => self.dedupe_batchable(&it).map(|o| (o.to_string(), true)),
-                    };
-                    match group {
-                        Some(g) => groups.entry(g).or_default().push(it),
-                        None => out.push(Unit::Single(it)),
+                Input::Record(mut it) => match self.expand(&mut it) {
+                    Err(why) => out.push(Unit::Unexpandable(it, why)),
+                    Ok(()) => {
+                        let group = match self.batchable(&it) {
+                            Some(o) => Some((o.to_string(), false)),
+                            None => self.dedupe_batchable(&it).map(|o| (o.to_string(), true)),
+                        };
+                        match group {
+                            Some(g) => groups.entry(g).or_default().push(it),
+                            None => out.push(Unit::Single(it)),
+                        }
                     }
-                }
+                },
             }
         }
         for ((object, dedupe), its) in groups {
@@ -424,7 +431,7 @@ impl Deliverer {
             Unit::Batch(_, items) | Unit::Dedupe(_, items) => {
                 (items.first().map_or("", |i| i.key.as_str()), items.len())
             }
-            Unit::Single(it) => (it.key.as_str(), 1),
+            Unit::Single(it) | Unit::Unexpandable(it, _) => (it.key.as_str(), 1),
             Unit::Rejected(r) => (r.key.as_str(), 1),
         };
         let span = tracing::info_span!(
@@ -439,11 +446,21 @@ impl Deliverer {
     }
 
     async fn run_unit_inner(&self, u: Unit) -> Vec<RecordResult> {
+        if let Unit::Unexpandable(_, why) = &u {
+            let why = why.clone();
+            return self.not_sent(u, &why);
+        }
+        if !matches!(u, Unit::Rejected(_))
+            && let Err(why) = self.session.resolve_lookups().await
+        {
+            return self.not_sent(u, &why);
+        }
         match u {
             Unit::Batch(object, items) => self.deliver_batch(object, items).await,
             Unit::Dedupe(object, items) => self.deliver_dedupe_batch(object, items).await,
             Unit::Single(it) => vec![self.deliver_record(it).await],
             Unit::Rejected(r) => vec![self.reject(r)],
+            Unit::Unexpandable(it, why) => vec![self.unsendable(&it, &why)],
         }
     }
 
@@ -452,6 +469,7 @@ impl Deliverer {
             .duplicate_detection
             .as_ref()
             .filter(|d| d.enabled && object == self.opts.dedupe_object)
+            .or_else(|| self.related_find(object))
     }
 
     /// The object of a record that can go through a batch create.
@@ -564,9 +582,11 @@ impl Deliverer {
         let n = item.mapped.objects.len();
         for (i, (object, payload)) in item.mapped.objects.iter().enumerate() {
             let last = i + 1 == n;
+            let guards = self.related_locks(object, payload).await;
             let r = self
                 .deliver_object(&item.key, object, payload, &ids, last)
                 .await;
+            drop(guards);
             let o = match r {
                 Ok(done) => ObjectOutcome {
                     key: item.key.clone(),
@@ -610,7 +630,8 @@ impl Deliverer {
             }
             out.objects.push(o);
         }
-        out.actions = self.run_triggers(&item, &ids).await;
+        out.actions = self.associate(&item, &ids).await;
+        out.actions.extend(self.run_triggers(&item, &ids).await);
         out
     }
 

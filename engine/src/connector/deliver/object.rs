@@ -273,6 +273,13 @@ impl Deliverer {
         ids: &Map<String, Value>,
         last: bool,
     ) -> Result<Done, Fail> {
+        // Custom fields the CRM addresses by keys of its own: resolved before anything is
+        // claimed or sent (a name the CRM does not know fails the record, naming it).
+        let sent = self
+            .session
+            .resolve_fields(object, payload)
+            .await
+            .map_err(|e| self.fail(&e, 0, None))?;
         let claim = match &self.ledger {
             Some(l) => l.claim(object, key).await.map_err(|reason| Fail {
                 reason,
@@ -285,7 +292,7 @@ impl Deliverer {
         let dd = self.dd_for(object);
         let action = dd.map(|d| d.action).unwrap_or_default();
         let dry = self.session.is_dry_run();
-        let vars = self.vars(object, key, payload, ids);
+        let vars = self.vars(object, key, &sent, ids);
         let identity = self.identity(object, payload);
         let idempotent = self.create_op(object).is_some_and(is_idempotent);
         let mut existing: Option<(Value, Source)> = None;
@@ -376,15 +383,17 @@ impl Deliverer {
             }
             if action == DuplicateAction::Skip && dd.is_some() {
                 self.settle(object, key, &id, payload, last)?;
-                let why = if source == Source::Delivered {
-                    "delivered before (duplicate action: skip)"
+                let why = if let Some(f) = self.related_find(object) {
+                    format!("exists (found by {}); reused", f.match_fields.join(", "))
+                } else if source == Source::Delivered {
+                    "delivered before (duplicate action: skip)".into()
                 } else {
-                    "duplicate (action: skip)"
+                    "duplicate (action: skip)".into()
                 };
                 return Ok(Done {
                     outcome: Outcome::Skipped,
                     id: Some(id),
-                    note: Some(why.into()),
+                    note: Some(why),
                 });
             }
             let Some(up) = conn.find_op(object, OperationKind::Update) else {
