@@ -7,12 +7,15 @@
 //!   state is checked and used up, the code exchanged at the vendor's token endpoint, and the
 //!   tokens stored sealed for the tenant; the tenant's routes to that connector (with
 //!   `auth_flow = "oauth"`) then call the API with them and refresh them when they expire.
-//! - `GET /v1/tenants/{t}/connections/{connector}` (API key): connected or not.
-//! - `DELETE /v1/tenants/{t}/connections/{connector}` (API key): revoke at the vendor and forget.
+//! - `GET /v1/tenants/{t}/connections/{connector}` (API key): the connection, 404
+//!   `not_connected` when there is none.
+//! - `DELETE /v1/tenants/{t}/connections/{connector}` (API key): revoke at the vendor and
+//!   forget (404 `not_connected` when there is nothing to remove).
 //!
-//! A refused callback answers 400 with a stable code (`state_invalid`, `state_expired`,
-//! `state_used_or_unknown`, `access_denied`, `code_missing`) and 502 `exchange_failed` when the
-//! vendor refuses the code (its reason, secrets redacted, in `detail`).
+//! A callback whose state does not hold answers 403 with a stable code (`state_invalid`,
+//! `state_expired`, `state_used_or_unknown`; a denied consent: `access_denied`), 400
+//! `code_missing`, and 502 `exchange_failed` when the vendor refuses the code (its reason,
+//! secrets redacted, in `detail`).
 
 use super::App;
 use super::tenant::{authorise, error};
@@ -57,6 +60,18 @@ fn oauth_route(
     Ok(route)
 }
 
+/// The route of a tenant's request about `connector`: the tenant's key, then its OAuth route.
+#[allow(clippy::result_large_err)] // an axum answer, built once on a cold path
+async fn keyed_route(
+    app: &App,
+    headers: &HeaderMap,
+    tenant: &str,
+    connector: &str,
+) -> Result<Arc<WebhookRoute>, Response> {
+    authorise(app, headers, tenant).await?;
+    with_oauth(app, tenant, connector)
+}
+
 /// `GET /v1/oauth/{connector}/authorize?tenant=T`.
 pub(super) async fn authorize(
     State(app): State<Arc<App>>,
@@ -65,13 +80,9 @@ pub(super) async fn authorize(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(tenant) = q.get("tenant").filter(|t| !t.is_empty()).cloned() else {
-        return error(StatusCode::BAD_REQUEST, "tenant_missing");
-    };
-    if let Err(r) = authorise(&app, &headers, &tenant).await {
-        return r;
-    }
-    let route = match with_oauth(&app, &tenant, &connector) {
+    // The key first: a request without one is told 401 whatever else is wrong with it.
+    let tenant = q.get("tenant").cloned().unwrap_or_default();
+    let route = match keyed_route(&app, &headers, &tenant, &connector).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -134,7 +145,7 @@ pub(super) async fn callback(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(state) = q.get("state").filter(|s| !s.is_empty() && s.len() <= 256) else {
-        return error(StatusCode::BAD_REQUEST, "state_invalid");
+        return error(StatusCode::FORBIDDEN, "state_invalid");
     };
     let Some(store) = app.engine.store().cloned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
@@ -149,13 +160,13 @@ pub(super) async fn callback(
         Ok(g) => g,
         Err(refusal) => {
             tracing::warn!(connector, code = refusal.code(), "OAuth callback refused");
-            return error(StatusCode::BAD_REQUEST, refusal.code());
+            return error(StatusCode::FORBIDDEN, refusal.code());
         }
     };
     let tenant = granted.tenant;
     if q.contains_key("error") {
         tracing::info!(tenant, connector, "OAuth consent denied by the user");
-        return error(StatusCode::BAD_REQUEST, "access_denied");
+        return error(StatusCode::FORBIDDEN, "access_denied");
     }
     let Some(code) = q.get("code").filter(|c| !c.is_empty() && c.len() <= 2048) else {
         return error(StatusCode::BAD_REQUEST, "code_missing");
@@ -198,16 +209,14 @@ pub(super) async fn status(
     Path((tenant, connector)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(&app, &headers, &tenant).await {
-        return r;
-    }
-    let route = match with_oauth(&app, &tenant, &connector) {
+    let route = match keyed_route(&app, &headers, &tenant, &connector).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let connected = route.route().session().oauth_connected();
-    axum::Json(json!({"tenant": tenant, "connector": connector, "connected": connected}))
-        .into_response()
+    if !route.route().session().oauth_connected() {
+        return error(StatusCode::NOT_FOUND, "not_connected");
+    }
+    axum::Json(json!({"tenant": tenant, "connector": connector, "connected": true})).into_response()
 }
 
 /// `DELETE /v1/tenants/{tenant}/connections/{connector}`.
@@ -216,13 +225,13 @@ pub(super) async fn disconnect(
     Path((tenant, connector)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(&app, &headers, &tenant).await {
-        return r;
-    }
-    let route = match with_oauth(&app, &tenant, &connector) {
+    let route = match keyed_route(&app, &headers, &tenant, &connector).await {
         Ok(r) => r,
         Err(r) => return r,
     };
+    if !route.route().session().oauth_connected() {
+        return error(StatusCode::NOT_FOUND, "not_connected");
+    }
     match route.route().session().oauth_disconnect().await {
         Ok(d) => {
             tracing::info!(
