@@ -1,6 +1,6 @@
 //! Tests written inside mapping specs (`tests = [...]`): an input record, the clock, and what
 //! the mapping must make of it. [`check`] is what `validate` says about them without running
-//! anything (E250–E252); [`run`] maps each input with the compiled plan and compares.
+//! anything (E250–E252); [`run_case`] maps each input with the compiled plan and compares.
 //!
 //! Comparison: objects exactly (every object the mapping makes is listed, with exactly the
 //! listed fields) unless `partial`; numbers by value (`1` equals `1.0`); triggers by name in
