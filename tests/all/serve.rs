@@ -1603,6 +1603,20 @@ async fn hubspot_oauth_onboarding_runs_end_to_end_and_refuses_forged_or_reused_s
     emu.shutdown().await;
 }
 
+/// The HubSpot emulator answering every request after `slow_ms`.
+async fn slow_hubspot(slow_ms: u64) -> switchyard_sandbox::Emulator {
+    use switchyard_sandbox::{FaultConfig, SandboxOptions, Vendor};
+    let emu = switchyard_sandbox::start(Vendor::Hubspot, SandboxOptions::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(FaultConfig {
+        slow_ms,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    emu
+}
+
 /// A route from CallRail (its signing key from the environment variable `key_env`) for
 /// `tenant` to the HubSpot emulator `emu`, duplicate detection by e-mail on.
 fn emulator_route(emu: &switchyard_sandbox::Emulator, tenant: &str, key_env: &str) -> Value {
@@ -1899,15 +1913,7 @@ async fn a_fan_out_cut_between_its_routes_resumes_with_only_the_route_that_had_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_accepted_answers_202_at_once_and_the_workers_deliver_in_order() {
-    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
-    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
-        .await
-        .expect("emulator");
-    emu.set_faults(FaultConfig {
-        slow_ms: 150,
-        ..FaultConfig::default()
-    })
-    .expect("faults");
+    let emu = slow_hubspot(150).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = dir.path().join("s.sqlite");
     let m = write(
@@ -1985,15 +1991,7 @@ async fn ack_accepted_answers_202_at_once_and_the_workers_deliver_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_inbox_is_answered_503_with_retry_after_until_the_workers_catch_up() {
-    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
-    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
-        .await
-        .expect("emulator");
-    emu.set_faults(FaultConfig {
-        slow_ms: 1_500,
-        ..FaultConfig::default()
-    })
-    .expect("faults");
+    let emu = slow_hubspot(1_500).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = dir.path().join("s.sqlite");
     let m = write(
@@ -2115,15 +2113,7 @@ async fn an_inbox_entry_that_keeps_failing_goes_to_the_dead_letters_instead_of_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_request_in_flight_finish_and_be_delivered_then_exits_0() {
-    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
-    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
-        .await
-        .expect("emulator");
-    emu.set_faults(FaultConfig {
-        slow_ms: 2_000,
-        ..FaultConfig::default()
-    })
-    .expect("faults");
+    let emu = slow_hubspot(2_000).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = dir.path().join("s.sqlite");
     let m = write(
@@ -2166,15 +2156,8 @@ async fn sigterm_lets_a_request_in_flight_finish_and_be_delivered_then_exits_0()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ack_accepted_sigterm_finishes_the_delivery_in_hand_and_keeps_the_rest_for_the_next_start()
  {
-    use switchyard_sandbox::{self as sandbox, FaultConfig, SandboxOptions, Vendor};
-    let emu = sandbox::start(Vendor::Hubspot, SandboxOptions::default())
-        .await
-        .expect("emulator");
-    emu.set_faults(FaultConfig {
-        slow_ms: 1_500,
-        ..FaultConfig::default()
-    })
-    .expect("faults");
+    use switchyard_sandbox::FaultConfig;
+    let emu = slow_hubspot(1_500).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = dir.path().join("s.sqlite");
     let m = write(
