@@ -60,6 +60,21 @@ fn oauth_route(
     Ok(route)
 }
 
+/// An error's text with every secret of the route's session (tokens included) removed.
+fn redacted(route: &WebhookRoute, e: &impl std::fmt::Display) -> String {
+    route
+        .route()
+        .session()
+        .redactor()
+        .redact(&e.to_string())
+        .into_owned()
+}
+
+/// 502: the vendor refused what onboarding asked of it.
+fn bad_gateway(body: serde_json::Value) -> Response {
+    (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+}
+
 /// The route of a tenant's request about `connector`: the tenant's key, then its OAuth route.
 #[allow(clippy::result_large_err)] // an axum answer, built once on a cold path
 async fn keyed_route(
@@ -126,12 +141,7 @@ pub(super) async fn authorize(
                 .into_response()
         }
         Err(e) => {
-            let detail = route
-                .route()
-                .session()
-                .redactor()
-                .redact(&e.to_string())
-                .into_owned();
+            let detail = redacted(&route, &e);
             tracing::error!(tenant, connector, error = %detail, "OAuth authorize URL not built");
             error(StatusCode::INTERNAL_SERVER_ERROR, "oauth_misconfigured")
         }
@@ -187,18 +197,9 @@ pub(super) async fn callback(
                 .into_response()
         }
         Err(e) => {
-            let detail = route
-                .route()
-                .session()
-                .redactor()
-                .redact(&e.to_string())
-                .into_owned();
+            let detail = redacted(&route, &e);
             tracing::warn!(tenant, connector, error = %detail, "OAuth code exchange failed");
-            (
-                StatusCode::BAD_GATEWAY,
-                axum::Json(json!({"error": "exchange_failed", "detail": detail})),
-            )
-                .into_response()
+            bad_gateway(json!({"error": "exchange_failed", "detail": detail}))
         }
     }
 }
@@ -245,19 +246,10 @@ pub(super) async fn disconnect(
             .into_response()
         }
         Err(e) => {
-            let detail = route
-                .route()
-                .session()
-                .redactor()
-                .redact(&e.to_string())
-                .into_owned();
+            let detail = redacted(&route, &e);
             tracing::warn!(tenant, connector, error = %detail, "OAuth revocation refused; tokens forgotten");
-            (
-                StatusCode::BAD_GATEWAY,
-                axum::Json(json!({"error": "revocation_failed", "detail": detail,
-                                  "had_tokens": true, "revoked": false})),
-            )
-                .into_response()
+            bad_gateway(json!({"error": "revocation_failed", "detail": detail,
+                               "had_tokens": true, "revoked": false}))
         }
     }
 }
